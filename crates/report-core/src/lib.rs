@@ -1,0 +1,39 @@
+//! One job abstraction over vendors' asynchronous report APIs.
+//!
+//! Vendors make you start a report, wait for it and fetch a file, each in their own way. A
+//! vendor crate (`report-ofd`, `report-docspace`, …) implements the small [`ReportAdapter`]
+//! trait over its generated client; this crate does the rest once for all of them:
+//!
+//! - [`Job`]: start or [resume](Job::resume) from a serializable, versioned [`Ticket`];
+//!   [`wait`](Job::wait) or watch a [stream of statuses](Job::updates); [`cancel`](Job::cancel);
+//!   [`download_to`](Job::download_to) a path (streaming, constant memory, temp file + atomic
+//!   rename, `Range` resume, gzip).
+//! - [`WaitPolicy`]: exponential backoff with jitter and a cap, an overall deadline, a budget of
+//!   consecutive transient errors, `Retry-After`, vendor ETAs and the progress rate.
+//! - [`Error`]: one error type for every vendor, with typed vendor codes and sources.
+//! - [`http`]: the HTTP plumbing vendor crates share (TLS, credential isolation, tracing).
+//!
+//! This crate knows no vendor.
+
+mod adapter;
+mod clock;
+mod download;
+mod error;
+pub mod http;
+mod job;
+mod lenient;
+mod policy;
+mod status;
+mod ticket;
+
+pub use adapter::{Download, ReportAdapter, Started};
+pub use clock::{Clock, TokioClock, VirtualClock};
+pub use download::{DownloadOptions, DownloadSummary};
+pub use error::{BoxError, EXCERPT_LEN, Error, Result, excerpt};
+pub use job::{Job, JobStats};
+pub use policy::{Scheduler, WaitPolicy};
+pub use status::{Artifact, Compression, Progress, Status};
+pub use ticket::{TICKET_VERSION, Ticket};
+
+/// Secret strings: redacted in `Debug`, zeroed on drop. Credentials are always held in these.
+pub use secrecy::{ExposeSecret, SecretString};

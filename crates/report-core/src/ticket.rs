@@ -1,0 +1,98 @@
+//! The serializable handle of a started report: enough to poll, download or cancel it later,
+//! from another process or machine. It never holds a credential.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The ticket format this version writes. Readers accept this version and older ones.
+pub const TICKET_VERSION: u32 = 1;
+
+/// A started report job.
+///
+/// Serialize it (`serde_json::to_string`) to resume the job later with
+/// [`Job::resume`](crate::Job::resume). The format is versioned: a ticket written by a newer
+/// format is refused with a clear error rather than misread.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ticket {
+    /// Format version, [`TICKET_VERSION`] when written by this crate.
+    pub version: u32,
+    /// The vendor's short name, e.g. `ofd`. A ticket is refused by other vendors' adapters.
+    pub vendor: String,
+    /// The vendor's id of the report (or task token).
+    pub id: String,
+    /// When the job was started, by the starting machine's clock.
+    pub started_at: DateTime<Utc>,
+    /// Vendor-specific values needed to find the report again (agreement id, account id…).
+    /// Never credentials.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+}
+
+impl Ticket {
+    /// A new ticket of the current format.
+    pub fn new(vendor: impl Into<String>, id: impl Into<String>, started_at: DateTime<Utc>) -> Self {
+        Ticket {
+            version: TICKET_VERSION,
+            vendor: vendor.into(),
+            id: id.into(),
+            started_at,
+            data: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a vendor-specific value.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.data.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// A vendor-specific value, or `None`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.data.get(key).map(String::as_str)
+    }
+
+    /// A vendor-specific value the adapter cannot do without.
+    pub fn require(&self, key: &str) -> Result<&str> {
+        self.get(key).ok_or_else(|| {
+            Error::Ticket(format!("{} ticket {} lacks `{key}`", self.vendor, self.id))
+        })
+    }
+
+    /// Parses a ticket from JSON, checking its version.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let probe: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::Ticket(format!("not JSON: {e}")))?;
+        match probe.get("version").and_then(|v| v.as_u64()) {
+            None => return Err(Error::Ticket("no `version` field".into())),
+            Some(v) if v > u64::from(TICKET_VERSION) => {
+                return Err(Error::Ticket(format!(
+                    "format version {v} is newer than this program understands ({TICKET_VERSION}); upgrade it"
+                )));
+            }
+            Some(_) => {}
+        }
+        serde_json::from_value(probe).map_err(|e| Error::Ticket(e.to_string()))
+    }
+
+    /// The ticket as compact JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a ticket always serializes")
+    }
+
+    /// Checks that this ticket belongs to `vendor`.
+    pub fn expect_vendor(&self, vendor: &str) -> Result<()> {
+        if self.vendor == vendor {
+            Ok(())
+        } else {
+            Err(Error::Ticket(format!(
+                "ticket belongs to `{}`, not `{vendor}`",
+                self.vendor
+            )))
+        }
+    }
+}

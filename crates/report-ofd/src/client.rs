@@ -1,0 +1,419 @@
+//! The authenticated OFD.ru client: AuthToken obtained, cached until `ExpirationDateUtc`,
+//! renewed a minute early and once more after a 401/403, and attached as the `AuthToken` query
+//! pair to requests for the API's own origin only.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
+use report_core::http::{self, HttpOptions, Redirects};
+use report_core::{Error, ExposeSecret, Result, SecretString};
+use url::Url;
+
+use crate::errors::{self, ERRORS, OfdErrorCode};
+use crate::generated::{self, types};
+
+/// OFD.ru's production API.
+pub const DEFAULT_BASE_URL: &str = "https://ofd.ru";
+
+/// Renew the token this long before it expires.
+const RENEW_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Where and as whom to connect.
+#[derive(Clone, Debug)]
+pub struct OfdConfig {
+    /// API base URL, [`DEFAULT_BASE_URL`] unless testing.
+    pub base_url: String,
+    /// Personal-account login.
+    pub login: String,
+    /// Personal-account password (redacted in `Debug`).
+    pub password: SecretString,
+    /// Timeouts, user agent, insecure-http opt-in.
+    pub http: HttpOptions,
+}
+
+impl OfdConfig {
+    /// Production URL with these credentials.
+    pub fn new(login: impl Into<String>, password: impl Into<String>) -> Self {
+        OfdConfig {
+            base_url: DEFAULT_BASE_URL.into(),
+            login: login.into(),
+            password: SecretString::from(password.into()),
+            http: HttpOptions::default(),
+        }
+    }
+
+    /// Another base URL (a sandbox, a mock).
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Other HTTP options.
+    pub fn with_http(mut self, http: HttpOptions) -> Self {
+        self.http = http;
+        self
+    }
+}
+
+/// State the generated client's hooks read: the API origin and the current token.
+#[derive(Clone)]
+pub struct Inner {
+    base: Url,
+    token: Arc<RwLock<TokenState>>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct TokenState {
+    current: Option<CachedToken>,
+    /// Bumped on every renewal, so a 401 for an old token does not discard a new one.
+    generation: u64,
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    value: SecretString,
+    expires: Option<DateTime<Utc>>,
+}
+
+impl Inner {
+    fn usable_token(&self, now: DateTime<Utc>) -> Option<(SecretString, u64)> {
+        let state = self.token.read().expect("token lock");
+        let token = state.current.as_ref()?;
+        match token.expires {
+            Some(expires) if now + RENEW_MARGIN >= expires => None,
+            _ => Some((token.value.clone(), state.generation)),
+        }
+    }
+
+    fn store(&self, token: CachedToken) -> u64 {
+        let mut state = self.token.write().expect("token lock");
+        state.current = Some(token);
+        state.generation += 1;
+        state.generation
+    }
+
+    fn invalidate(&self, generation: u64) {
+        let mut state = self.token.write().expect("token lock");
+        if state.generation == generation {
+            state.current = None;
+        }
+    }
+
+    fn current_token(&self) -> Option<SecretString> {
+        let state = self.token.read().expect("token lock");
+        state.current.as_ref().map(|t| t.value.clone())
+    }
+
+    /// Adds `AuthToken` to a request for the API's own origin; any other origin gets nothing.
+    fn authorize(&self, request: &mut reqwest::Request) {
+        if !http::may_carry_credentials(&self.base, request.url()) {
+            return;
+        }
+        if let Some(token) = self.current_token() {
+            request
+                .url_mut()
+                .query_pairs_mut()
+                .append_pair("AuthToken", token.expose_secret());
+        }
+    }
+}
+
+impl ClientHooks<Inner> for generated::Client {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        info: &OperationInfo,
+    ) -> std::result::Result<(), progenitor_client::Error<E>> {
+        if info.operation_id != "create_auth_token" {
+            self.inner.authorize(request);
+        }
+        Ok(())
+    }
+
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = http::traced_execute(&self.client, request, info.operation_id).await?;
+        http::normalize_error_response(response, errors::envelope_for).await
+    }
+}
+
+/// An OFD.ru API client that handles the AuthToken for you.
+///
+/// Cloning is cheap; clones share the token.
+#[derive(Clone, Debug)]
+pub struct OfdClient {
+    api: generated::Client,
+    downloads: reqwest::Client,
+    base: Url,
+    login: String,
+    password: SecretString,
+    renewal: Arc<tokio::sync::Mutex<()>>,
+}
+
+type ApiResult<T> = std::result::Result<ResponseValue<T>, progenitor_client::Error<types::ErrorEnvelope>>;
+
+impl OfdClient {
+    /// Checks the configuration (no request is sent).
+    pub fn new(config: OfdConfig) -> Result<Self> {
+        let base = http::check_base_url(&config.base_url, config.http.allow_insecure_http)?;
+        if config.login.trim().is_empty() {
+            return Err(Error::InvalidInput("OFD.ru login is empty".into()));
+        }
+        if config.password.expose_secret().is_empty() {
+            return Err(Error::InvalidInput("OFD.ru password is empty".into()));
+        }
+        let api_http = http::build_client(&config.http, Redirects::SameOriginOnly, false)?;
+        let downloads = http::build_client(&config.http, Redirects::SameOriginOnly, true)?;
+        let inner = Inner {
+            base: base.clone(),
+            token: Arc::default(),
+        };
+        Ok(OfdClient {
+            api: generated::Client::new_with_client(base.as_str().trim_end_matches('/'), api_http, inner),
+            downloads,
+            base,
+            login: config.login,
+            password: config.password,
+            renewal: Arc::default(),
+        })
+    }
+
+    /// The API base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// The generated client, for operations this wrapper does not cover. Requests made through
+    /// it carry the cached token; call [`ensure_token`](Self::ensure_token) first, or use
+    /// [`call`](Self::call), which also renews the token after a 401/403.
+    pub fn api(&self) -> &generated::Client {
+        &self.api
+    }
+
+    /// Makes sure a token valid for at least another minute is cached.
+    pub async fn ensure_token(&self) -> Result<()> {
+        self.token_generation().await.map(|_| ())
+    }
+
+    async fn token_generation(&self) -> Result<u64> {
+        if let Some((_, generation)) = self.api.inner.usable_token(Utc::now()) {
+            return Ok(generation);
+        }
+        // One renewal at a time; the others wait for its result.
+        let _renewing = self.renewal.lock().await;
+        if let Some((_, generation)) = self.api.inner.usable_token(Utc::now()) {
+            return Ok(generation);
+        }
+        let body = types::AuthTokenRequest {
+            login: self.login.clone(),
+            password: self.password.expose_secret().to_string(),
+        };
+        let answer = self.api.create_auth_token().body(body).send().await;
+        let token = match answer {
+            Ok(value) => value.into_inner(),
+            Err(e) if matches!(e.status().map(|s| s.as_u16()), Some(401 | 403)) => {
+                return Err(Error::Auth {
+                    vendor: errors::VENDOR,
+                    status: e.status().map_or(403, |s| s.as_u16()),
+                    message: "login or password refused by CreateAuthToken".into(),
+                });
+            }
+            Err(e) => return Err(ERRORS.map("createAuthToken", e, errors::describe).await),
+        };
+        let value = token.auth_token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Auth {
+            vendor: errors::VENDOR,
+            status: 200,
+            message: "CreateAuthToken answered without an AuthToken".into(),
+        })?;
+        let expires = token.expiration_date_utc.as_deref().and_then(parse_utc);
+        tracing::debug!(expires = ?expires, "obtained an OFD.ru AuthToken");
+        Ok(self.api.inner.store(CachedToken {
+            value: SecretString::from(value),
+            expires,
+        }))
+    }
+
+    /// Runs one generated operation with a valid token; after a 401 (or a 403 that is not
+    /// `AccessDenied`) renews the token once and runs it again.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: report_ofd::OfdClient) -> report_ofd::Result<()> {
+    /// let api = client.api();
+    /// let templates = client.call("listReportTemplates", || api.list_report_templates().send()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call<T, F, Fut>(&self, operation: &str, f: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ApiResult<T>>,
+    {
+        let generation = self.token_generation().await?;
+        match f().await {
+            Ok(value) => Ok(value.into_inner()),
+            Err(e) if token_refused(&e) => {
+                tracing::debug!(operation, "token refused; renewing once");
+                self.api.inner.invalidate(generation);
+                self.token_generation().await?;
+                match f().await {
+                    Ok(value) => Ok(value.into_inner()),
+                    Err(e) if token_refused(&e) => Err(Error::Auth {
+                        vendor: errors::VENDOR,
+                        status: e.status().map_or(401, |s| s.as_u16()),
+                        message: format!("{operation}: the AuthToken was refused even after renewal"),
+                    }),
+                    Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
+                }
+            }
+            Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
+        }
+    }
+
+    /// Opens a URL on the API origin (with the token) or elsewhere (without), from `offset`.
+    pub(crate) async fn open(&self, url: &str, offset: u64) -> Result<report_core::Download> {
+        let attempt = |token: Option<SecretString>| {
+            http::open_url(&self.downloads, &ERRORS, url, offset, &self.base, move |rb| match token {
+                Some(t) => rb.query(&[("AuthToken", t.expose_secret())]),
+                None => rb,
+            })
+        };
+        let generation = self.token_generation().await?;
+        match attempt(self.api.inner.current_token()).await {
+            Err(e) if error_is_token_refusal(&e) => {
+                self.api.inner.invalidate(generation);
+                self.token_generation().await?;
+                attempt(self.api.inner.current_token()).await
+            }
+            other => other,
+        }
+    }
+
+    /// The personal-account id (OfdAgreementId) of a legal entity, by INN and KPP.
+    pub async fn agreement_id(&self, inn: &str, kpp: &str) -> Result<String> {
+        let list = self
+            .call("listReports", || {
+                self.api
+                    .list_reports()
+                    .inn(inn)
+                    .kpp(kpp)
+                    .skip_page_filter(true)
+                    .send()
+            })
+            .await?;
+        list.data
+            .and_then(|d| d.ofd_agreement_id)
+            .or(list.ofd_agreement_id)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| Error::Api {
+                vendor: errors::VENDOR,
+                status: None,
+                code: Some(OfdErrorCode::OfdAgreementNotFound.to_string()),
+                message: format!("no personal account for INN {inn} / KPP {kpp}"),
+                request_id: None,
+                retry_after: None,
+            })
+    }
+
+    /// Every report of the user (paging off), whichever envelope form the server uses.
+    pub async fn reports(&self) -> Result<Vec<types::ReportInfo>> {
+        let list = self
+            .call("listReports", || self.api.list_reports().skip_page_filter(true).send())
+            .await?;
+        Ok(match list.data {
+            Some(data) => data.list,
+            None => list.list,
+        })
+    }
+
+    /// The base report types and their fields.
+    pub async fn report_templates(&self) -> Result<Vec<types::ReportTemplate>> {
+        self.call("listReportTemplates", || self.api.list_report_templates().send())
+            .await
+    }
+
+    /// The user's custom templates.
+    pub async fn custom_templates(&self) -> Result<Vec<types::CustomTemplate>> {
+        self.call("listCustomTemplates", || self.api.list_custom_templates().send())
+            .await
+    }
+}
+
+/// A 401, or a 403 that is not `AccessDenied`, means the token was refused.
+fn token_refused(e: &progenitor_client::Error<types::ErrorEnvelope>) -> bool {
+    match e.status().map(|s| s.as_u16()) {
+        Some(401) => true,
+        Some(403) => match e {
+            progenitor_client::Error::ErrorResponse(rv) => {
+                OfdErrorCode::find(&rv.as_ref().errors) != Some(OfdErrorCode::AccessDenied)
+            }
+            _ => true,
+        },
+        _ => false,
+    }
+}
+
+fn error_is_token_refusal(e: &Error) -> bool {
+    match e {
+        Error::Auth { .. } => true,
+        Error::Api {
+            status: Some(403),
+            code,
+            ..
+        } => code.as_deref() != Some(OfdErrorCode::AccessDenied.as_str()),
+        _ => false,
+    }
+}
+
+/// OFD.ru's dates: ISO 8601 in UTC, usually without an offset (`2021-11-12T10:55:20`), with
+/// or without fractions of a second.
+pub(crate) fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|naive| naive.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_without_offset_are_utc() {
+        let dt = parse_utc("2021-11-12T10:55:20").unwrap();
+        assert_eq!(dt.to_rfc3339(), "2021-11-12T10:55:20+00:00");
+        let frac = parse_utc("2001-09-11T08:46:26.0000000").unwrap();
+        assert_eq!(frac.to_rfc3339(), "2001-09-11T08:46:26+00:00");
+        let offset = parse_utc("2021-11-01T00:00:00.000+03:00").unwrap();
+        assert_eq!(offset.to_rfc3339(), "2021-10-31T21:00:00+00:00");
+        assert!(parse_utc("yesterday").is_none());
+    }
+
+    #[test]
+    fn config_debug_hides_the_password() {
+        let config = OfdConfig::new("user", "hunter2-secret");
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+    }
+
+    #[test]
+    fn insecure_base_urls_are_refused() {
+        let err = OfdClient::new(OfdConfig::new("u", "p").with_base_url("http://ofd.example")).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    }
+}
