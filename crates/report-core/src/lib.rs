@@ -16,6 +16,7 @@
 //! This crate knows no vendor.
 
 mod adapter;
+pub mod auth;
 mod clock;
 mod download;
 mod error;

@@ -2,12 +2,12 @@
 //! renewed a minute early and once more after a 401/403, and attached as the `AuthToken` query
 //! pair to requests for the API's own origin only.
 
-use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
+use report_core::auth::{Token, TokenCache};
 use report_core::http::{self, HttpOptions, Redirects};
 use report_core::{Error, ExposeSecret, Result, SecretString};
 use url::Url;
@@ -19,7 +19,7 @@ use crate::generated::{self, types};
 pub const DEFAULT_BASE_URL: &str = "https://ofd.ru";
 
 /// Renew the token this long before it expires.
-const RENEW_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+const RENEW_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where and as whom to connect.
 #[derive(Clone, Debug)]
@@ -58,69 +58,20 @@ impl OfdConfig {
     }
 }
 
-/// State the generated client's hooks read: the API origin and the current token.
-#[derive(Clone)]
+/// State the generated client's hooks read: the API origin and the token cache.
+#[derive(Clone, Debug)]
 pub struct Inner {
     base: Url,
-    token: Arc<RwLock<TokenState>>,
-}
-
-impl fmt::Debug for Inner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inner")
-            .field("base", &self.base.as_str())
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Default)]
-struct TokenState {
-    current: Option<CachedToken>,
-    /// Bumped on every renewal, so a 401 for an old token does not discard a new one.
-    generation: u64,
-}
-
-#[derive(Clone)]
-struct CachedToken {
-    value: SecretString,
-    expires: Option<DateTime<Utc>>,
+    tokens: Arc<TokenCache>,
 }
 
 impl Inner {
-    fn usable_token(&self, now: DateTime<Utc>) -> Option<(SecretString, u64)> {
-        let state = self.token.read().expect("token lock");
-        let token = state.current.as_ref()?;
-        match token.expires {
-            Some(expires) if now + RENEW_MARGIN >= expires => None,
-            _ => Some((token.value.clone(), state.generation)),
-        }
-    }
-
-    fn store(&self, token: CachedToken) -> u64 {
-        let mut state = self.token.write().expect("token lock");
-        state.current = Some(token);
-        state.generation += 1;
-        state.generation
-    }
-
-    fn invalidate(&self, generation: u64) {
-        let mut state = self.token.write().expect("token lock");
-        if state.generation == generation {
-            state.current = None;
-        }
-    }
-
-    fn current_token(&self) -> Option<SecretString> {
-        let state = self.token.read().expect("token lock");
-        state.current.as_ref().map(|t| t.value.clone())
-    }
-
     /// Adds `AuthToken` to a request for the API's own origin; any other origin gets nothing.
     fn authorize(&self, request: &mut reqwest::Request) {
         if !http::may_carry_credentials(&self.base, request.url()) {
             return;
         }
-        if let Some(token) = self.current_token() {
+        if let Some(token) = self.tokens.current() {
             request
                 .url_mut()
                 .query_pairs_mut()
@@ -161,7 +112,6 @@ pub struct OfdClient {
     base: Url,
     login: String,
     password: SecretString,
-    renewal: Arc<tokio::sync::Mutex<()>>,
 }
 
 type ApiResult<T> = std::result::Result<ResponseValue<T>, progenitor_client::Error<types::ErrorEnvelope>>;
@@ -180,7 +130,7 @@ impl OfdClient {
         let downloads = http::build_client(&config.http, Redirects::SameOriginOnly, true)?;
         let inner = Inner {
             base: base.clone(),
-            token: Arc::default(),
+            tokens: Arc::new(TokenCache::new(RENEW_MARGIN)),
         };
         Ok(OfdClient {
             api: generated::Client::new_with_client(base.as_str().trim_end_matches('/'), api_http, inner),
@@ -188,7 +138,6 @@ impl OfdClient {
             base,
             login: config.login,
             password: config.password,
-            renewal: Arc::default(),
         })
     }
 
@@ -210,14 +159,10 @@ impl OfdClient {
     }
 
     async fn token_generation(&self) -> Result<u64> {
-        if let Some((_, generation)) = self.api.inner.usable_token(Utc::now()) {
-            return Ok(generation);
-        }
-        // One renewal at a time; the others wait for its result.
-        let _renewing = self.renewal.lock().await;
-        if let Some((_, generation)) = self.api.inner.usable_token(Utc::now()) {
-            return Ok(generation);
-        }
+        self.api.inner.tokens.get_or_renew(|| self.renew_token()).await
+    }
+
+    async fn renew_token(&self) -> Result<Token> {
         let body = types::AuthTokenRequest {
             login: self.login.clone(),
             password: self.password.expose_secret().to_string(),
@@ -241,10 +186,10 @@ impl OfdClient {
         })?;
         let expires = token.expiration_date_utc.as_deref().and_then(parse_utc);
         tracing::debug!(expires = ?expires, "obtained an OFD.ru AuthToken");
-        Ok(self.api.inner.store(CachedToken {
+        Ok(Token {
             value: SecretString::from(value),
             expires,
-        }))
+        })
     }
 
     /// Runs one generated operation with a valid token; after a 401 (or a 403 that is not
@@ -266,7 +211,7 @@ impl OfdClient {
             Ok(value) => Ok(value.into_inner()),
             Err(e) if token_refused(&e) => {
                 tracing::debug!(operation, "token refused; renewing once");
-                self.api.inner.invalidate(generation);
+                self.api.inner.tokens.invalidate(generation);
                 self.token_generation().await?;
                 match f().await {
                     Ok(value) => Ok(value.into_inner()),
@@ -291,11 +236,11 @@ impl OfdClient {
             })
         };
         let generation = self.token_generation().await?;
-        match attempt(self.api.inner.current_token()).await {
+        match attempt(self.api.inner.tokens.current()).await {
             Err(e) if error_is_token_refusal(&e) => {
-                self.api.inner.invalidate(generation);
+                self.api.inner.tokens.invalidate(generation);
                 self.token_generation().await?;
-                attempt(self.api.inner.current_token()).await
+                attempt(self.api.inner.tokens.current()).await
             }
             other => other,
         }

@@ -1,0 +1,99 @@
+//! A cached bearer-style token with single-flight renewal, for vendors whose credentials are
+//! exchanged for short-lived tokens (OFD.ru's AuthToken, CloudBlue's JWT).
+
+use std::future::Future;
+use std::sync::RwLock;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use crate::Result;
+
+/// A token and when it expires (`None`: until the server refuses it).
+#[derive(Clone)]
+pub struct Token {
+    pub value: SecretString,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("value", &"[REDACTED]")
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// Caches one token; renews it `margin` before expiry, one renewal at a time.
+///
+/// Each stored token gets a generation number, so a request that failed with an old token
+/// invalidates only that token, never a newer one another task already fetched.
+#[derive(Debug)]
+pub struct TokenCache {
+    state: RwLock<State>,
+    renewal: tokio::sync::Mutex<()>,
+    margin: chrono::Duration,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    current: Option<Token>,
+    generation: u64,
+}
+
+impl TokenCache {
+    /// A cache renewing tokens `margin` before they expire.
+    pub fn new(margin: std::time::Duration) -> Self {
+        TokenCache {
+            state: RwLock::default(),
+            renewal: tokio::sync::Mutex::new(()),
+            margin: chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::zero()),
+        }
+    }
+
+    /// The cached token and its generation, if it is good for at least `margin` more.
+    pub fn usable(&self, now: DateTime<Utc>) -> Option<(SecretString, u64)> {
+        let state = self.state.read().expect("token lock");
+        let token = state.current.as_ref()?;
+        match token.expires {
+            Some(expires) if now + self.margin >= expires => None,
+            _ => Some((token.value.clone(), state.generation)),
+        }
+    }
+
+    /// The cached token, whatever its expiry (for request hooks).
+    pub fn current(&self) -> Option<SecretString> {
+        let state = self.state.read().expect("token lock");
+        state.current.as_ref().map(|t| t.value.clone())
+    }
+
+    /// Returns a usable token's generation, calling `renew` when there is none. Concurrent
+    /// callers wait for one renewal instead of each starting their own.
+    pub async fn get_or_renew<F, Fut>(&self, renew: F) -> Result<u64>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Token>>,
+    {
+        if let Some((_, generation)) = self.usable(Utc::now()) {
+            return Ok(generation);
+        }
+        let _renewing = self.renewal.lock().await;
+        if let Some((_, generation)) = self.usable(Utc::now()) {
+            return Ok(generation);
+        }
+        let token = renew().await?;
+        let mut state = self.state.write().expect("token lock");
+        state.current = Some(token);
+        state.generation += 1;
+        Ok(state.generation)
+    }
+
+    /// Forgets the token of `generation` (after the server refused it).
+    pub fn invalidate(&self, generation: u64) {
+        let mut state = self.state.write().expect("token lock");
+        if state.generation == generation {
+            state.current = None;
+        }
+    }
+}
