@@ -20,7 +20,9 @@ pub fn workspace_root() -> PathBuf {
 
 /// Loads `specs/<vendor>.yaml`.
 pub fn load_spec(vendor: &str) -> OpenAPI {
-    let path = workspace_root().join("specs").join(format!("{vendor}.yaml"));
+    let path = workspace_root()
+        .join("specs")
+        .join(format!("{vendor}.yaml"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -88,7 +90,11 @@ fn status(code: &StatusCode) -> String {
 }
 
 fn ref_name(reference: &str) -> String {
-    reference.rsplit('/').next().unwrap_or(reference).to_string()
+    reference
+        .rsplit('/')
+        .next()
+        .unwrap_or(reference)
+        .to_string()
 }
 
 fn parameter(param: &ReferenceOr<Parameter>) -> String {

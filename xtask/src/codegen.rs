@@ -49,7 +49,10 @@ pub fn run(root: &Path, mode: Mode, vendors: &[String]) -> Result<Outcome> {
     all.sort();
     for v in vendors {
         if !all.contains(v) {
-            bail!("no spec for vendor `{v}`: expected specs/{v}.yaml (have: {})", all.join(", "));
+            bail!(
+                "no spec for vendor `{v}`: expected specs/{v}.yaml (have: {})",
+                all.join(", ")
+            );
         }
     }
     let selected: Vec<&String> = all
@@ -62,7 +65,10 @@ pub fn run(root: &Path, mode: Mode, vendors: &[String]) -> Result<Outcome> {
     for vendor in selected {
         let display = PathBuf::from("specs").join(format!("{vendor}.yaml"));
         let spec = spec::load(&specs_dir.join(format!("{vendor}.yaml")), &display)?;
-        let crate_src = root.join("crates").join(format!("report-{vendor}")).join("src");
+        let crate_src = root
+            .join("crates")
+            .join(format!("report-{vendor}"))
+            .join("src");
         if !crate_src.is_dir() {
             bail!(
                 "{}: no crate for it: expected {}",
@@ -78,7 +84,11 @@ pub fn run(root: &Path, mode: Mode, vendors: &[String]) -> Result<Outcome> {
 
     let mut outcome = Outcome::default();
     for (path, text) in outputs {
-        let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let current = std::fs::read_to_string(&path).ok();
         if current.as_deref() == Some(text.as_str()) {
             outcome.messages.push(format!("fresh    {rel}"));
@@ -152,7 +162,10 @@ fn catch_generator_panic(
     if let Some(inner) = &spec.settings.inner_type
         && inner.parse::<Tokens>().is_err()
     {
-        return Err(spec.error(None, format!("x-codegen inner-type `{inner}` is not a Rust path")));
+        return Err(spec.error(
+            None,
+            format!("x-codegen inner-type `{inner}` is not a Rust path"),
+        ));
     }
     match quiet_catch(|| f(spec)) {
         Ok(Ok(tokens)) => Ok(tokens),
@@ -218,7 +231,7 @@ fn quiet_catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 fn render(spec: &Spec, tokens: Tokens, source: &str, what: &str) -> Result<String, SpecError> {
-    let file: syn::File = syn::parse2(tokens)
+    let file: syn::File = syn::parse2(one_line_docs(tokens))
         .map_err(|e| spec.error(None, format!("generated {what} does not parse: {e}")))?;
     let pretty = prettyplease::unparse(&file);
     let formatted = rustfmt(&pretty).map_err(|e| spec.error(None, format!("{e:#}")))?;
@@ -227,6 +240,116 @@ fn render(spec: &Spec, tokens: Tokens, source: &str, what: &str) -> Result<Strin
          // Do not edit by hand: edit the spec and run `cargo xtask codegen`.\n\n{formatted}",
         vendor = spec.vendor,
     ))
+}
+
+/// Splits every multi-line `#[doc = "…"]` into one attribute per line.
+///
+/// prettyplease prints a multi-line doc attribute as a `/** … */` block whose continuation
+/// lines carry the item's indentation; rustdoc then reads four-space-indented lines as code
+/// blocks and runs them as (failing) doctests. One `///` line each keeps the text as prose.
+fn one_line_docs(tokens: Tokens) -> Tokens {
+    use proc_macro2::{Delimiter, Group, Punct, Spacing, TokenTree};
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        match tree {
+            TokenTree::Punct(p) if p.as_char() == '#' => {
+                let inner = matches!(iter.peek(), Some(TokenTree::Punct(b)) if b.as_char() == '!');
+                let bang = if inner { iter.next() } else { None };
+                match iter.peek() {
+                    Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket => {
+                        let group = match iter.next() {
+                            Some(TokenTree::Group(g)) => g,
+                            _ => unreachable!("peeked a group"),
+                        };
+                        match doc_lines(&group) {
+                            Some(lines) => {
+                                for line in lines {
+                                    out.push(TokenTree::Punct(Punct::new('#', Spacing::Alone)));
+                                    if let Some(b) = &bang {
+                                        out.push(b.clone());
+                                    }
+                                    let attr: Tokens = quote_doc(&line);
+                                    out.push(TokenTree::Group(Group::new(
+                                        Delimiter::Bracket,
+                                        attr,
+                                    )));
+                                }
+                            }
+                            None => {
+                                out.push(TokenTree::Punct(p));
+                                out.extend(bang);
+                                let inner = one_line_docs(group.stream());
+                                let mut g = Group::new(group.delimiter(), inner);
+                                g.set_span(group.span());
+                                out.push(TokenTree::Group(g));
+                            }
+                        }
+                    }
+                    _ => {
+                        out.push(TokenTree::Punct(p));
+                        out.extend(bang);
+                    }
+                }
+            }
+            TokenTree::Group(g) => {
+                let mut new = Group::new(g.delimiter(), one_line_docs(g.stream()));
+                new.set_span(g.span());
+                out.push(TokenTree::Group(new));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The lines of a `doc = "…"` attribute body that spans several lines, else `None`.
+fn doc_lines(group: &proc_macro2::Group) -> Option<Vec<String>> {
+    let mut parts = group.stream().into_iter();
+    let (
+        Some(proc_macro2::TokenTree::Ident(name)),
+        Some(proc_macro2::TokenTree::Punct(eq)),
+        Some(proc_macro2::TokenTree::Literal(lit)),
+        None,
+    ) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if name != "doc" || eq.as_char() != '=' {
+        return None;
+    }
+    let text = syn::parse_str::<syn::LitStr>(&lit.to_string())
+        .ok()?
+        .value();
+    if !text.contains('\n') {
+        return None;
+    }
+    Some(
+        text.trim_end_matches('\n')
+            .lines()
+            .map(|l| {
+                if l.is_empty() || l.starts_with(' ') {
+                    l.to_string()
+                } else {
+                    format!(" {l}")
+                }
+            })
+            .collect(),
+    )
+}
+
+fn quote_doc(line: &str) -> Tokens {
+    let lit = proc_macro2::Literal::string(line);
+    let mut ts = Tokens::new();
+    ts.extend([
+        proc_macro2::TokenTree::Ident(proc_macro2::Ident::new(
+            "doc",
+            proc_macro2::Span::call_site(),
+        )),
+        proc_macro2::TokenTree::Punct(proc_macro2::Punct::new('=', proc_macro2::Spacing::Alone)),
+        proc_macro2::TokenTree::Literal(lit),
+    ]);
+    ts
 }
 
 /// Formats with the toolchain's rustfmt so the committed file passes `cargo fmt --check`.
@@ -257,10 +380,14 @@ fn rustfmt(source: &str) -> Result<String> {
 
 /// Writes through a temporary file in the same folder, so a failure never leaves half a file.
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let dir = path.parent().context("generated file has no parent folder")?;
+    let dir = path
+        .parent()
+        .context("generated file has no parent folder")?;
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("generated")
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("generated")
     ));
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
@@ -321,7 +448,10 @@ mod tests {
         let msg = broken(&format!(
             "{HEAD}paths:\n  /a:\n    get:\n      responses:\n        '200': {{description: ok}}\n"
         ));
-        assert_eq!(msg, "specs/broken.yaml: operation GET /a: has no operationId");
+        assert_eq!(
+            msg,
+            "specs/broken.yaml: operation GET /a: has no operationId"
+        );
     }
 
     #[test]
@@ -329,7 +459,10 @@ mod tests {
         let msg = broken(&format!(
             "{HEAD}paths:\n  /a:\n    get:\n      operationId: x\n      responses:\n        '200': {{description: ok}}\n  /b:\n    get:\n      operationId: x\n      responses:\n        '200': {{description: ok}}\n"
         ));
-        assert!(msg.contains("operation GET /b: operationId `x` is already used by GET /a"), "{msg}");
+        assert!(
+            msg.contains("operation GET /b: operationId `x` is already used by GET /a"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -337,7 +470,10 @@ mod tests {
         let msg = broken(&format!(
             "{HEAD}paths:\n  /a:\n    get:\n      operationId: getA\n      responses:\n        '200': {{description: ok}}\n        '400':\n          description: bad\n          content:\n            application/json:\n              schema: {{$ref: '#/components/schemas/E1'}}\n        '500':\n          description: bad\n          content:\n            application/json:\n              schema: {{$ref: '#/components/schemas/E2'}}\ncomponents:\n  schemas:\n    E1: {{type: object}}\n    E2: {{type: string}}\n"
         ));
-        assert!(msg.contains("operation getA (GET /a): has 2 different error body types"), "{msg}");
+        assert!(
+            msg.contains("operation getA (GET /a): has 2 different error body types"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -346,6 +482,9 @@ mod tests {
         let msg = broken(&format!(
             "{HEAD}paths:\n  /ok:\n    get:\n      operationId: fine\n      responses:\n        '200': {{description: ok}}\n  /a:\n    get:\n      operationId: getA\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {{type: object, properties: {{a: {{type: string}}}}}}\n        '201':\n          description: ok\n          content:\n            application/json:\n              schema: {{type: integer}}\n"
         ));
-        assert!(msg.contains("operation getA (GET /a): progenitor cannot generate it"), "{msg}");
+        assert!(
+            msg.contains("operation getA (GET /a): progenitor cannot generate it"),
+            "{msg}"
+        );
     }
 }

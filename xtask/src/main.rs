@@ -3,7 +3,9 @@
 //! Tasks:
 //! - `codegen [--check] [VENDOR…]`: regenerate `crates/report-<vendor>/src/generated*.rs` from
 //!   `specs/<vendor>.yaml`; with `--check`, write nothing and fail when a file is stale.
+//! - `ci`: every check CI runs (formatting, fresh generated code, clippy, tests).
 
+mod ci;
 mod codegen;
 mod spec;
 
@@ -15,6 +17,7 @@ usage: cargo xtask <task>
 tasks:
   codegen [--check] [VENDOR...]   generate vendor clients from specs/*.yaml
                                   --check: write nothing, print a diff and fail if stale
+  ci                              every CI check: fmt, codegen --check, clippy, tests
 ";
 
 fn main() -> ExitCode {
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
     };
     match task.as_str() {
         "codegen" => run_codegen(rest),
+        "ci" => ci::run(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             ExitCode::SUCCESS

@@ -183,12 +183,9 @@ impl<A: ReportAdapter> Job<A> {
                     }
                     match (cut, total) {
                         (Some(e), _) => Err(e),
-                        (None, Some(total)) if fetched.wire_bytes < total => {
-                            Err(Error::Integrity(format!(
-                                "transfer ended at {} of {total} bytes",
-                                fetched.wire_bytes
-                            )))
-                        }
+                        (None, Some(total)) if fetched.wire_bytes < total => Err(Error::Integrity(
+                            format!("transfer ended at {} of {total} bytes", fetched.wire_bytes),
+                        )),
                         (None, Some(total)) if fetched.wire_bytes > total => {
                             return Err(Error::Integrity(format!(
                                 "received {} bytes, the server announced {total}",
@@ -312,9 +309,10 @@ async fn gunzip(src: &Path, dst: &NamedTempFile) -> Result<(u64, String)> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {
-        let n = decoder.read(&mut buf).await.map_err(|e| {
-            Error::Integrity(format!("the gzip data is corrupt: {e}"))
-        })?;
+        let n = decoder
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::Integrity(format!("the gzip data is corrupt: {e}")))?;
         if n == 0 {
             break;
         }

@@ -53,7 +53,9 @@ pub enum Error {
     },
 
     /// A response could not be understood: wrong shape, wrong content type, not JSON.
-    #[error("{vendor}: cannot decode the answer to {operation}: {message}; body starts: {excerpt:?}")]
+    #[error(
+        "{vendor}: cannot decode the answer to {operation}: {message}; body starts: {excerpt:?}"
+    )]
     Decode {
         vendor: &'static str,
         operation: String,
@@ -77,7 +79,9 @@ pub enum Error {
     Cancelled { vendor: &'static str },
 
     /// The overall deadline of the wait policy passed before the report was ready.
-    #[error("deadline of {deadline:?} passed after {polls} status requests; the report is not ready")]
+    #[error(
+        "deadline of {deadline:?} passed after {polls} status requests; the report is not ready"
+    )]
     Deadline { deadline: Duration, polls: u32 },
 
     /// Transient failures went on longer than the wait policy's budget.
@@ -180,7 +184,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Error::Io {
             action,
             path: path.into(),

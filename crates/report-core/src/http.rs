@@ -348,7 +348,10 @@ impl<'a> VendorErrors<'a> {
             return Error::Decode {
                 vendor: self.vendor,
                 operation: operation.to_string(),
-                message: format!("unexpected HTTP {} answer ({content_type})", status.as_u16()),
+                message: format!(
+                    "unexpected HTTP {} answer ({content_type})",
+                    status.as_u16()
+                ),
                 excerpt: excerpt(&body),
                 source: None,
             };
@@ -541,9 +544,7 @@ pub async fn open_url(
         .get(reqwest::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"))
-        || content_type
-            .as_deref()
-            .is_some_and(|t| t.contains("gzip"))
+        || content_type.as_deref().is_some_and(|t| t.contains("gzip"))
     {
         Compression::Gzip
     } else {
@@ -571,10 +572,7 @@ pub async fn open_url(
 
 /// `Content-Range: bytes START-END/TOTAL` → (START, TOTAL).
 fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
-    let value = headers
-        .get(reqwest::header::CONTENT_RANGE)?
-        .to_str()
-        .ok()?;
+    let value = headers.get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
     let rest = value.strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (start, _) = range.split_once('-')?;
@@ -608,10 +606,19 @@ mod tests {
     #[test]
     fn origins_compare_scheme_host_and_port() {
         let a = Url::parse("https://ofd.ru/api").unwrap();
-        assert!(same_origin(&a, &Url::parse("https://ofd.ru/x?y=1").unwrap()));
+        assert!(same_origin(
+            &a,
+            &Url::parse("https://ofd.ru/x?y=1").unwrap()
+        ));
         assert!(!same_origin(&a, &Url::parse("http://ofd.ru/x").unwrap()));
-        assert!(!same_origin(&a, &Url::parse("https://ofd.ru:8443/x").unwrap()));
-        assert!(!same_origin(&a, &Url::parse("https://evil.ofd.ru/x").unwrap()));
+        assert!(!same_origin(
+            &a,
+            &Url::parse("https://ofd.ru:8443/x").unwrap()
+        ));
+        assert!(!same_origin(
+            &a,
+            &Url::parse("https://evil.ofd.ru/x").unwrap()
+        ));
     }
 
     #[test]
@@ -647,15 +654,24 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(content_disposition_file_name(&h).as_deref(), Some("отчет.xlsx"));
+        assert_eq!(
+            content_disposition_file_name(&h).as_deref(),
+            Some("отчет.xlsx")
+        );
     }
 
     #[test]
     fn content_range_is_parsed() {
         let mut h = HeaderMap::new();
-        h.insert(reqwest::header::CONTENT_RANGE, "bytes 100-199/1000".parse().unwrap());
+        h.insert(
+            reqwest::header::CONTENT_RANGE,
+            "bytes 100-199/1000".parse().unwrap(),
+        );
         assert_eq!(content_range(&h), Some((100, Some(1000))));
-        h.insert(reqwest::header::CONTENT_RANGE, "bytes 100-199/*".parse().unwrap());
+        h.insert(
+            reqwest::header::CONTENT_RANGE,
+            "bytes 100-199/*".parse().unwrap(),
+        );
         assert_eq!(content_range(&h), Some((100, None)));
     }
 }

@@ -157,7 +157,11 @@ impl Scheduler {
     }
 
     fn backoff(&mut self) -> Duration {
-        let exp = self.policy.multiplier.max(1.0).powi(self.attempt.min(64) as i32);
+        let exp = self
+            .policy
+            .multiplier
+            .max(1.0)
+            .powi(self.attempt.min(64) as i32);
         self.attempt = self.attempt.saturating_add(1);
         let secs = self.policy.initial_delay.as_secs_f64() * exp;
         Duration::from_secs_f64(secs.min(self.policy.max_delay.as_secs_f64()))
@@ -215,9 +219,7 @@ mod tests {
         let policy = WaitPolicy::default().with_seed(7);
         let run = |p: &WaitPolicy| {
             let mut s = p.scheduler();
-            (0..20)
-                .map(|_| s.after_error(None))
-                .collect::<Vec<_>>()
+            (0..20).map(|_| s.after_error(None)).collect::<Vec<_>>()
         };
         let a = run(&policy);
         assert_eq!(a, run(&policy));
@@ -231,7 +233,10 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor() {
         let mut s = WaitPolicy::default().with_jitter(0.0).scheduler();
-        assert_eq!(s.after_error(Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(
+            s.after_error(Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
         let p = Progress {
             retry_after: Some(Duration::from_secs(90)),
             ..progress(None)
@@ -268,7 +273,10 @@ mod tests {
 
     #[test]
     fn hints_can_be_turned_off() {
-        let mut s = WaitPolicy::default().with_jitter(0.0).with_hints(false).scheduler();
+        let mut s = WaitPolicy::default()
+            .with_jitter(0.0)
+            .with_hints(false)
+            .scheduler();
         let now = Utc::now();
         let p = Progress {
             eta: Some(now + chrono::Duration::seconds(600)),

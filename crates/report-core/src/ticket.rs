@@ -35,7 +35,11 @@ pub struct Ticket {
 
 impl Ticket {
     /// A new ticket of the current format.
-    pub fn new(vendor: impl Into<String>, id: impl Into<String>, started_at: DateTime<Utc>) -> Self {
+    pub fn new(
+        vendor: impl Into<String>,
+        id: impl Into<String>,
+        started_at: DateTime<Utc>,
+    ) -> Self {
         Ticket {
             version: TICKET_VERSION,
             vendor: vendor.into(),
@@ -65,8 +69,8 @@ impl Ticket {
 
     /// Parses a ticket from JSON, checking its version.
     pub fn from_json(json: &str) -> Result<Self> {
-        let probe: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| Error::Ticket(format!("not JSON: {e}")))?;
+        let probe: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| Error::Ticket(format!("not JSON: {e}")))?;
         match probe.get("version").and_then(|v| v.as_u64()) {
             None => return Err(Error::Ticket("no `version` field".into())),
             Some(v) if v > u64::from(TICKET_VERSION) => {

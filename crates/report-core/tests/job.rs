@@ -127,7 +127,9 @@ impl ReportAdapter for Fake {
         }
         let start = if f.honour_range { offset as usize } else { 0 };
         let cut = f.cuts.lock().unwrap().pop_front();
-        let end = cut.map_or(f.content.len(), |c| c.max(start)).min(f.content.len());
+        let end = cut
+            .map_or(f.content.len(), |c| c.max(start))
+            .min(f.content.len());
         let mut items: Vec<Result<Bytes>> = f.content[start..end]
             .chunks(7)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -188,7 +190,9 @@ async fn the_start_answer_saves_a_poll() {
 #[tokio::test(start_paused = true)]
 async fn a_ready_start_needs_no_poll_at_all() {
     let mut fake = Fake::with_polls(vec![]);
-    fake.starts = Mutex::new(VecDeque::from([Ok(started(Some(Status::Ready(artifact()))))]));
+    fake.starts = Mutex::new(VecDeque::from([Ok(started(Some(Status::Ready(
+        artifact(),
+    ))))]));
     let job = started_job(fake, quick_policy()).await;
     job.wait().await.expect("ready");
     assert_eq!(job.stats().polls, 0);
@@ -260,12 +264,18 @@ async fn failed_and_cancelled_reports_are_errors() {
     })]);
     let job = started_job(fake, quick_policy()).await;
     let err = job.wait().await.unwrap_err();
-    assert!(matches!(&err, Error::JobFailed { code: Some(c), .. } if c == "E42"), "{err}");
+    assert!(
+        matches!(&err, Error::JobFailed { code: Some(c), .. } if c == "E42"),
+        "{err}"
+    );
     assert_eq!(err.to_string(), "fake: the report failed (E42): no data");
 
     let fake = Fake::with_polls(vec![Ok(Status::Cancelled)]);
     let job = started_job(fake, quick_policy()).await;
-    assert!(matches!(job.wait().await.unwrap_err(), Error::Cancelled { .. }));
+    assert!(matches!(
+        job.wait().await.unwrap_err(),
+        Error::Cancelled { .. }
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -277,7 +287,11 @@ async fn the_deadline_ends_the_wait() {
     let err = job.wait().await.unwrap_err();
     assert!(matches!(err, Error::Deadline { .. }), "{err}");
     // The last sleep is cut to the deadline; no time is wasted past it.
-    assert!(t0.elapsed() <= Duration::from_secs(300), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() <= Duration::from_secs(300),
+        "{:?}",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -311,7 +325,9 @@ async fn starts_are_retried_only_when_never_sent() {
     let mut fake = Fake::with_polls(vec![]);
     fake.starts = Mutex::new(VecDeque::from([Err(transport(true)), Ok(started(None))]));
     let fake = Arc::new(fake);
-    let err = Job::<Fake>::start(fake.clone(), &(), quick_policy()).await.unwrap_err();
+    let err = Job::<Fake>::start(fake.clone(), &(), quick_policy())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Transport { .. }));
     assert_eq!(fake.start_calls.load(Ordering::SeqCst), 1);
 
@@ -339,18 +355,29 @@ async fn status_sequence_snapshot() {
 
 #[test]
 fn ticket_format_snapshot_and_versioning() {
-    let ticket = Ticket::new("ofd", "bddf7767-f72b-49a9-90f1-df1b74090d92", chrono::DateTime::UNIX_EPOCH)
-        .with("agreement_id", "d64249c5-61b8-4ed9-b729-9bd7cde127db");
+    let ticket = Ticket::new(
+        "ofd",
+        "bddf7767-f72b-49a9-90f1-df1b74090d92",
+        chrono::DateTime::UNIX_EPOCH,
+    )
+    .with("agreement_id", "d64249c5-61b8-4ed9-b729-9bd7cde127db");
     insta::assert_snapshot!(ticket.to_json());
     assert_eq!(Ticket::from_json(&ticket.to_json()).unwrap(), ticket);
 
     let newer = ticket.to_json().replace("\"version\":1", "\"version\":2");
     let err = Ticket::from_json(&newer).unwrap_err();
-    assert!(err.to_string().contains("newer than this program understands"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("newer than this program understands"),
+        "{err}"
+    );
     assert!(Ticket::from_json("{}").is_err());
     assert!(Ticket::from_json("not json").is_err());
     let job = Job::resume(Fake::default(), ticket.clone(), WaitPolicy::default()).unwrap_err();
-    assert!(job.to_string().contains("belongs to `ofd`, not `fake`"), "{job}");
+    assert!(
+        job.to_string().contains("belongs to `ofd`, not `fake`"),
+        "{job}"
+    );
 }
 
 fn file_fake(content: &[u8]) -> Fake {
@@ -396,7 +423,10 @@ async fn download_restarts_when_the_server_ignores_range() {
     let job = started_job(fake, quick_policy()).await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("r.csv");
-    let summary = job.download_to(&artifact(), &dest, DownloadOptions::default()).await.unwrap();
+    let summary = job
+        .download_to(&artifact(), &dest, DownloadOptions::default())
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), content);
     assert_eq!(summary.restarts, 1);
 }
@@ -414,15 +444,22 @@ async fn gzip_is_decompressed_or_kept() {
     let job = started_job(fake, quick_policy()).await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("r.json");
-    let summary = job.download_to(&artifact(), &dest, DownloadOptions::default()).await.unwrap();
+    let summary = job
+        .download_to(&artifact(), &dest, DownloadOptions::default())
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), plain);
     assert_eq!(summary.sha256, sha256_hex(&plain));
     assert_eq!(summary.wire_bytes, gz.len() as u64);
 
     let kept = dir.path().join("r.json.gz");
-    job.download_to(&artifact(), &kept, DownloadOptions::default().keep_compressed())
-        .await
-        .unwrap();
+    job.download_to(
+        &artifact(),
+        &kept,
+        DownloadOptions::default().keep_compressed(),
+    )
+    .await
+    .unwrap();
     assert_eq!(std::fs::read(&kept).unwrap(), gz);
     assert_eq!(leftovers(dir.path()), ["r.json", "r.json.gz"]);
 }
@@ -435,15 +472,26 @@ async fn a_failed_download_leaves_nothing_at_the_destination() {
     let job = started_job(fake, quick_policy().with_transient_error_budget(3)).await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("r.bin");
-    let err = job.download_to(&artifact(), &dest, DownloadOptions::default()).await.unwrap_err();
+    let err = job
+        .download_to(&artifact(), &dest, DownloadOptions::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::RetriesExhausted { .. }), "{err}");
-    assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
 
     // A checksum mismatch also leaves nothing, and an existing file is not replaced.
     std::fs::write(&dest, b"previous").unwrap();
     let job = started_job(file_fake(&content), quick_policy()).await;
     let err = job
-        .download_to(&artifact(), &dest, DownloadOptions::default().expect_sha256("00"))
+        .download_to(
+            &artifact(),
+            &dest,
+            DownloadOptions::default().expect_sha256("00"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Integrity(_)), "{err}");
@@ -458,7 +506,11 @@ async fn corrupt_gzip_is_an_integrity_error() {
     let job = started_job(fake, quick_policy()).await;
     let dir = tempfile::tempdir().unwrap();
     let err = job
-        .download_to(&artifact(), dir.path().join("x.json"), DownloadOptions::default())
+        .download_to(
+            &artifact(),
+            dir.path().join("x.json"),
+            DownloadOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Integrity(_)), "{err}");
@@ -483,7 +535,10 @@ async fn an_expired_presigned_link_is_refreshed_through_the_vendor() {
     };
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("r.bin");
-    let summary = job.download_to(&stale, &dest, DownloadOptions::default()).await.unwrap();
+    let summary = job
+        .download_to(&stale, &dest, DownloadOptions::default())
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), content);
     assert_eq!(job.stats().polls, 1);
     assert_eq!(summary.restarts, 1);

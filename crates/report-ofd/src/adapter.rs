@@ -65,7 +65,12 @@ fn moscow() -> FixedOffset {
 
 impl OfdReportRequest {
     /// A report over whole days, `from` 00:00:00 to `to` 23:59:59 Moscow time.
-    pub fn for_days(report_type: ReportType, from: NaiveDate, to: NaiveDate, registers: Registers) -> Self {
+    pub fn for_days(
+        report_type: ReportType,
+        from: NaiveDate,
+        to: NaiveDate,
+        registers: Registers,
+    ) -> Self {
         let start = moscow()
             .from_local_datetime(&from.and_time(NaiveTime::MIN))
             .single()
@@ -119,7 +124,8 @@ impl OfdReportRequest {
                 return bad(format!("agreement id {id:?} is not a UUID"));
             }
             Agreement::Lookup { inn, kpp } => {
-                if !(inn.len() == 10 || inn.len() == 12) || !inn.bytes().all(|b| b.is_ascii_digit()) {
+                if !(inn.len() == 10 || inn.len() == 12) || !inn.bytes().all(|b| b.is_ascii_digit())
+                {
                     return bad(format!("INN {inn:?} must be 10 or 12 digits"));
                 }
                 if kpp.len() != 9 || !kpp.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -146,8 +152,12 @@ impl OfdReportRequest {
             ofd_agreement_id: agreement_id,
             custom_report_id: self.custom_report_id.clone(),
             name: self.name.clone(),
-            date_from: self.date_from.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-            date_to: self.date_to.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            date_from: self
+                .date_from
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            date_to: self
+                .date_to
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
             emails_to_notify: (!self.notify.is_empty()).then(|| self.notify.join(";")),
             ffd_type: None,
             groups_list: groups,
@@ -187,7 +197,10 @@ impl OfdAdapter {
 
     /// The job status a report entry means.
     pub fn status_of(&self, report: &types::ReportInfo, agreement_id: Option<&str>) -> Status {
-        let state = report.status.clone().unwrap_or(ReportStatus::Unknown(String::new()));
+        let state = report
+            .status
+            .clone()
+            .unwrap_or(ReportStatus::Unknown(String::new()));
         match state {
             ReportStatus::Done => Status::Ready(self.artifact(report, agreement_id)),
             ReportStatus::Error => Status::Failed {
@@ -204,7 +217,10 @@ impl OfdAdapter {
                 }
                 Status::Pending(Progress {
                     vendor_state: other.to_string(),
-                    eta: report.assumptive_complete_time.as_deref().and_then(parse_utc),
+                    eta: report
+                        .assumptive_complete_time
+                        .as_deref()
+                        .and_then(parse_utc),
                     message: report.report_type_name.clone(),
                     ..Progress::default()
                 })
@@ -214,10 +230,13 @@ impl OfdAdapter {
 
     fn artifact(&self, report: &types::ReportInfo, agreement_id: Option<&str>) -> Artifact {
         let id = report.id.clone().unwrap_or_default();
-        let relative = report.download_url.clone().unwrap_or_else(|| match agreement_id {
-            Some(a) => format!("/api/customer/reports/{id}?OfdAgreementId={a}"),
-            None => format!("/api/customer/reports/{id}"),
-        });
+        let relative = report
+            .download_url
+            .clone()
+            .unwrap_or_else(|| match agreement_id {
+                Some(a) => format!("/api/customer/reports/{id}?OfdAgreementId={a}"),
+                None => format!("/api/customer/reports/{id}"),
+            });
         let url = self
             .client
             .base_url()
@@ -256,9 +275,13 @@ impl ReportAdapter for OfdAdapter {
         let api = self.client.api();
         let envelope = self
             .client
-            .call("createReport", || api.create_report().body(body.clone()).send())
+            .call("createReport", || {
+                api.create_report().body(body.clone()).send()
+            })
             .await?;
-        let report = envelope.data.ok_or_else(|| missing("createReport", "Data"))?;
+        let report = envelope
+            .data
+            .ok_or_else(|| missing("createReport", "Data"))?;
         let id = report
             .id
             .clone()
@@ -280,7 +303,10 @@ impl ReportAdapter for OfdAdapter {
         let reports = self.client.reports().await?;
         let report = reports
             .iter()
-            .find(|r| r.id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&ticket.id)))
+            .find(|r| {
+                r.id.as_deref()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(&ticket.id))
+            })
             .ok_or_else(|| Error::Api {
                 vendor: VENDOR,
                 status: None,

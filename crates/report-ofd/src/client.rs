@@ -114,7 +114,8 @@ pub struct OfdClient {
     password: SecretString,
 }
 
-type ApiResult<T> = std::result::Result<ResponseValue<T>, progenitor_client::Error<types::ErrorEnvelope>>;
+type ApiResult<T> =
+    std::result::Result<ResponseValue<T>, progenitor_client::Error<types::ErrorEnvelope>>;
 
 impl OfdClient {
     /// Checks the configuration (no request is sent).
@@ -133,7 +134,11 @@ impl OfdClient {
             tokens: Arc::new(TokenCache::new(RENEW_MARGIN)),
         };
         Ok(OfdClient {
-            api: generated::Client::new_with_client(base.as_str().trim_end_matches('/'), api_http, inner),
+            api: generated::Client::new_with_client(
+                base.as_str().trim_end_matches('/'),
+                api_http,
+                inner,
+            ),
             downloads,
             base,
             login: config.login,
@@ -159,7 +164,11 @@ impl OfdClient {
     }
 
     async fn token_generation(&self) -> Result<u64> {
-        self.api.inner.tokens.get_or_renew(|| self.renew_token()).await
+        self.api
+            .inner
+            .tokens
+            .get_or_renew(|| self.renew_token())
+            .await
     }
 
     async fn renew_token(&self) -> Result<Token> {
@@ -179,11 +188,14 @@ impl OfdClient {
             }
             Err(e) => return Err(ERRORS.map("createAuthToken", e, errors::describe).await),
         };
-        let value = token.auth_token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Auth {
-            vendor: errors::VENDOR,
-            status: 200,
-            message: "CreateAuthToken answered without an AuthToken".into(),
-        })?;
+        let value = token
+            .auth_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Auth {
+                vendor: errors::VENDOR,
+                status: 200,
+                message: "CreateAuthToken answered without an AuthToken".into(),
+            })?;
         let expires = token.expiration_date_utc.as_deref().and_then(parse_utc);
         tracing::debug!(expires = ?expires, "obtained an OFD.ru AuthToken");
         Ok(Token {
@@ -218,7 +230,9 @@ impl OfdClient {
                     Err(e) if token_refused(&e) => Err(Error::Auth {
                         vendor: errors::VENDOR,
                         status: e.status().map_or(401, |s| s.as_u16()),
-                        message: format!("{operation}: the AuthToken was refused even after renewal"),
+                        message: format!(
+                            "{operation}: the AuthToken was refused even after renewal"
+                        ),
                     }),
                     Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
                 }
@@ -230,10 +244,17 @@ impl OfdClient {
     /// Opens a URL on the API origin (with the token) or elsewhere (without), from `offset`.
     pub(crate) async fn open(&self, url: &str, offset: u64) -> Result<report_core::Download> {
         let attempt = |token: Option<SecretString>| {
-            http::open_url(&self.downloads, &ERRORS, url, offset, &self.base, move |rb| match token {
-                Some(t) => rb.query(&[("AuthToken", t.expose_secret())]),
-                None => rb,
-            })
+            http::open_url(
+                &self.downloads,
+                &ERRORS,
+                url,
+                offset,
+                &self.base,
+                move |rb| match token {
+                    Some(t) => rb.query(&[("AuthToken", t.expose_secret())]),
+                    None => rb,
+                },
+            )
         };
         let generation = self.token_generation().await?;
         match attempt(self.api.inner.tokens.current()).await {
@@ -275,7 +296,9 @@ impl OfdClient {
     /// Every report of the user (paging off), whichever envelope form the server uses.
     pub async fn reports(&self) -> Result<Vec<types::ReportInfo>> {
         let list = self
-            .call("listReports", || self.api.list_reports().skip_page_filter(true).send())
+            .call("listReports", || {
+                self.api.list_reports().skip_page_filter(true).send()
+            })
             .await?;
         Ok(match list.data {
             Some(data) => data.list,
@@ -285,14 +308,18 @@ impl OfdClient {
 
     /// The base report types and their fields.
     pub async fn report_templates(&self) -> Result<Vec<types::ReportTemplate>> {
-        self.call("listReportTemplates", || self.api.list_report_templates().send())
-            .await
+        self.call("listReportTemplates", || {
+            self.api.list_report_templates().send()
+        })
+        .await
     }
 
     /// The user's custom templates.
     pub async fn custom_templates(&self) -> Result<Vec<types::CustomTemplate>> {
-        self.call("listCustomTemplates", || self.api.list_custom_templates().send())
-            .await
+        self.call("listCustomTemplates", || {
+            self.api.list_custom_templates().send()
+        })
+        .await
     }
 }
 
@@ -358,7 +385,8 @@ mod tests {
 
     #[test]
     fn insecure_base_urls_are_refused() {
-        let err = OfdClient::new(OfdConfig::new("u", "p").with_base_url("http://ofd.example")).unwrap_err();
+        let err = OfdClient::new(OfdConfig::new("u", "p").with_base_url("http://ofd.example"))
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidInput(_)), "{err}");
     }
 }

@@ -8,9 +8,8 @@ use progenitor_client::{ClientHooks, OperationInfo, RequestBuilderExt, encode_pa
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
-    /**A flat object (no envelope). On an authorization problem the answer is HTTP 403 with an
-    empty object `{}`.
-    */
+    /// A flat object (no envelope). On an authorization problem the answer is HTTP 403 with an
+    /// empty object `{}`.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -56,10 +55,9 @@ pub mod types {
             Default::default()
         }
     }
-    /**Parameters of a report request. Give either `ReportType` (a base report) or
-    `CustomReportId` (a custom template), and either `KktList`/`GroupsList` or
-    `SelectAllKkts: true`.
-    */
+    /// Parameters of a report request. Give either `ReportType` (a base report) or
+    /// `CustomReportId` (a custom template), and either `KktList`/`GroupsList` or
+    /// `SelectAllKkts: true`.
     #[derive(
         ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
     )]
@@ -200,10 +198,9 @@ pub mod types {
             Default::default()
         }
     }
-    /**The deleted report. The document's example is flat (report fields at the top level,
-    `Status: Deleted`); the envelope form (`Data`) is accepted too. `Status` is therefore a
-    plain string here: a report status in the flat form, `Success` in the envelope form.
-    */
+    /// The deleted report. The document's example is flat (report fields at the top level,
+    /// `Status: Deleted`); the envelope form (`Data`) is accepted too. `Status` is therefore a
+    /// plain string here: a report status in the flat form, `Success` in the envelope form.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -287,15 +284,14 @@ pub mod types {
             Default::default()
         }
     }
-    /**The failure envelope, for every HTTP status other than 200. `Errors` holds messages or
-    error codes: DateFromGreaterThanDateTo (the date range is reversed),
-    OfdAgreementNotFound (the personal account was not found), AccessDenied (access is
-    blocked), ReportSizeError (the report would have too many records), LimitExhausted (the
-    account's disk quota is used up), ReportNotDone (the report is not generated or does
-    not exist), ReportNotFound (the report to delete was not found), InternalError (an
-    internal error of the report system). CreateAuthToken answers 403 with `{}`, which also
-    parses as this envelope (every field is optional).
-    */
+    /// The failure envelope, for every HTTP status other than 200. `Errors` holds messages or
+    /// error codes: DateFromGreaterThanDateTo (the date range is reversed),
+    /// OfdAgreementNotFound (the personal account was not found), AccessDenied (access is
+    /// blocked), ReportSizeError (the report would have too many records), LimitExhausted (the
+    /// account's disk quota is used up), ReportNotDone (the report is not generated or does
+    /// not exist), ReportNotFound (the report to delete was not found), InternalError (an
+    /// internal error of the report system). CreateAuthToken answers 403 with `{}`, which also
+    /// parses as this envelope (every field is optional).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -365,9 +361,8 @@ pub mod types {
             Default::default()
         }
     }
-    /**A report requested by the user. Dates are ISO 8601 without an offset (UTC). URLs are
-    relative to the API's base URL and need the AuthToken added.
-    */
+    /// A report requested by the user. Dates are ISO 8601 without an offset (UTC). URLs are
+    /// relative to the API's base URL and need the AuthToken added.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -548,10 +543,9 @@ pub mod types {
             Default::default()
         }
     }
-    /**The report list inside the `{Data, Status, Elapsed}` envelope. The document's list
-    example (section 3.2) shows the list fields flat, without the envelope: both forms parse,
-    and the client reads `Data` when present, else the flat fields.
-    */
+    /// The report list inside the `{Data, Status, Elapsed}` envelope. The document's list
+    /// example (section 3.2) shows the list fields flat, without the envelope: both forms parse,
+    /// and the client reads `Data` when present, else the flat fields.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -734,9 +728,8 @@ pub mod types {
             Default::default()
         }
     }
-    /**An answer carrying only the outcome: `{"Status": "Success", "Elapsed": …}`
-    (template saves and deletes; report cancel, *unverified*, may also carry `Data`).
-    */
+    /// An answer carrying only the outcome: `{"Status": "Success", "Elapsed": …}`
+    /// (template saves and deletes; report cancel, *unverified*, may also carry `Data`).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -2622,23 +2615,23 @@ pub mod types {
     }
 }
 #[derive(Clone, Debug)]
-/**Client for OFD.ru reports API («ИС Отчеты»)
-
-Asynchronous reports about cash registers (KKT) of OFD.ru, document version 1.3 of
-2021-11-15, corrected by what OFD.ru's public code shows (shared/vendors/FACTS.md).
-
-Authentication: `POST /api/Authorization/CreateAuthToken` returns an `AuthToken` that every
-other request carries as the `AuthToken` query parameter. The parameter is not listed per
-operation: the client adds it in a hook, and only to requests for this API's own origin.
-
-Answers use the envelope `{"Data": …, "Status": "Success", "Elapsed": "hh:mm:ss.fffffff"}`;
-failures `{"Errors": ["…"], "Status": "Failed", "Elapsed": …}` with an HTTP status other than
-200. Unverified beyond the document (kept as documented, parsed tolerantly): token
-lifetime, 401 vs 403, report statuses, the cancel, templates and custom-template endpoints,
-and the failure envelope.
-
-
-Version: 1.3*/
+/// Client for OFD.ru reports API («ИС Отчеты»)
+///
+/// Asynchronous reports about cash registers (KKT) of OFD.ru, document version 1.3 of
+/// 2021-11-15, corrected by what OFD.ru's public code shows (shared/vendors/FACTS.md).
+///
+/// Authentication: `POST /api/Authorization/CreateAuthToken` returns an `AuthToken` that every
+/// other request carries as the `AuthToken` query parameter. The parameter is not listed per
+/// operation: the client adds it in a hook, and only to requests for this API's own origin.
+///
+/// Answers use the envelope `{"Data": …, "Status": "Success", "Elapsed": "hh:mm:ss.fffffff"}`;
+/// failures `{"Errors": ["…"], "Status": "Failed", "Elapsed": …}` with an HTTP status other than
+/// 200. Unverified beyond the document (kept as documented, parsed tolerantly): token
+/// lifetime, 401 vs 403, report statuses, the cancel, templates and custom-template endpoints,
+/// and the failure envelope.
+///
+///
+/// Version: 1.3
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -2703,203 +2696,203 @@ const _: () = {
     }
 };
 impl Client {
-    /**Get an AuthToken for a login and password
-
-    Returns a token valid until `ExpirationDateUtc`; answers 403 with `{}` when the credentials are refused.
-
-    Sends a `POST` request to `/api/Authorization/CreateAuthToken`
-
-    ```ignore
-    let response = client.create_auth_token()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Get an AuthToken for a login and password
+    ///
+    /// Returns a token valid until `ExpirationDateUtc`; answers 403 with `{}` when the credentials are refused.
+    ///
+    /// Sends a `POST` request to `/api/Authorization/CreateAuthToken`
+    ///
+    /// ```ignore
+    /// let response = client.create_auth_token()
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn create_auth_token(&self) -> builder::CreateAuthToken<'_> {
         builder::CreateAuthToken::new(self)
     }
-    /**List the user's reports; with INN and KPP, also find the personal account id (OfdAgreementId)
-
-    Sends a `GET` request to `/api/customer/reports`
-
-    Arguments:
-    - `inn`: Taxpayer id (INN) of the legal entity; with `Kpp`, looks up its OfdAgreementId.
-    - `kpp`: Tax registration reason code (KPP) of the legal entity.
-    - `skip_page_filter`: `true` turns paging off, `false` turns it on.
-    ```ignore
-    let response = client.list_reports()
-        .inn(inn)
-        .kpp(kpp)
-        .skip_page_filter(skip_page_filter)
-        .send()
-        .await;
-    ```*/
+    /// List the user's reports; with INN and KPP, also find the personal account id (OfdAgreementId)
+    ///
+    /// Sends a `GET` request to `/api/customer/reports`
+    ///
+    /// Arguments:
+    /// - `inn`: Taxpayer id (INN) of the legal entity; with `Kpp`, looks up its OfdAgreementId.
+    /// - `kpp`: Tax registration reason code (KPP) of the legal entity.
+    /// - `skip_page_filter`: `true` turns paging off, `false` turns it on.
+    /// ```ignore
+    /// let response = client.list_reports()
+    ///    .inn(inn)
+    ///    .kpp(kpp)
+    ///    .skip_page_filter(skip_page_filter)
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn list_reports(&self) -> builder::ListReports<'_> {
         builder::ListReports::new(self)
     }
-    /**Request a report
-
-    Errors: DateFromGreaterThanDateTo, OfdAgreementNotFound, AccessDenied, ReportSizeError, LimitExhausted, InternalError.
-
-    Sends a `POST` request to `/api/customer/reports`
-
-    ```ignore
-    let response = client.create_report()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Request a report
+    ///
+    /// Errors: DateFromGreaterThanDateTo, OfdAgreementNotFound, AccessDenied, ReportSizeError, LimitExhausted, InternalError.
+    ///
+    /// Sends a `POST` request to `/api/customer/reports`
+    ///
+    /// ```ignore
+    /// let response = client.create_report()
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn create_report(&self) -> builder::CreateReport<'_> {
         builder::CreateReport::new(self)
     }
-    /**List the user's custom report templates (*unverified*)
-
-    Errors: AccessDenied, InternalError.
-
-    Sends a `GET` request to `/api/customer/reports/custom`
-
-    ```ignore
-    let response = client.list_custom_templates()
-        .send()
-        .await;
-    ```*/
+    /// List the user's custom report templates (*unverified*)
+    ///
+    /// Errors: AccessDenied, InternalError.
+    ///
+    /// Sends a `GET` request to `/api/customer/reports/custom`
+    ///
+    /// ```ignore
+    /// let response = client.list_custom_templates()
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn list_custom_templates(&self) -> builder::ListCustomTemplates<'_> {
         builder::ListCustomTemplates::new(self)
     }
-    /**Save a modified custom template (*unverified*)
-
-    Errors: AccessDenied, InternalError.
-
-    Sends a `POST` request to `/api/customer/reports/custom`
-
-    ```ignore
-    let response = client.save_custom_template()
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Save a modified custom template (*unverified*)
+    ///
+    /// Errors: AccessDenied, InternalError.
+    ///
+    /// Sends a `POST` request to `/api/customer/reports/custom`
+    ///
+    /// ```ignore
+    /// let response = client.save_custom_template()
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn save_custom_template(&self) -> builder::SaveCustomTemplate<'_> {
         builder::SaveCustomTemplate::new(self)
     }
-    /**Get one custom template (*unverified*)
-
-    Errors: InternalError.
-
-    Sends a `GET` request to `/api/customer/reports/custom/{id}`
-
-    Arguments:
-    - `id`: Template id (a UUID).
-    ```ignore
-    let response = client.get_custom_template()
-        .id(id)
-        .send()
-        .await;
-    ```*/
+    /// Get one custom template (*unverified*)
+    ///
+    /// Errors: InternalError.
+    ///
+    /// Sends a `GET` request to `/api/customer/reports/custom/{id}`
+    ///
+    /// Arguments:
+    /// - `id`: Template id (a UUID).
+    /// ```ignore
+    /// let response = client.get_custom_template()
+    ///    .id(id)
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn get_custom_template(&self) -> builder::GetCustomTemplate<'_> {
         builder::GetCustomTemplate::new(self)
     }
-    /**Save a custom template by id (*unverified*)
-
-    Errors: AccessDenied, InternalError.
-
-    Sends a `PUT` request to `/api/customer/reports/custom/{id}`
-
-    Arguments:
-    - `id`: Template id (a UUID).
-    - `body`
-    ```ignore
-    let response = client.update_custom_template()
-        .id(id)
-        .body(body)
-        .send()
-        .await;
-    ```*/
+    /// Save a custom template by id (*unverified*)
+    ///
+    /// Errors: AccessDenied, InternalError.
+    ///
+    /// Sends a `PUT` request to `/api/customer/reports/custom/{id}`
+    ///
+    /// Arguments:
+    /// - `id`: Template id (a UUID).
+    /// - `body`
+    /// ```ignore
+    /// let response = client.update_custom_template()
+    ///    .id(id)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn update_custom_template(&self) -> builder::UpdateCustomTemplate<'_> {
         builder::UpdateCustomTemplate::new(self)
     }
-    /**Delete a custom template (*unverified*)
-
-    Errors: AccessDenied, InternalError.
-
-    Sends a `DELETE` request to `/api/customer/reports/custom/{id}`
-
-    Arguments:
-    - `id`: Template id (a UUID).
-    ```ignore
-    let response = client.delete_custom_template()
-        .id(id)
-        .send()
-        .await;
-    ```*/
+    /// Delete a custom template (*unverified*)
+    ///
+    /// Errors: AccessDenied, InternalError.
+    ///
+    /// Sends a `DELETE` request to `/api/customer/reports/custom/{id}`
+    ///
+    /// Arguments:
+    /// - `id`: Template id (a UUID).
+    /// ```ignore
+    /// let response = client.delete_custom_template()
+    ///    .id(id)
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn delete_custom_template(&self) -> builder::DeleteCustomTemplate<'_> {
         builder::DeleteCustomTemplate::new(self)
     }
-    /**List the base report types and their structure (*unverified*)
-
-    Errors: InternalError.
-
-    Sends a `GET` request to `/api/customer/reports/templates`
-
-    ```ignore
-    let response = client.list_report_templates()
-        .send()
-        .await;
-    ```*/
+    /// List the base report types and their structure (*unverified*)
+    ///
+    /// Errors: InternalError.
+    ///
+    /// Sends a `GET` request to `/api/customer/reports/templates`
+    ///
+    /// ```ignore
+    /// let response = client.list_report_templates()
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn list_report_templates(&self) -> builder::ListReportTemplates<'_> {
         builder::ListReportTemplates::new(self)
     }
-    /**Download the generated report file (often a .zip archive)
-
-    Errors: ReportNotDone, InternalError.
-
-    Sends a `GET` request to `/api/customer/reports/{id}`
-
-    Arguments:
-    - `id`: Report id (a UUID).
-    - `ofd_agreement_id`: Id of the personal account the report belongs to.
-    ```ignore
-    let response = client.download_report()
-        .id(id)
-        .ofd_agreement_id(ofd_agreement_id)
-        .send()
-        .await;
-    ```*/
+    /// Download the generated report file (often a .zip archive)
+    ///
+    /// Errors: ReportNotDone, InternalError.
+    ///
+    /// Sends a `GET` request to `/api/customer/reports/{id}`
+    ///
+    /// Arguments:
+    /// - `id`: Report id (a UUID).
+    /// - `ofd_agreement_id`: Id of the personal account the report belongs to.
+    /// ```ignore
+    /// let response = client.download_report()
+    ///    .id(id)
+    ///    .ofd_agreement_id(ofd_agreement_id)
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn download_report(&self) -> builder::DownloadReport<'_> {
         builder::DownloadReport::new(self)
     }
-    /**Delete a generated report
-
-    Errors: OfdAgreementNotFound, AccessDenied, ReportNotFound, InternalError.
-
-    Sends a `DELETE` request to `/api/customer/reports/{id}`
-
-    Arguments:
-    - `id`: Report id (a UUID).
-    - `ofd_agreement_id`: Id of the personal account the report belongs to (`command.ofdAgreementId` in the document).
-    ```ignore
-    let response = client.delete_report()
-        .id(id)
-        .ofd_agreement_id(ofd_agreement_id)
-        .send()
-        .await;
-    ```*/
+    /// Delete a generated report
+    ///
+    /// Errors: OfdAgreementNotFound, AccessDenied, ReportNotFound, InternalError.
+    ///
+    /// Sends a `DELETE` request to `/api/customer/reports/{id}`
+    ///
+    /// Arguments:
+    /// - `id`: Report id (a UUID).
+    /// - `ofd_agreement_id`: Id of the personal account the report belongs to (`command.ofdAgreementId` in the document).
+    /// ```ignore
+    /// let response = client.delete_report()
+    ///    .id(id)
+    ///    .ofd_agreement_id(ofd_agreement_id)
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn delete_report(&self) -> builder::DeleteReport<'_> {
         builder::DeleteReport::new(self)
     }
-    /**Cancel a report that is not generated yet (*unverified* beyond the document's CancelUrl)
-
-    Sends a `GET` request to `/api/customer/reports/{id}/cancel`
-
-    Arguments:
-    - `id`: Report id (a UUID).
-    - `ofd_agreement_id`: Id of the personal account the report belongs to.
-    ```ignore
-    let response = client.cancel_report()
-        .id(id)
-        .ofd_agreement_id(ofd_agreement_id)
-        .send()
-        .await;
-    ```*/
+    /// Cancel a report that is not generated yet (*unverified* beyond the document's CancelUrl)
+    ///
+    /// Sends a `GET` request to `/api/customer/reports/{id}/cancel`
+    ///
+    /// Arguments:
+    /// - `id`: Report id (a UUID).
+    /// - `ofd_agreement_id`: Id of the personal account the report belongs to.
+    /// ```ignore
+    /// let response = client.cancel_report()
+    ///    .id(id)
+    ///    .ofd_agreement_id(ofd_agreement_id)
+    ///    .send()
+    ///    .await;
+    /// ```
     pub fn cancel_report(&self) -> builder::CancelReport<'_> {
         builder::CancelReport::new(self)
     }
@@ -2913,9 +2906,9 @@ pub mod builder {
         ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue, encode_path,
     };
-    /**Builder for [`Client::create_auth_token`]
-
-    [`Client::create_auth_token`]: super::Client::create_auth_token*/
+    /// Builder for [`Client::create_auth_token`]
+    ///
+    /// [`Client::create_auth_token`]: super::Client::create_auth_token
     #[derive(Debug, Clone)]
     pub struct CreateAuthToken<'a> {
         client: &'a super::Client,
@@ -2992,9 +2985,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::list_reports`]
-
-    [`Client::list_reports`]: super::Client::list_reports*/
+    /// Builder for [`Client::list_reports`]
+    ///
+    /// [`Client::list_reports`]: super::Client::list_reports
     #[derive(Debug, Clone)]
     pub struct ListReports<'a> {
         client: &'a super::Client,
@@ -3093,9 +3086,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::create_report`]
-
-    [`Client::create_report`]: super::Client::create_report*/
+    /// Builder for [`Client::create_report`]
+    ///
+    /// [`Client::create_report`]: super::Client::create_report
     #[derive(Debug, Clone)]
     pub struct CreateReport<'a> {
         client: &'a super::Client,
@@ -3172,9 +3165,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::list_custom_templates`]
-
-    [`Client::list_custom_templates`]: super::Client::list_custom_templates*/
+    /// Builder for [`Client::list_custom_templates`]
+    ///
+    /// [`Client::list_custom_templates`]: super::Client::list_custom_templates
     #[derive(Debug, Clone)]
     pub struct ListCustomTemplates<'a> {
         client: &'a super::Client,
@@ -3226,9 +3219,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::save_custom_template`]
-
-    [`Client::save_custom_template`]: super::Client::save_custom_template*/
+    /// Builder for [`Client::save_custom_template`]
+    ///
+    /// [`Client::save_custom_template`]: super::Client::save_custom_template
     #[derive(Debug, Clone)]
     pub struct SaveCustomTemplate<'a> {
         client: &'a super::Client,
@@ -3310,9 +3303,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::get_custom_template`]
-
-    [`Client::get_custom_template`]: super::Client::get_custom_template*/
+    /// Builder for [`Client::get_custom_template`]
+    ///
+    /// [`Client::get_custom_template`]: super::Client::get_custom_template
     #[derive(Debug, Clone)]
     pub struct GetCustomTemplate<'a> {
         client: &'a super::Client,
@@ -3379,9 +3372,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::update_custom_template`]
-
-    [`Client::update_custom_template`]: super::Client::update_custom_template*/
+    /// Builder for [`Client::update_custom_template`]
+    ///
+    /// [`Client::update_custom_template`]: super::Client::update_custom_template
     #[derive(Debug, Clone)]
     pub struct UpdateCustomTemplate<'a> {
         client: &'a super::Client,
@@ -3479,9 +3472,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::delete_custom_template`]
-
-    [`Client::delete_custom_template`]: super::Client::delete_custom_template*/
+    /// Builder for [`Client::delete_custom_template`]
+    ///
+    /// [`Client::delete_custom_template`]: super::Client::delete_custom_template
     #[derive(Debug, Clone)]
     pub struct DeleteCustomTemplate<'a> {
         client: &'a super::Client,
@@ -3548,9 +3541,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::list_report_templates`]
-
-    [`Client::list_report_templates`]: super::Client::list_report_templates*/
+    /// Builder for [`Client::list_report_templates`]
+    ///
+    /// [`Client::list_report_templates`]: super::Client::list_report_templates
     #[derive(Debug, Clone)]
     pub struct ListReportTemplates<'a> {
         client: &'a super::Client,
@@ -3602,9 +3595,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::download_report`]
-
-    [`Client::download_report`]: super::Client::download_report*/
+    /// Builder for [`Client::download_report`]
+    ///
+    /// [`Client::download_report`]: super::Client::download_report
     #[derive(Debug, Clone)]
     pub struct DownloadReport<'a> {
         client: &'a super::Client,
@@ -3685,9 +3678,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::delete_report`]
-
-    [`Client::delete_report`]: super::Client::delete_report*/
+    /// Builder for [`Client::delete_report`]
+    ///
+    /// [`Client::delete_report`]: super::Client::delete_report
     #[derive(Debug, Clone)]
     pub struct DeleteReport<'a> {
         client: &'a super::Client,
@@ -3774,9 +3767,9 @@ pub mod builder {
             }
         }
     }
-    /**Builder for [`Client::cancel_report`]
-
-    [`Client::cancel_report`]: super::Client::cancel_report*/
+    /// Builder for [`Client::cancel_report`]
+    ///
+    /// [`Client::cancel_report`]: super::Client::cancel_report
     #[derive(Debug, Clone)]
     pub struct CancelReport<'a> {
         client: &'a super::Client,
