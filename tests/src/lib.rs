@@ -268,24 +268,101 @@ fn schema_block(out: &mut String, name: &str, schema: &Schema) {
     }
 }
 
-/// One recorded request, as a transcript line block.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TranscriptEntry {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub body: Option<serde_json::Value>,
+/// Header names shown in transcripts; every other header is left out (they vary by client
+/// version and carry nothing a reviewer needs).
+const SHOWN_HEADERS: &[&str] = &[
+    "authorization",
+    "x-subscription-key",
+    "content-type",
+    "range",
+    "cookie",
+];
+
+/// Query keys, JSON body keys and header names whose values are secrets.
+const SECRET_NAMES: &[&str] = &[
+    "authtoken",
+    "password",
+    "secret_key",
+    "authorization",
+    "x-subscription-key",
+    "cookie",
+    "token",
+    "sig",
+];
+
+/// A readable, deterministic transcript of recorded requests: method, path, query and JSON
+/// body, with secret values shown as `[REDACTED]` and the given volatile values (ids, dates)
+/// replaced by stable names.
+pub fn transcript(
+    requests: &[report_sandbox::RecordedRequest],
+    volatile: &[(&str, &str)],
+) -> String {
+    let mut out = String::new();
+    for r in requests {
+        let mut line = format!("{} {} {}", r.origin, r.method, r.path);
+        if let Some(q) = &r.query {
+            let pairs: Vec<String> = url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| {
+                    if is_secret(&k) {
+                        format!("{k}=[REDACTED]")
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect();
+            line.push('?');
+            line.push_str(&pairs.join("&"));
+        }
+        writeln!(out, "{line}").unwrap();
+        for (name, value) in &r.headers {
+            if SHOWN_HEADERS.contains(&name.as_str()) {
+                let value = if is_secret(name) {
+                    let scheme = value
+                        .split_once(' ')
+                        .map(|(s, _)| format!("{s} "))
+                        .unwrap_or_default();
+                    format!("{scheme}[REDACTED]")
+                } else {
+                    value.clone()
+                };
+                writeln!(out, "  {name}: {value}").unwrap();
+            }
+        }
+        if !r.body.is_empty() {
+            let body = match serde_json::from_str::<serde_json::Value>(&r.body) {
+                Ok(mut json) => {
+                    redact_json(&mut json);
+                    serde_json::to_string(&json).unwrap()
+                }
+                Err(_) => format!("<{} bytes of non-JSON body>", r.body.len()),
+            };
+            writeln!(out, "  body: {body}").unwrap();
+        }
+    }
+    for (value, name) in volatile {
+        if !value.is_empty() {
+            out = out.replace(value, name);
+        }
+    }
+    out
 }
 
-/// Replaces every secret value with `[REDACTED]`, and volatile values (`volatile`) with
-/// `[VALUE]`, wherever they occur.
-pub fn redact(text: &str, secrets: &[&str], volatile: &[&str]) -> String {
-    let mut text = text.to_string();
-    for s in secrets.iter().filter(|s| !s.is_empty()) {
-        text = text.replace(s, "[REDACTED]");
+fn is_secret(name: &str) -> bool {
+    SECRET_NAMES.contains(&name.to_ascii_lowercase().as_str())
+}
+
+fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if is_secret(k) && v.is_string() {
+                    *v = serde_json::Value::String("[REDACTED]".into());
+                } else {
+                    redact_json(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
     }
-    for v in volatile.iter().filter(|v| !v.is_empty()) {
-        text = text.replace(v, "[VALUE]");
-    }
-    text
 }

@@ -1,0 +1,140 @@
+//! The command-line interface. Its names are a contract other tools script against: keep them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::vendors;
+
+const EXAMPLES: &str = "\
+Examples:
+  reports demo                                  run one job per vendor against the embedded sandbox
+  reports ofd run --from 2024-01-01 --to 2024-01-31 --type ReceiptReport --all-kkts --out receipts.zip
+  reports ofd start --from 2024-01-01 --to 2024-01-31 --type ReceiptReport --all-kkts > ticket.json
+  reports ofd wait --ticket @ticket.json
+  reports ofd download --ticket @ticket.json --out receipts.zip
+  reports sandbox                               serve the five simulators until Ctrl-C
+
+Exit codes: 0 done; 1 the vendor reports the job failed or cancelled; 2 usage or invalid input
+(nothing was sent); 3 credentials rejected; 4 transport error, vendor error or deadline.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reports",
+    version,
+    about = "Start, wait for, download or cancel vendors' asynchronous reports.",
+    after_help = EXAMPLES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Overall deadline in seconds for waiting (default: 24 hours).
+    #[arg(long, global = true, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// No progress output.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More detail on errors and progress (repeat for HTTP tracing).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Allow plain http:// to hosts other than loopback (credentials would travel unencrypted).
+    #[arg(long, global = true)]
+    pub allow_insecure_http: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// OFD.ru «ИС Отчеты» (credentials: OFD_LOGIN, OFD_PASSWORD).
+    Ofd(VendorCommand<vendors::ofd::Connection, vendors::ofd::Options>),
+    /// Run one job per vendor against the embedded sandbox and print a summary.
+    Demo(DemoArgs),
+    /// Serve the five vendor simulators on loopback until interrupted.
+    Sandbox(SandboxArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A vendor's connection options and one action.
+#[derive(Debug, Args)]
+pub struct VendorCommand<C: Args, O: Args> {
+    #[command(flatten)]
+    pub connection: C,
+    #[command(subcommand)]
+    pub action: Action<O>,
+}
+
+/// What to do with a report.
+#[derive(Debug, Subcommand)]
+pub enum Action<O: Args> {
+    /// Start a report, wait for it with a progress bar, download it.
+    Run {
+        #[command(flatten)]
+        options: O,
+        /// Where to save the report.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+    /// Start a report and print its ticket (JSON) for status, wait, download and cancel.
+    Start {
+        #[command(flatten)]
+        options: O,
+    },
+    /// Ask once for the status of a started report.
+    Status(TicketArg),
+    /// Wait until a started report is ready (or failed).
+    Wait(TicketArg),
+    /// Wait for a started report if needed, then download it.
+    Download {
+        #[command(flatten)]
+        ticket: TicketArg,
+        /// Where to save the report.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+    /// Cancel a started report.
+    Cancel(TicketArg),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TicketArg {
+    /// The ticket `start` printed: JSON, or @FILE to read it from a file.
+    #[arg(long, value_name = "T")]
+    pub ticket: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the five downloaded reports (default: a new temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// How long each simulated report takes, in milliseconds.
+    #[arg(long, default_value_t = 2500, value_name = "MS")]
+    pub job_ms: u64,
+    /// Size of each simulated report, in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// How long each simulated report takes, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub job_ms: u64,
+    /// Size of each simulated report, in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub size: u64,
+}

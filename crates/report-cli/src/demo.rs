@@ -1,0 +1,179 @@
+//! `reports demo`: the embedded sandbox, one job per vendor, five files, a summary table.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
+use report_core::{DownloadOptions, Job, ReportAdapter, WaitPolicy};
+use report_sandbox::{Sandbox, SandboxConfig, Vendor};
+use serde::Serialize;
+
+use crate::cli::{Common, DemoArgs};
+use crate::failure::Failure;
+use crate::progress::Reporter;
+use crate::vendors;
+
+/// One line of the summary.
+#[derive(Debug, Serialize)]
+struct Row {
+    vendor: &'static str,
+    polls: u32,
+    seconds: f64,
+    bytes: u64,
+    sha256: String,
+    /// The checksum matches what the sandbox generated.
+    verified: bool,
+    file: PathBuf,
+    error: Option<String>,
+}
+
+pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
+    let config = SandboxConfig {
+        job_duration: Duration::from_millis(args.job_ms),
+        report_size: args.size,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::start(config)
+        .await
+        .map_err(|e| Failure::Local(format!("cannot start the sandbox: {e}")))?;
+    let dir = match args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Failure::Local(format!("cannot create {}: {e}", dir.display())))?;
+            dir
+        }
+        None => tempfile::Builder::new()
+            .prefix("reports-demo-")
+            .tempdir()
+            .map_err(|e| Failure::Local(format!("cannot create a temporary folder: {e}")))?
+            .keep(),
+    };
+    if !common.quiet {
+        eprintln!(
+            "sandbox up; downloading five reports into {}",
+            dir.display()
+        );
+    }
+
+    let multi =
+        MultiProgress::with_draw_target(if common.quiet || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        });
+    let plain = !common.quiet && !std::io::stderr().is_terminal();
+    let reporter = |vendor: &'static str| {
+        if plain {
+            Reporter::new(vendor, false)
+        } else {
+            Reporter::with_bar(vendor, multi.add(ProgressBar::new(100)))
+        }
+    };
+    let policy = crate::jobs::policy(common);
+    let http = vendors::http_options(common);
+
+    let (ofd,) = futures::join!(async {
+        let (adapter, request) = vendors::ofd::for_sandbox(&sandbox, http.clone())?;
+        Ok::<_, Failure>(
+            one(
+                adapter,
+                request,
+                reporter("ofd"),
+                &dir.join("ofd.zip"),
+                &policy,
+                &sandbox,
+                Vendor::Ofd,
+            )
+            .await,
+        )
+    },);
+    let rows = vec![ofd?];
+    sandbox.shutdown().await;
+    print_summary(&rows, common.json);
+    match rows.iter().find(|r| r.error.is_some() || !r.verified) {
+        Some(bad) => Err(Failure::Local(format!(
+            "the {} demo job did not complete: {}",
+            bad.vendor,
+            bad.error.as_deref().unwrap_or("checksum mismatch")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Runs one job end to end and measures it.
+async fn one<A: ReportAdapter>(
+    adapter: A,
+    request: A::Request,
+    mut reporter: Reporter,
+    out: &Path,
+    policy: &WaitPolicy,
+    sandbox: &Sandbox,
+    vendor: Vendor,
+) -> Row {
+    let started = Instant::now();
+    let name = adapter.vendor();
+    let mut row = Row {
+        vendor: name,
+        polls: 0,
+        seconds: 0.0,
+        bytes: 0,
+        sha256: String::new(),
+        verified: false,
+        file: out.to_path_buf(),
+        error: None,
+    };
+    let result = async {
+        let job = Job::start(adapter, &request, policy.clone()).await?;
+        let waited = job.wait_with(|s| reporter.status(s)).await;
+        row.polls = job.stats().polls;
+        let artifact = waited?;
+        reporter.phase("downloading");
+        let saved = job
+            .download_to(&artifact, out, DownloadOptions::default())
+            .await?;
+        Ok::<_, report_core::Error>((job.ticket().id.clone(), saved))
+    }
+    .await;
+    row.seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok((id, saved)) => {
+            row.verified =
+                sandbox.report_sha256(vendor, &id).as_deref() == Some(saved.sha256.as_str());
+            row.bytes = saved.bytes;
+            row.sha256 = saved.sha256;
+            reporter.finish(&format!("{} bytes", row.bytes));
+        }
+        Err(e) => {
+            reporter.abandon(&e.to_string());
+            row.error = Some(e.to_string());
+        }
+    }
+    row
+}
+
+fn print_summary(rows: &[Row], json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(rows).expect("rows serialize"));
+        return;
+    }
+    println!(
+        "{:<10} {:>5} {:>8} {:>10}  {:<16} {}",
+        "vendor", "polls", "time", "bytes", "sha256", "checksum"
+    );
+    for r in rows {
+        let check = match (&r.error, r.verified) {
+            (Some(e), _) => format!("FAILED: {e}"),
+            (None, true) => "ok".into(),
+            (None, false) => "MISMATCH".into(),
+        };
+        println!(
+            "{:<10} {:>5} {:>7.1}s {:>10}  {:<16} {check}",
+            r.vendor,
+            r.polls,
+            r.seconds,
+            r.bytes,
+            r.sha256.get(..16).unwrap_or(&r.sha256),
+        );
+    }
+}

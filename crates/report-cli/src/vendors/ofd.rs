@@ -1,0 +1,129 @@
+//! `reports ofd …`
+
+use clap::Args;
+use report_ofd::{
+    Agreement, OfdAdapter, OfdClient, OfdConfig, OfdReportRequest, Registers, ReportType,
+};
+
+use crate::cli::Common;
+use crate::dates::{self, DateArg};
+use crate::failure::Failure;
+use crate::jobs::{BuildRequest, Connect};
+use crate::vendors::{http_options, required};
+
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// API base URL.
+    #[arg(long, global = true, env = "OFD_BASE_URL", default_value = report_ofd::DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// Personal-account login.
+    #[arg(long, global = true, env = "OFD_LOGIN", hide_env_values = true)]
+    pub login: Option<String>,
+    /// Personal-account password.
+    #[arg(long, global = true, env = "OFD_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// First day (YYYY-MM-DD, Moscow time) or moment (RFC 3339).
+    #[arg(long, value_parser = dates::parse)]
+    pub from: DateArg,
+    /// Last day (inclusive) or moment.
+    #[arg(long, value_parser = dates::parse)]
+    pub to: DateArg,
+    /// Report type, e.g. ReceiptReport, CloseShiftReport, KKTReport.
+    #[arg(long = "type", value_name = "REPORT_TYPE")]
+    pub report_type: String,
+    /// A register (KKT) id to include; repeat for several.
+    #[arg(long = "kkt", value_name = "ID", required_unless_present = "all_kkts")]
+    pub kkts: Vec<String>,
+    /// Include every register of the account.
+    #[arg(long, conflicts_with = "kkts")]
+    pub all_kkts: bool,
+    /// INN of the legal entity, to look its agreement id up (with --kpp).
+    #[arg(long, requires = "kpp", conflicts_with = "agreement_id")]
+    pub inn: Option<String>,
+    /// KPP of the legal entity (with --inn).
+    #[arg(long, requires = "inn")]
+    pub kpp: Option<String>,
+    /// The personal-account (agreement) id, if known.
+    #[arg(long, value_name = "UUID")]
+    pub agreement_id: Option<String>,
+}
+
+impl Connect for Connection {
+    type Adapter = OfdAdapter;
+
+    fn connect(&self, common: &Common) -> Result<OfdAdapter, Failure> {
+        let login = required(&self.login, "--login", "OFD_LOGIN")?;
+        let password = required(&self.password, "--password", "OFD_PASSWORD")?;
+        let config = OfdConfig::new(login, password)
+            .with_base_url(&self.base_url)
+            .with_http(http_options(common));
+        Ok(OfdAdapter::new(OfdClient::new(config)?))
+    }
+}
+
+impl BuildRequest<OfdReportRequest> for Options {
+    fn build(&self) -> Result<OfdReportRequest, Failure> {
+        dates::check_period(&self.from, &self.to).map_err(Failure::Usage)?;
+        let report_type: ReportType = self
+            .report_type
+            .parse()
+            .unwrap_or_else(|never| match never {});
+        if let ReportType::Unknown(name) = &report_type {
+            let known: Vec<String> = ReportType::KNOWN.iter().map(ToString::to_string).collect();
+            return Err(Failure::Usage(format!(
+                "unknown report type `{name}`; known: {}",
+                known.join(", ")
+            )));
+        }
+        let registers = if self.all_kkts {
+            Registers::All
+        } else {
+            Registers::List(self.kkts.clone())
+        };
+        let mut request =
+            OfdReportRequest::for_days(report_type, self.from.day(), self.to.day(), registers);
+        if let DateArg::Moment(m) = self.from {
+            request.date_from = m;
+        }
+        if let DateArg::Moment(m) = self.to {
+            request.date_to = m;
+        }
+        request.agreement = match (&self.agreement_id, &self.inn, &self.kpp) {
+            (Some(id), _, _) => Agreement::Id(id.clone()),
+            (None, Some(inn), Some(kpp)) => Agreement::Lookup {
+                inn: inn.clone(),
+                kpp: kpp.clone(),
+            },
+            _ => Agreement::Default,
+        };
+        request.validate()?;
+        Ok(request)
+    }
+}
+
+/// The demo job against the sandbox: a month's receipts of the demo account, looked up by INN.
+pub fn for_sandbox(
+    sandbox: &report_sandbox::Sandbox,
+    http: report_core::http::HttpOptions,
+) -> Result<(OfdAdapter, OfdReportRequest), Failure> {
+    use report_sandbox::credentials as c;
+    let config = OfdConfig::new(c::OFD_LOGIN, c::OFD_PASSWORD)
+        .with_base_url(sandbox.base_url(report_sandbox::Vendor::Ofd))
+        .with_http(http);
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+    let request = OfdReportRequest::for_days(
+        ReportType::ReceiptReport,
+        day(1, 1),
+        day(1, 31),
+        Registers::All,
+    )
+    .with_agreement(Agreement::Lookup {
+        inn: c::OFD_INN.into(),
+        kpp: c::OFD_KPP.into(),
+    });
+    Ok((OfdAdapter::new(OfdClient::new(config)?), request))
+}
