@@ -56,7 +56,7 @@ pub struct Common {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// OFD.ru «ИС Отчеты» (credentials: OFD_LOGIN, OFD_PASSWORD).
-    Ofd(VendorCommand<vendors::ofd::Connection, vendors::ofd::Options>),
+    Ofd(Box<VendorCommand<vendors::ofd::Connection, vendors::ofd::Options>>),
     /// Run one job per vendor against the embedded sandbox and print a summary.
     Demo(DemoArgs),
     /// Serve the five vendor simulators on loopback until interrupted.

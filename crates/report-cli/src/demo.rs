@@ -158,8 +158,8 @@ fn print_summary(rows: &[Row], json: bool) {
         return;
     }
     println!(
-        "{:<10} {:>5} {:>8} {:>10}  {:<16} {}",
-        "vendor", "polls", "time", "bytes", "sha256", "checksum"
+        "{:<10} {:>5} {:>8} {:>10}  {:<16} checksum",
+        "vendor", "polls", "time", "bytes", "sha256"
     );
     for r in rows {
         let check = match (&r.error, r.verified) {

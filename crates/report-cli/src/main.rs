@@ -42,7 +42,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let common = cli.common;
     match cli.command {
-        Command::Ofd(command) => jobs::execute(command, &common).await,
+        Command::Ofd(command) => jobs::execute(*command, &common).await,
         Command::Demo(args) => demo::run(args, &common).await,
         Command::Sandbox(args) => sandbox_cmd::run(args).await,
         Command::Completions { shell } => {

@@ -85,6 +85,7 @@ impl<A: ReportAdapter> Job<A> {
         let counters = Counters::default();
         let mut scheduler = policy.scheduler();
         let mut failures = 0;
+        let began = clock.now();
         let started = loop {
             match adapter.start(request).await {
                 Ok(started) => break started,
@@ -99,9 +100,15 @@ impl<A: ReportAdapter> Job<A> {
                             last: Box::new(e),
                         });
                     }
+                    let delay = scheduler.after_error(e.retry_after());
+                    // The overall deadline bounds the retries of a start too.
+                    let spent = (clock.now() - began).to_std().unwrap_or_default();
+                    if policy.deadline.is_some_and(|d| spent + delay > d) {
+                        return Err(e);
+                    }
                     counters.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(vendor = adapter.vendor(), error = %e, "start failed before reaching the server; retrying");
-                    clock.sleep(scheduler.after_error(e.retry_after())).await;
+                    clock.sleep(delay).await;
                 }
                 Err(e) => return Err(e),
             }

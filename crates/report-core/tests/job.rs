@@ -552,3 +552,28 @@ fn leftovers(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_bounds_start_retries_too() {
+    let mut fake = Fake::with_polls(vec![]);
+    fake.starts = Mutex::new((0..20).map(|_| Err(transport(false))).collect());
+    let fake = Arc::new(fake);
+    let policy = quick_policy().with_deadline(Some(Duration::from_secs(10)));
+    let t0 = tokio::time::Instant::now();
+    let err = Job::<Fake>::start(fake.clone(), &(), policy)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                maybe_sent: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Retries after 1, 2 and 4 s; the next (8 s) would pass the 10 s deadline.
+    assert_eq!(fake.start_calls.load(Ordering::SeqCst), 4);
+    assert!(t0.elapsed() <= Duration::from_secs(10));
+}

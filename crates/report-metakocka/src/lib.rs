@@ -1,1 +1,79 @@
-//! Placeholder: being written.
+//! Typed client and report job for MetaKocka's report printing (`POST /rest/eshop/v1/report`).
+//!
+//! - [`api`]: the client generated from `specs/metakocka.yaml` (the asynchronous JSON mode,
+//!   typed models; every value a JSON string).
+//! - [`MetaKockaClient`]: that client with the company's credentials, which travel in the JSON
+//!   body of API requests only; [`MetaKockaClient::print`] prints synchronously and streams the
+//!   file.
+//! - [`MetaKockaAdapter`]: asynchronous printing as a [`report_core`] job, so [`Job`] starts,
+//!   waits (reading the `N / M` at the end of MetaKocka's progress text as a fraction) and
+//!   downloads for you. MetaKocka cannot cancel a print: [`Job::cancel`] is
+//!   [`Error::Unsupported`].
+//! - Errors come inside HTTP 200 as an `opr_code` other than `"0"`: they become
+//!   [`Error::Api`] with that code and MetaKocka's message (a refused secret key:
+//!   [`Error::Auth`]).
+//! - `mock` (feature `mock`): typed httpmock helpers generated from the same spec.
+//!
+//! ```no_run
+//! use report_metakocka::chrono::NaiveDate;
+//! use report_metakocka::{
+//!     Job, MetaKockaAdapter, MetaKockaClient, MetaKockaConfig, MetaKockaReportRequest,
+//!     ReportFormat, WaitPolicy,
+//! };
+//!
+//! # async fn run() -> report_metakocka::Result<()> {
+//! let client = MetaKockaClient::new(MetaKockaConfig::new("16", "secret key"))?;
+//! let day = |d| NaiveDate::from_ymd_opt(2017, 7, d).unwrap();
+//! let request = MetaKockaReportRequest::new("149", ReportFormat::Poi)
+//!     .with_locale("sl")
+//!     .period(day(1), day(31))
+//!     .param("ADD_ATT_HIDDEN_SHOW_BACKGROUND_IMAGE", true);
+//!
+//! let job = Job::start(MetaKockaAdapter::new(client), &request, WaitPolicy::default()).await?;
+//! println!("resume later with: {}", job.ticket().to_json());
+//! let artifact = job.wait().await?;
+//! let saved = job.download_to(&artifact, "report.xlsx", Default::default()).await?;
+//! println!("{} bytes, sha256 {}", saved.bytes, saved.sha256);
+//! # Ok(()) }
+//! ```
+
+mod adapter;
+mod client;
+mod errors;
+mod lenient;
+mod progress;
+mod request;
+mod secret;
+mod sync;
+
+#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
+mod generated;
+
+/// Typed httpmock helpers generated from `specs/metakocka.yaml`, for testing code that uses
+/// this crate: `operations::PrintReportWhen::new(when).body(…)`, `server.print_report(…)`.
+#[cfg(feature = "mock")]
+#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
+#[path = "generated_mock.rs"]
+pub mod mock;
+
+/// The generated MetaKocka client and its types.
+pub mod api {
+    pub use crate::generated::*;
+}
+
+pub use adapter::{MetaKockaAdapter, STATE_PRINTING, STATE_WAITING};
+pub use client::{DEFAULT_BASE_URL, Inner, MetaKockaClient, MetaKockaConfig};
+pub use errors::{OPR_OK, VENDOR, check_answer, is_credentials_refusal};
+pub use lenient::ReportFormat;
+pub use progress::progress_fraction;
+pub use request::{
+    DATE_FROM, DATE_TO, DEFAULT_LOCALE, MetaKockaReportRequest, ParamValue, REPORT_TYPE,
+    ReportParam, format_date,
+};
+pub use secret::SecretKey;
+
+pub use chrono;
+pub use report_core::{
+    self, Artifact, Download, DownloadOptions, DownloadSummary, Error, Job, JobStats, Progress,
+    ReportAdapter, Result, SecretString, Status, Ticket, WaitPolicy, http::HttpOptions,
+};

@@ -111,7 +111,7 @@ async fn token_start_poll_download_delete() {
             elapsed: None,
         });
     });
-    let mut processing = server.list_reports(|when, then| {
+    let processing = server.list_reports(|when, then| {
         when.skip_page_filter(true)
             .into_inner()
             .query_param("AuthToken", TOKEN);
@@ -186,11 +186,11 @@ async fn token_start_poll_download_delete() {
     });
     job.delete().await.expect("deleted");
 
-    auth.assert_hits_async(1).await;
-    create.assert_hits_async(1).await;
-    done.assert_hits_async(1).await;
-    file.assert_hits_async(1).await;
-    delete.assert_hits_async(1).await;
+    auth.assert_calls_async(1).await;
+    create.assert_calls_async(1).await;
+    done.assert_calls_async(1).await;
+    file.assert_calls_async(1).await;
+    delete.assert_calls_async(1).await;
     assert_eq!(job.stats().polls, 2);
 }
 
@@ -223,7 +223,7 @@ async fn start_then_cancel() {
         .await
         .unwrap();
     job.cancel().await.expect("cancelled");
-    cancel.assert_hits_async(1).await;
+    cancel.assert_calls_async(1).await;
     // After a cancel OFD.ru lists the report as Deleted: the wait ends as cancelled.
     let err = job.wait().await.unwrap_err();
     assert!(matches!(err, Error::Cancelled { vendor: "ofd" }), "{err}");
@@ -263,10 +263,10 @@ async fn an_expired_token_mid_job_is_renewed_once_and_the_job_goes_on() {
         .await
         .unwrap();
     job.wait().await.expect("the job goes on after renewal");
-    expired.assert_hits_async(1).await;
-    renewed.assert_hits_async(1).await;
-    auth1.assert_hits_async(1).await;
-    auth2.assert_hits_async(1).await;
+    expired.assert_calls_async(1).await;
+    renewed.assert_calls_async(1).await;
+    auth1.assert_calls_async(1).await;
+    auth2.assert_calls_async(1).await;
 }
 
 #[tokio::test]
@@ -352,7 +352,7 @@ async fn html_error_pages_and_malformed_bodies_are_typed() {
             ..Default::default()
         });
     });
-    let mut gateway = server.list_reports(|_, then| {
+    let gateway = server.list_reports(|_, then| {
         then.into_inner()
             .status(502)
             .header("content-type", "text/html")
@@ -415,7 +415,7 @@ async fn bad_input_is_refused_before_any_request() {
             .await
             .is_err()
     );
-    any.assert_hits_async(0).await;
+    any.assert_calls_async(0).await;
 }
 
 #[tokio::test]
@@ -448,5 +448,5 @@ async fn the_token_never_goes_to_another_origin() {
     job.download_to(&artifact, dir.path().join("r.zip"), Default::default())
         .await
         .unwrap();
-    file.assert_hits_async(1).await;
+    file.assert_calls_async(1).await;
 }

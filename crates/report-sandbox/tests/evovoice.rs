@@ -127,10 +127,10 @@ async fn refusals_and_validation() {
     let url = format!("{base}/reports?accountId=x");
 
     // No User-Agent, or python-requests': 403.
-    let bare = reqwest::Client::new();
+    let bare = common::builder().build().unwrap();
     let response = auth(bare.get(&url)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let python = reqwest::Client::builder()
+    let python = common::builder()
         .user_agent("python-requests/2.31.0")
         .build()
         .unwrap();

@@ -10,11 +10,18 @@ use sha2::{Digest, Sha256};
 
 pub const USER_AGENT: &str = "report-sandbox-tests/0.1";
 
-pub fn client() -> reqwest::Client {
+/// A reqwest builder that works in the unified workspace build too: there, reqwest gets
+/// report-core's `rustls-no-provider` feature and needs a process-wide crypto provider.
+pub fn builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
     reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .build()
-        .expect("client")
+}
+
+pub fn client() -> reqwest::Client {
+    builder().user_agent(USER_AGENT).build().expect("client")
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

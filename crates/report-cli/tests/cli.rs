@@ -1,0 +1,351 @@
+//! The `reports` binary, driven as a user would, against the sandbox: every vendor, every
+//! exit code of the contract (0 done, 1 failed/cancelled, 2 usage, 3 credentials, 4 transport,
+//! vendor error or deadline).
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use report_sandbox::{Sandbox, SandboxConfig, Vendor, credentials as c};
+
+async fn sandbox(fail_reports: bool) -> Sandbox {
+    Sandbox::start(SandboxConfig {
+        job_duration: Duration::from_millis(300),
+        report_size: 4096,
+        fail_reports,
+        ..SandboxConfig::fast()
+    })
+    .await
+    .expect("sandbox starts")
+}
+
+/// `reports` with every vendor's sandbox URL and credentials in its environment, and nothing
+/// inherited that could point it elsewhere.
+fn reports(sandbox: &Sandbox) -> Command {
+    let mut cmd = Command::cargo_bin("reports").expect("the binary is built");
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("OFD_BASE_URL", sandbox.base_url(Vendor::Ofd))
+        .env("OFD_LOGIN", c::OFD_LOGIN)
+        .env("OFD_PASSWORD", c::OFD_PASSWORD)
+        .timeout(Duration::from_secs(60));
+    cmd
+}
+
+const OFD_JOB: &[&str] = &[
+    "--from",
+    "2024-01-01",
+    "--to",
+    "2024-01-31",
+    "--type",
+    "ReceiptReport",
+    "--all-kkts",
+];
+
+fn args<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
+    head.iter().chain(tail).copied().collect()
+}
+
+/// Runs a blocking command while the sandbox keeps serving on the runtime's workers.
+async fn run(mut cmd: Command) -> assert_cmd::assert::Assert {
+    tokio::task::spawn_blocking(move || cmd.assert())
+        .await
+        .expect("the command thread finishes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ofd_run_downloads_the_report() {
+    let sandbox = sandbox(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("receipts.zip");
+    let mut cmd = reports(&sandbox);
+    cmd.args(args(&["ofd", "run"], OFD_JOB))
+        .args(["--out", out.to_str().unwrap(), "--json"]);
+    let output = run(cmd).await.success().get_output().clone();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(json["vendor"], "ofd");
+    assert_eq!(json["file"]["bytes"], 4096);
+    let id = json["id"].as_str().unwrap();
+    assert_eq!(
+        json["file"]["sha256"].as_str(),
+        sandbox.report_sha256(Vendor::Ofd, id).as_deref()
+    );
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 4096);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ofd_start_status_wait_download_from_a_ticket_file() {
+    let sandbox = sandbox(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ticket = dir.path().join("ticket.json");
+
+    let mut start = reports(&sandbox);
+    start.args(args(&["ofd", "start"], OFD_JOB));
+    let output = run(start).await.success().get_output().clone();
+    std::fs::write(&ticket, &output.stdout).unwrap();
+    let at_ticket = format!("@{}", ticket.display());
+
+    let mut status = reports(&sandbox);
+    status.args(["ofd", "status", "--json", "--ticket", &at_ticket]);
+    run(status)
+        .await
+        .success()
+        .stdout(predicate::str::contains(r#""state":"#));
+
+    let mut wait = reports(&sandbox);
+    wait.args(["ofd", "wait", "--quiet", "--ticket", &at_ticket]);
+    run(wait).await.success().stdout("ready\n");
+
+    let out = dir.path().join("r.zip");
+    let mut download = reports(&sandbox);
+    download.args([
+        "ofd",
+        "download",
+        "--quiet",
+        "--ticket",
+        &at_ticket,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    run(download)
+        .await
+        .success()
+        .stdout(predicate::str::starts_with("saved "));
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 4096);
+    // One start for the whole sequence: resuming never starts a second report.
+    assert_eq!(sandbox.stats(Vendor::Ofd).reports_started, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ofd_cancel() {
+    let sandbox = sandbox(false).await;
+    let mut start = reports(&sandbox);
+    start.args(args(&["ofd", "start"], OFD_JOB));
+    let ticket = String::from_utf8(run(start).await.success().get_output().stdout.clone()).unwrap();
+    let mut cancel = reports(&sandbox);
+    cancel.args(["ofd", "cancel", "--ticket", ticket.trim()]);
+    run(cancel).await.success().stdout("cancelled\n");
+    // Waiting for a cancelled report exits 1.
+    let mut wait = reports(&sandbox);
+    wait.args(["ofd", "wait", "--quiet", "--ticket", ticket.trim()]);
+    run(wait).await.code(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_1_when_the_vendor_reports_failure() {
+    let sandbox = sandbox(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.zip");
+    let mut cmd = reports(&sandbox);
+    cmd.args(args(&["ofd", "run"], OFD_JOB))
+        .args(["--out", out.to_str().unwrap()]);
+    run(cmd)
+        .await
+        .code(1)
+        .stderr(predicate::str::contains("the report failed"));
+    assert!(
+        !out.exists(),
+        "nothing is left where the report was expected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_2_for_bad_input_before_any_request() {
+    let sandbox = sandbox(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.zip");
+    let out = out.to_str().unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        // --to before --from
+        vec![
+            "ofd",
+            "run",
+            "--from",
+            "2024-02-01",
+            "--to",
+            "2024-01-01",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+            "--out",
+            out,
+        ],
+        // not a date
+        vec![
+            "ofd",
+            "run",
+            "--from",
+            "2024-13-01",
+            "--to",
+            "2024-01-01",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+            "--out",
+            out,
+        ],
+        // unknown report type
+        vec![
+            "ofd",
+            "run",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+            "--type",
+            "NoSuchReport",
+            "--all-kkts",
+            "--out",
+            out,
+        ],
+        // neither --kkt nor --all-kkts
+        vec![
+            "ofd",
+            "run",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+            "--type",
+            "ReceiptReport",
+            "--out",
+            out,
+        ],
+        // a malformed INN
+        vec![
+            "ofd",
+            "start",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+            "--inn",
+            "12",
+            "--kpp",
+            "772501001",
+        ],
+        // an unreadable ticket
+        vec!["ofd", "status", "--ticket", "{not json"],
+        // a ticket from another vendor
+        vec![
+            "ofd",
+            "status",
+            "--ticket",
+            r#"{"version":1,"vendor":"evovoice","id":"x","started_at":"2024-01-01T00:00:00Z"}"#,
+        ],
+        // the destination folder does not exist
+        vec![
+            "ofd",
+            "run",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+            "--out",
+            "/nonexistent/dir/r.zip",
+        ],
+        // plain http to a non-loopback host
+        vec![
+            "ofd",
+            "start",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+            "--base-url",
+            "http://ofd.example",
+        ],
+    ];
+    for case in cases {
+        let mut cmd = reports(&sandbox);
+        cmd.args(&case);
+        let assert = run(cmd).await.code(2);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        assert!(stderr.contains("error"), "{case:?}: {stderr}");
+    }
+    // Missing credentials.
+    let mut cmd = reports(&sandbox);
+    cmd.env_remove("OFD_PASSWORD")
+        .args(args(&["ofd", "start"], OFD_JOB));
+    run(cmd)
+        .await
+        .code(2)
+        .stderr(predicate::str::contains("OFD_PASSWORD"));
+    assert!(
+        sandbox.requests().is_empty(),
+        "nothing may be sent for bad input"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_3_when_credentials_are_rejected() {
+    let sandbox = sandbox(false).await;
+    let mut cmd = reports(&sandbox);
+    cmd.env("OFD_PASSWORD", "wrong-password-123")
+        .args(args(&["ofd", "start"], OFD_JOB));
+    let assert = run(cmd).await.code(3);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("credentials rejected"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong-password-123"),
+        "the password leaked: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_4_for_transport_errors_and_deadlines() {
+    let sandbox = sandbox(false).await;
+    // Nothing listens on port 9 of loopback.
+    let mut cmd = reports(&sandbox);
+    cmd.env("OFD_BASE_URL", "http://127.0.0.1:9")
+        .args(args(&["ofd", "start"], OFD_JOB))
+        .args(["--timeout", "2"]);
+    run(cmd)
+        .await
+        .code(4)
+        .stderr(predicate::str::contains("transport error"));
+
+    // A report slower than the deadline.
+    let slow = Sandbox::start(SandboxConfig {
+        job_duration: Duration::from_secs(3600),
+        ..SandboxConfig::fast()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = reports(&slow);
+    cmd.args(args(&["ofd", "run"], OFD_JOB)).args([
+        "--timeout",
+        "1",
+        "--out",
+        dir.path().join("r.zip").to_str().unwrap(),
+    ]);
+    run(cmd)
+        .await
+        .code(4)
+        .stderr(predicate::str::contains("deadline"));
+}
+
+#[test]
+fn help_and_completions() {
+    let mut help = Command::cargo_bin("reports").unwrap();
+    help.arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit codes"))
+        .stdout(predicate::str::contains("reports demo"));
+    let mut bash = Command::cargo_bin("reports").unwrap();
+    bash.args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("_reports"));
+}

@@ -1,0 +1,418 @@
+//! The authenticated CloudBlue client: a JWT from `POST /token` (Basic user:password and the
+//! subscription key), cached, renewed a minute before `expiresInSeconds` runs out and once more
+//! after a 401, and sent with the subscription key to the API's own origin only.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::Utc;
+use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
+use report_core::auth::{Token, TokenCache};
+use report_core::http::{self, HttpOptions, Redirects};
+use report_core::{Compression, Download, Error, ExposeSecret, Result, SecretString};
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use url::Url;
+
+use crate::errors::{self, BLOB_ERRORS, VENDOR};
+use crate::filter::ReportFilter;
+use crate::generated::{self, types};
+
+/// The production API root, region included.
+pub const DEFAULT_BASE_URL: &str = "https://api.cloud.im/marketplace/eu";
+
+/// The lab (testing) API root.
+pub const LAB_BASE_URL: &str = "https://api-lab.cloud.im/marketplace/dev";
+
+/// The marketplace of [`DEFAULT_BASE_URL`], sent in the token request.
+pub const DEFAULT_MARKETPLACE: &str = "eu";
+
+/// Per-request timeout of API calls: the API is slow, so minutes rather than report-core's
+/// one-minute default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Renew the token this long before it expires.
+const RENEW_MARGIN: Duration = Duration::from_secs(60);
+
+const SUBSCRIPTION_KEY: HeaderName = HeaderName::from_static("x-subscription-key");
+
+/// Where and as whom to connect.
+#[derive(Clone, Debug)]
+pub struct CloudBlueConfig {
+    /// API root including `/marketplace/<region>`, [`DEFAULT_BASE_URL`] unless testing.
+    pub base_url: String,
+    /// The marketplace sent to `POST /token` (`eu` for [`DEFAULT_BASE_URL`]).
+    pub marketplace: String,
+    /// User name of the API user.
+    pub username: String,
+    /// Password of the API user (redacted in `Debug`).
+    pub password: SecretString,
+    /// The API subscription key, sent as `X-Subscription-Key` (redacted in `Debug`).
+    pub subscription_key: SecretString,
+    /// Timeouts (default [`DEFAULT_TIMEOUT`] per request), user agent, insecure-http opt-in.
+    pub http: HttpOptions,
+}
+
+impl CloudBlueConfig {
+    /// The production `eu` marketplace with these credentials.
+    pub fn new(
+        username: impl Into<String>,
+        password: impl Into<String>,
+        subscription_key: impl Into<String>,
+    ) -> Self {
+        CloudBlueConfig {
+            base_url: DEFAULT_BASE_URL.into(),
+            marketplace: DEFAULT_MARKETPLACE.into(),
+            username: username.into(),
+            password: SecretString::from(password.into()),
+            subscription_key: SecretString::from(subscription_key.into()),
+            http: HttpOptions::default().with_timeout(DEFAULT_TIMEOUT),
+        }
+    }
+
+    /// Another API root (another region, the lab, a mock); `/marketplace/<region>` included.
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Another marketplace for the token request.
+    pub fn with_marketplace(mut self, marketplace: impl Into<String>) -> Self {
+        self.marketplace = marketplace.into();
+        self
+    }
+
+    /// Other HTTP options.
+    pub fn with_http(mut self, http: HttpOptions) -> Self {
+        self.http = http;
+        self
+    }
+}
+
+/// State the generated client's hooks read: the API origin, the credentials and the token.
+#[derive(Clone, Debug)]
+pub struct Inner {
+    base: Url,
+    tokens: Arc<TokenCache>,
+    /// `Basic base64(user:password)`, for `POST /token` only.
+    basic: SecretString,
+    subscription_key: SecretString,
+}
+
+impl Inner {
+    /// Adds the subscription key and the Basic (token request) or Bearer (everything else)
+    /// authorization to a request for the API's own origin; any other origin gets nothing.
+    fn authorize(&self, request: &mut reqwest::Request, operation: &str) -> Result<(), String> {
+        if !http::may_carry_credentials(&self.base, request.url()) {
+            return Ok(());
+        }
+        let authorization = if operation == "create_token" {
+            Some(self.basic.expose_secret().to_string())
+        } else {
+            self.tokens
+                .current()
+                .map(|token| format!("Bearer {}", token.expose_secret()))
+        };
+        let headers = request.headers_mut();
+        headers.insert(
+            SUBSCRIPTION_KEY,
+            secret_header(self.subscription_key.expose_secret())
+                .ok_or("the subscription key is not a valid header value")?,
+        );
+        if let Some(value) = authorization {
+            headers.insert(
+                AUTHORIZATION,
+                secret_header(&value).ok_or("the token is not a valid header value")?,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A header value marked sensitive (never printed by reqwest's or http's `Debug`).
+fn secret_header(value: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+impl ClientHooks<Inner> for generated::Client {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        info: &OperationInfo,
+    ) -> std::result::Result<(), progenitor_client::Error<E>> {
+        self.inner
+            .authorize(request, info.operation_id)
+            .map_err(progenitor_client::Error::InvalidRequest)
+    }
+
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = http::traced_execute(&self.client, request, info.operation_id).await?;
+        http::normalize_error_response(response, errors::body_for).await
+    }
+}
+
+/// A CloudBlue RDE client that handles the token for you.
+///
+/// Cloning is cheap; clones share the token.
+#[derive(Clone, Debug)]
+pub struct CloudBlueClient {
+    api: generated::Client,
+    /// For pre-signed download URLs: carries no credentials, so it may follow any redirect.
+    downloads: reqwest::Client,
+    base: Url,
+    marketplace: String,
+}
+
+type ApiResult<T> =
+    std::result::Result<ResponseValue<T>, progenitor_client::Error<types::ErrorBody>>;
+
+impl CloudBlueClient {
+    /// Checks the configuration (no request is sent).
+    pub fn new(config: CloudBlueConfig) -> Result<Self> {
+        let base = http::check_base_url(&config.base_url, config.http.allow_insecure_http)?;
+        let bad = |m: &str| Err(Error::InvalidInput(format!("CloudBlue {m}")));
+        if config.username.trim().is_empty() {
+            return bad("user name is empty");
+        }
+        if config.username.contains(':') {
+            return bad("user name contains `:`, which Basic authorization cannot carry");
+        }
+        if config.password.expose_secret().is_empty() {
+            return bad("password is empty");
+        }
+        let key = config.subscription_key.expose_secret();
+        if key.trim().is_empty() {
+            return bad("subscription key is empty");
+        }
+        if HeaderValue::from_str(key).is_err() {
+            return bad("subscription key has characters a header cannot carry");
+        }
+        if config.marketplace.trim().is_empty() {
+            return bad("marketplace is empty");
+        }
+        let credentials = format!("{}:{}", config.username, config.password.expose_secret());
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        );
+        let inner = Inner {
+            base: base.clone(),
+            tokens: Arc::new(TokenCache::new(RENEW_MARGIN)),
+            basic: SecretString::from(basic),
+            subscription_key: config.subscription_key.clone(),
+        };
+        let api_http = http::build_client(&config.http, Redirects::SameOriginOnly, false)?;
+        let downloads = http::build_client(&config.http, Redirects::Any, true)?;
+        Ok(CloudBlueClient {
+            api: generated::Client::new_with_client(
+                base.as_str().trim_end_matches('/'),
+                api_http,
+                inner,
+            ),
+            downloads,
+            base,
+            marketplace: config.marketplace,
+        })
+    }
+
+    /// The API root.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// The marketplace the token is asked for.
+    pub fn marketplace(&self) -> &str {
+        &self.marketplace
+    }
+
+    /// The generated client, for calls this wrapper does not cover. Requests made through it
+    /// carry the cached token; call [`ensure_token`](Self::ensure_token) first, or use
+    /// [`call`](Self::call), which also renews the token after a 401.
+    pub fn api(&self) -> &generated::Client {
+        &self.api
+    }
+
+    /// Makes sure a token valid for at least another minute is cached.
+    pub async fn ensure_token(&self) -> Result<()> {
+        self.token_generation().await.map(|_| ())
+    }
+
+    async fn token_generation(&self) -> Result<u64> {
+        self.api
+            .inner
+            .tokens
+            .get_or_renew(|| self.renew_token())
+            .await
+    }
+
+    async fn renew_token(&self) -> Result<Token> {
+        let body = types::TokenRequest {
+            marketplace: self.marketplace.clone(),
+        };
+        let answer = match self.api.create_token().body(body).send().await {
+            Ok(answer) => answer.into_inner(),
+            Err(e) => {
+                // The token endpoint refusing is always about the credentials.
+                return Err(match errors::map("createToken", e).await {
+                    Error::Api {
+                        status: Some(403),
+                        message,
+                        ..
+                    } => Error::Auth {
+                        vendor: VENDOR,
+                        status: 403,
+                        message,
+                    },
+                    other => other,
+                });
+            }
+        };
+        if answer.token.trim().is_empty() {
+            return Err(Error::Auth {
+                vendor: VENDOR,
+                status: 200,
+                message: "POST /token answered with an empty token".into(),
+            });
+        }
+        // Without a lifetime the token is used until the server refuses it.
+        let expires = answer
+            .expires_in_seconds
+            .filter(|secs| *secs > 0)
+            .map(|secs| Utc::now() + chrono::Duration::seconds(secs));
+        tracing::debug!(expires = ?expires, "obtained a CloudBlue token");
+        Ok(Token {
+            value: SecretString::from(answer.token),
+            expires,
+        })
+    }
+
+    /// Runs one generated operation with a valid token; after a 401 renews the token once and
+    /// runs it again.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: report_cloudblue::CloudBlueClient) -> report_cloudblue::Result<()> {
+    /// let api = client.api();
+    /// let report = client.call("getReport", || api.get_report().id("f40c942d").send()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call<T, F, Fut>(&self, operation: &str, f: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ApiResult<T>>,
+    {
+        let generation = self.token_generation().await?;
+        match f().await {
+            Ok(value) => Ok(value.into_inner()),
+            Err(e) if is_unauthorized(&e) => {
+                tracing::debug!(operation, "token refused; renewing once");
+                self.api.inner.tokens.invalidate(generation);
+                self.token_generation().await?;
+                match f().await {
+                    Ok(value) => Ok(value.into_inner()),
+                    Err(e) => Err(errors::map(operation, e).await),
+                }
+            }
+            Err(e) => Err(errors::map(operation, e).await),
+        }
+    }
+
+    /// One report by id.
+    pub async fn report(&self, id: &str) -> Result<types::ReportItem> {
+        self.call("getReport", || self.api.get_report().id(id).send())
+            .await
+    }
+
+    /// Asks for a one-time report (`POST /reports`, *unverified*: see the spec).
+    pub async fn create_report(
+        &self,
+        body: &types::CreateReportRequest,
+    ) -> Result<types::ReportItem> {
+        self.call("createReport", || {
+            self.api.create_report().body(body.clone()).send()
+        })
+        .await
+    }
+
+    /// The reports matching `filter` (one page: see [`ReportFilter`]).
+    pub async fn reports(&self, filter: &ReportFilter) -> Result<types::ReportList> {
+        filter.validate()?;
+        self.call("listReports", || {
+            filter.apply(self.api.list_reports()).send()
+        })
+        .await
+    }
+
+    /// Opens a pre-signed download URL from `offset` on, WITHOUT any credential: whatever its
+    /// host, the URL is signed already. `gzip` marks the bytes as gzip-compressed.
+    pub(crate) async fn open(&self, url: &str, offset: u64, gzip: bool) -> Result<Download> {
+        let mut download = http::open_url(
+            &self.downloads,
+            &BLOB_ERRORS,
+            url,
+            offset,
+            &self.base,
+            |rb| rb,
+        )
+        .await?;
+        if gzip {
+            download.compression = Compression::Gzip;
+        }
+        Ok(download)
+    }
+}
+
+fn is_unauthorized(e: &progenitor_client::Error<types::ErrorBody>) -> bool {
+    e.status().is_some_and(|s| s.as_u16() == 401)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_debug_hides_the_secrets() {
+        let config = CloudBlueConfig::new("user", "hunter2-secret", "key-0123-secret");
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        assert!(!text.contains("key-0123-secret"), "{text}");
+        let client = CloudBlueClient::new(config).unwrap();
+        let text = format!("{client:?}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        assert!(!text.contains("key-0123-secret"), "{text}");
+        // base64("user:hunter2-secret")
+        assert!(!text.contains("dXNlcjpodW50ZXIyLXNlY3JldA"), "{text}");
+    }
+
+    #[test]
+    fn the_api_is_slow_so_timeouts_are_long() {
+        let config = CloudBlueConfig::new("u", "p", "k");
+        assert_eq!(config.http.timeout, DEFAULT_TIMEOUT);
+        assert!(DEFAULT_TIMEOUT >= Duration::from_secs(180));
+    }
+
+    #[test]
+    fn bad_configurations_are_refused_before_any_request() {
+        let refused = |config: CloudBlueConfig| {
+            let err = CloudBlueClient::new(config).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+            err.to_string()
+        };
+        let ok = || CloudBlueConfig::new("u", "p", "k");
+        refused(ok().with_base_url("http://api.cloud.example/marketplace/eu"));
+        refused(CloudBlueConfig::new("", "p", "k"));
+        refused(CloudBlueConfig::new("a:b", "p", "k"));
+        refused(CloudBlueConfig::new("u", "", "k"));
+        refused(CloudBlueConfig::new("u", "p", " "));
+        refused(CloudBlueConfig::new("u", "p", "bad\nkey"));
+        refused(ok().with_marketplace(""));
+        let client = CloudBlueClient::new(ok().with_base_url(LAB_BASE_URL)).unwrap();
+        assert_eq!(client.base_url().as_str(), LAB_BASE_URL);
+    }
+}

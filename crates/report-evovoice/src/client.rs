@@ -1,0 +1,369 @@
+//! The authenticated EvoVoice client: HTTP Basic credentials on every request for the API's own
+//! origin (and nowhere else), a User-Agent of our own, and ServiceStack errors mapped to
+//! [`report_core::Error`].
+
+use base64::Engine;
+use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
+use report_core::http::{self, HttpOptions, Redirects};
+use report_core::{Download, Error, ExposeSecret, Result, SecretString};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use url::Url;
+
+use crate::errors::{self, ERRORS, REPORT_NOT_FOUND, VENDOR};
+use crate::generated::{self, types};
+
+/// EvoVoice's production API.
+pub const DEFAULT_BASE_URL: &str = "https://evovoice.io";
+
+/// EvoVoice's staging API.
+pub const STAGING_BASE_URL: &str = "https://team.evovoice.io";
+
+/// The `User-Agent` sent unless you choose another: EvoVoice rejects some client defaults, so
+/// every request names this crate.
+pub const USER_AGENT: &str = concat!("report-evovoice/", env!("CARGO_PKG_VERSION"));
+
+/// Where and as whom to connect.
+#[derive(Clone, Debug)]
+pub struct EvoVoiceConfig {
+    /// API base URL, [`DEFAULT_BASE_URL`] unless testing or on staging.
+    pub base_url: String,
+    /// EvoVoice user name.
+    pub user_name: String,
+    /// EvoVoice password (redacted in `Debug`).
+    pub password: SecretString,
+    /// Timeouts, insecure-http opt-in, and the `User-Agent` ([`USER_AGENT`] by default).
+    pub http: HttpOptions,
+}
+
+impl EvoVoiceConfig {
+    /// Production URL with these credentials.
+    pub fn new(user_name: impl Into<String>, password: impl Into<String>) -> Self {
+        EvoVoiceConfig {
+            base_url: DEFAULT_BASE_URL.into(),
+            user_name: user_name.into(),
+            password: SecretString::from(password.into()),
+            http: HttpOptions::default().with_user_agent(USER_AGENT),
+        }
+    }
+
+    /// Another base URL ([`STAGING_BASE_URL`], a sandbox, a mock).
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Other HTTP options. Keep a non-empty `User-Agent` of your own.
+    pub fn with_http(mut self, http: HttpOptions) -> Self {
+        self.http = http;
+        self
+    }
+}
+
+/// State the generated client's hooks read: the API origin and the Basic credentials.
+#[derive(Clone, Debug)]
+pub struct Inner {
+    base: Url,
+    /// The whole `Authorization` value, `Basic base64(user:password)`.
+    authorization: SecretString,
+}
+
+impl Inner {
+    /// Adds `Authorization: Basic …` to a request for the API's own origin; any other origin
+    /// gets nothing.
+    fn authorize(&self, request: &mut reqwest::Request) {
+        if !http::may_carry_credentials(&self.base, request.url()) {
+            return;
+        }
+        if let Some(value) = self.header_value() {
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+    }
+
+    /// The header value, marked sensitive so that no `Debug` of the request shows it. Checked
+    /// to be valid when the client is built.
+    fn header_value(&self) -> Option<HeaderValue> {
+        let mut value = HeaderValue::from_str(self.authorization.expose_secret()).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
+}
+
+impl ClientHooks<Inner> for generated::Client {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        _info: &OperationInfo,
+    ) -> std::result::Result<(), progenitor_client::Error<E>> {
+        self.inner.authorize(request);
+        Ok(())
+    }
+
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = http::traced_execute(&self.client, request, info.operation_id).await?;
+        // HTML error pages and empty 401s become ServiceStack-shaped bodies, keeping the status.
+        http::normalize_error_response(response, errors::envelope_for).await
+    }
+}
+
+type ApiResult<T> =
+    std::result::Result<ResponseValue<T>, progenitor_client::Error<types::ErrorResponse>>;
+
+/// An EvoVoice API client that authenticates every request for you.
+///
+/// Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct EvoVoiceClient {
+    api: generated::Client,
+    downloads: reqwest::Client,
+    base: Url,
+}
+
+impl EvoVoiceClient {
+    /// Checks the configuration (no request is sent).
+    pub fn new(config: EvoVoiceConfig) -> Result<Self> {
+        let base = http::check_base_url(&config.base_url, config.http.allow_insecure_http)?;
+        let user = config.user_name.trim();
+        if user.is_empty() {
+            return Err(Error::InvalidInput("EvoVoice user name is empty".into()));
+        }
+        // Basic credentials split at the first colon: a colon in the user name cannot work.
+        if user.contains(':') {
+            return Err(Error::InvalidInput(
+                "EvoVoice user name must not contain `:` (HTTP Basic authentication)".into(),
+            ));
+        }
+        if config.password.expose_secret().is_empty() {
+            return Err(Error::InvalidInput("EvoVoice password is empty".into()));
+        }
+        if config.http.user_agent.trim().is_empty() {
+            return Err(Error::InvalidInput(
+                "EvoVoice needs a User-Agent of your own (it rejects some defaults)".into(),
+            ));
+        }
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(format!("{user}:{}", config.password.expose_secret()));
+        let inner = Inner {
+            base: base.clone(),
+            authorization: SecretString::from(format!("Basic {encoded}")),
+        };
+        if inner.header_value().is_none() {
+            return Err(Error::InvalidInput(
+                "EvoVoice credentials contain characters an HTTP header cannot carry".into(),
+            ));
+        }
+        let api_http = http::build_client(&config.http, Redirects::SameOriginOnly, false)?;
+        let downloads = http::build_client(&config.http, Redirects::SameOriginOnly, true)?;
+        Ok(EvoVoiceClient {
+            api: generated::Client::new_with_client(
+                base.as_str().trim_end_matches('/'),
+                api_http,
+                inner,
+            ),
+            downloads,
+            base,
+        })
+    }
+
+    /// The API base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// The generated client, for operations this wrapper does not cover. Its requests carry
+    /// the credentials too; map its errors with [`call`](Self::call).
+    pub fn api(&self) -> &generated::Client {
+        &self.api
+    }
+
+    /// Runs one generated operation and maps its error to [`Error`] (401 → [`Error::Auth`],
+    /// other ServiceStack errors → [`Error::Api`] with the `errorCode`, bad bodies →
+    /// [`Error::Decode`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: report_evovoice::EvoVoiceClient) -> report_evovoice::Result<()> {
+    /// let list = client.call("listReports", client.api().list_reports().account_id("acc-1").send()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call<T>(
+        &self,
+        operation: &str,
+        request: impl Future<Output = ApiResult<T>>,
+    ) -> Result<T> {
+        match request.await {
+            Ok(value) => Ok(value.into_inner()),
+            Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
+        }
+    }
+
+    /// Starts a billing report.
+    pub async fn start_billing_report(
+        &self,
+        body: &types::BillingReport,
+    ) -> Result<types::ReportInfo> {
+        self.call(
+            "createBillingReport",
+            self.api.create_billing_report().body(body.clone()).send(),
+        )
+        .await
+    }
+
+    /// Every report of an account.
+    pub async fn reports(&self, account_id: &str) -> Result<Vec<types::ReportInfo>> {
+        let list = self
+            .call(
+                "listReports",
+                self.api.list_reports().account_id(account_id).send(),
+            )
+            .await?;
+        Ok(list.reports)
+    }
+
+    /// One report of an account, found in the account's report list (EvoVoice has no
+    /// `GET /reports/{id}`). A report not in the list is an [`Error::Api`] with the code
+    /// [`REPORT_NOT_FOUND`].
+    pub async fn report(&self, account_id: &str, report_id: &str) -> Result<types::ReportInfo> {
+        self.reports(account_id)
+            .await?
+            .into_iter()
+            .find(|r| r.id.as_deref() == Some(report_id))
+            .ok_or_else(|| Error::Api {
+                vendor: VENDOR,
+                status: None,
+                code: Some(REPORT_NOT_FOUND.into()),
+                message: format!(
+                    "report {report_id} is not in the report list of account {account_id} (deleted, expired, or another account's)"
+                ),
+                request_id: None,
+                retry_after: None,
+            })
+    }
+
+    /// Deletes a report.
+    pub async fn delete_report(&self, report_id: &str) -> Result<()> {
+        self.call(
+            "deleteReport",
+            self.api.delete_report().id(report_id).send(),
+        )
+        .await
+    }
+
+    /// Where a report's Excel file is: `{base}/reports/{id}.xlsx`, the id percent-encoded.
+    pub fn report_file_url(&self, report_id: &str) -> Url {
+        let mut url = self.base.clone();
+        // check_base_url accepted only http(s) URLs with a host: they always have segments.
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .push("reports")
+                .push(&format!("{report_id}.xlsx"));
+        }
+        url
+    }
+
+    /// Opens a file URL from `offset` on. The credentials go along only when `authenticated`
+    /// and the URL is on the API's own origin; a link elsewhere gets none.
+    pub async fn open(&self, url: &str, offset: u64, authenticated: bool) -> Result<Download> {
+        let authorization = authenticated
+            .then(|| self.api.inner.header_value())
+            .flatten();
+        http::open_url(
+            &self.downloads,
+            &ERRORS,
+            url,
+            offset,
+            &self.base,
+            move |rb| match authorization {
+                Some(value) => rb.header(AUTHORIZATION, value),
+                None => rb,
+            },
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> EvoVoiceClient {
+        EvoVoiceClient::new(EvoVoiceConfig::new("user", "hunter2-secret").with_base_url(base))
+            .unwrap()
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let config = EvoVoiceConfig::new("user", "hunter2-secret");
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        let text = format!("{:?}", client("https://evovoice.io"));
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("user:hunter2-secret");
+        assert!(!text.contains(&encoded), "{text}");
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        let refused = |config: EvoVoiceConfig| match EvoVoiceClient::new(config) {
+            Err(Error::InvalidInput(msg)) => msg,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        };
+        let msg = refused(EvoVoiceConfig::new("u", "p").with_base_url("http://evovoice.io"));
+        assert!(msg.contains("plain http://"), "{msg}");
+        assert!(refused(EvoVoiceConfig::new(" ", "p")).contains("user name is empty"));
+        assert!(refused(EvoVoiceConfig::new("a:b", "p")).contains("must not contain `:`"));
+        assert!(refused(EvoVoiceConfig::new("u", "")).contains("password is empty"));
+        let no_agent =
+            EvoVoiceConfig::new("u", "p").with_http(HttpOptions::default().with_user_agent(""));
+        assert!(refused(no_agent).contains("User-Agent"));
+    }
+
+    #[test]
+    fn credentials_are_added_for_the_api_origin_only() {
+        let c = client("https://evovoice.io");
+        let authorized = |url: &str| {
+            let mut request = reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap());
+            c.api().inner.authorize(&mut request);
+            request.headers().get(AUTHORIZATION).cloned()
+        };
+        let value = authorized("https://evovoice.io/reports?accountId=a").expect("same origin");
+        assert!(value.is_sensitive());
+        let expected = base64::engine::general_purpose::STANDARD.encode("user:hunter2-secret");
+        assert_eq!(value.to_str().unwrap(), format!("Basic {expected}"));
+        for foreign in [
+            "https://team.evovoice.io/reports",
+            "http://evovoice.io/reports",
+            "https://evovoice.io:8443/reports",
+            "https://files.example.com/r.xlsx",
+        ] {
+            assert_eq!(authorized(foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn the_default_user_agent_is_our_own() {
+        assert_eq!(EvoVoiceConfig::new("u", "p").http.user_agent, USER_AGENT);
+        assert!(USER_AGENT.starts_with("report-evovoice/"));
+    }
+
+    #[test]
+    fn file_urls_encode_the_id_and_keep_the_base_path() {
+        let c = client("https://evovoice.io");
+        assert_eq!(
+            c.report_file_url("r-1").as_str(),
+            "https://evovoice.io/reports/r-1.xlsx"
+        );
+        assert_eq!(
+            c.report_file_url("a/../b c").as_str(),
+            "https://evovoice.io/reports/a%2F..%2Fb%20c.xlsx"
+        );
+        let c = client("https://example.com/api/");
+        assert_eq!(
+            c.report_file_url("r").as_str(),
+            "https://example.com/api/reports/r.xlsx"
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! The typed parameters of an EvoVoice billing report, checked before anything is sent.
+
+use chrono::NaiveDate;
+use report_core::{Error, Result};
+
+use crate::generated::types;
+
+/// Parameters of an EvoVoice billing report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvoVoiceReportRequest {
+    /// The account the report is run for (also where its status is looked up).
+    pub account_id: String,
+    /// First day of the period.
+    pub from: NaiveDate,
+    /// Last day of the period.
+    pub to: NaiveDate,
+    /// Include the customers' ids in the report.
+    pub include_customer_ids: bool,
+    /// An address EvoVoice emails after the report is run.
+    pub notify_email: Option<String>,
+    /// An `https://` URL EvoVoice calls with the report's data when it is complete.
+    pub webhook_url: Option<String>,
+}
+
+impl EvoVoiceReportRequest {
+    /// A billing report of `account_id` for the days `from` to `to`.
+    pub fn new(account_id: impl Into<String>, from: NaiveDate, to: NaiveDate) -> Self {
+        EvoVoiceReportRequest {
+            account_id: account_id.into(),
+            from,
+            to,
+            include_customer_ids: false,
+            notify_email: None,
+            webhook_url: None,
+        }
+    }
+
+    /// Includes (or not) the customers' ids.
+    pub fn with_customer_ids(mut self, include: bool) -> Self {
+        self.include_customer_ids = include;
+        self
+    }
+
+    /// Emails this address after the report is run.
+    pub fn with_notify_email(mut self, email: impl Into<String>) -> Self {
+        self.notify_email = Some(email.into());
+        self
+    }
+
+    /// Calls this `https://` webhook when the report is complete.
+    pub fn with_webhook_url(mut self, url: impl Into<String>) -> Self {
+        self.webhook_url = Some(url.into());
+        self
+    }
+
+    /// Checks the request before anything is sent.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidInput(m));
+        if self.from > self.to {
+            return bad(format!(
+                "the period starts ({}) after it ends ({})",
+                self.from, self.to
+            ));
+        }
+        if self.account_id.trim().is_empty() {
+            return bad("the EvoVoice account id is empty".into());
+        }
+        if self.account_id.chars().any(char::is_control) {
+            return bad(format!(
+                "account id {:?} contains control characters",
+                self.account_id
+            ));
+        }
+        if let Some(email) = &self.notify_email
+            && !looks_like_email(email)
+        {
+            return bad(format!("{email:?} is not an email address"));
+        }
+        if let Some(webhook) = &self.webhook_url {
+            check_webhook(webhook)?;
+        }
+        Ok(())
+    }
+
+    /// The request body. Dates are sent as `YYYY-MM-DD`: EvoVoice takes plain date strings.
+    pub fn billing_report(&self) -> types::BillingReport {
+        types::BillingReport {
+            start_date: Some(self.from.format("%Y-%m-%d").to_string()),
+            end_date: Some(self.to.format("%Y-%m-%d").to_string()),
+            include_customer_ids: self.include_customer_ids,
+            account_id: Some(self.account_id.trim().to_string()),
+            email_address_to_notify: self.notify_email.clone(),
+            webhook_url: self.webhook_url.clone(),
+        }
+    }
+}
+
+/// A plausibility check, not RFC 5322: one `@`, something before it, a dotted domain after
+/// it, no spaces or list separators (a list of addresses is not accepted).
+fn looks_like_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    let forbidden =
+        |c: char| c.is_whitespace() || c.is_control() || matches!(c, '@' | ',' | ';' | '<' | '>');
+    !local.is_empty()
+        && !local.contains(forbidden)
+        && !domain.contains(forbidden)
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+}
+
+/// EvoVoice posts the report's data to the webhook: only an `https://` URL keeps it encrypted.
+fn check_webhook(text: &str) -> Result<()> {
+    let url = url::Url::parse(text)
+        .map_err(|e| Error::InvalidInput(format!("webhook URL {text:?} is not a URL: {e}")))?;
+    if url.scheme() != "https" {
+        return Err(Error::InvalidInput(format!(
+            "webhook URL {text:?} must use https:// (EvoVoice sends the report's data to it)"
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::InvalidInput(format!(
+            "webhook URL {text:?} has no host"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 3, d).unwrap()
+    }
+
+    fn invalid(request: EvoVoiceReportRequest) -> String {
+        match request.validate() {
+            Err(Error::InvalidInput(msg)) => msg,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_request_passes_and_becomes_the_body() {
+        let request = EvoVoiceReportRequest::new(" acc-1 ", day(1), day(31))
+            .with_customer_ids(true)
+            .with_notify_email("billing@example.com")
+            .with_webhook_url("https://hooks.example.com/evovoice");
+        request.validate().unwrap();
+        let body = serde_json::to_value(request.billing_report()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "startDate": "2024-03-01",
+                "endDate": "2024-03-31",
+                "includeCustomerIds": true,
+                "accountId": "acc-1",
+                "emailAddressToNotify": "billing@example.com",
+                "webhookUrl": "https://hooks.example.com/evovoice",
+            })
+        );
+        // One day is a valid period.
+        EvoVoiceReportRequest::new("acc", day(5), day(5))
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        let base = || EvoVoiceReportRequest::new("acc", day(1), day(2));
+        assert!(
+            invalid(EvoVoiceReportRequest::new("acc", day(2), day(1))).contains("after it ends")
+        );
+        assert!(
+            invalid(EvoVoiceReportRequest::new("  ", day(1), day(2)))
+                .contains("account id is empty")
+        );
+        assert!(invalid(EvoVoiceReportRequest::new("a\nb", day(1), day(2))).contains("control"));
+        for email in [
+            "",
+            "billing",
+            "@example.com",
+            "a@b",
+            "a@.com",
+            "a b@example.com",
+            "a@b.com;c@d.com",
+        ] {
+            assert!(
+                invalid(base().with_notify_email(email)).contains("not an email"),
+                "{email}"
+            );
+        }
+        assert!(invalid(base().with_webhook_url("http://hooks.example.com")).contains("https://"));
+        assert!(invalid(base().with_webhook_url("hooks.example.com/x")).contains("not a URL"));
+        assert!(invalid(base().with_webhook_url("ftp://hooks.example.com")).contains("https://"));
+    }
+}

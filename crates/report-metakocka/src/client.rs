@@ -1,0 +1,289 @@
+//! The MetaKocka client: the generated client plus the company's credentials, which travel in
+//! the JSON body of API requests only, never to download links.
+
+use progenitor_client::{ClientHooks, OperationInfo};
+use report_core::http::{self, HttpOptions, Redirects};
+use report_core::{Download, Error, ExposeSecret, Result, SecretString};
+use url::Url;
+
+use crate::api::types;
+use crate::errors::{self, ERRORS};
+use crate::generated;
+use crate::request::MetaKockaReportRequest;
+use crate::secret::SecretKey;
+
+/// MetaKocka's production API.
+pub const DEFAULT_BASE_URL: &str = "https://main.metakocka.si";
+
+/// The one report endpoint, under the base URL.
+pub(crate) const REPORT_PATH: &str = "/rest/eshop/v1/report";
+
+/// Where and as which company to connect.
+#[derive(Clone, Debug)]
+pub struct MetaKockaConfig {
+    /// API base URL, [`DEFAULT_BASE_URL`] unless testing.
+    pub base_url: String,
+    /// The company's id in MetaKocka (digits); not a secret.
+    pub company_id: String,
+    /// The company's API secret key (redacted in `Debug`).
+    pub secret_key: SecretString,
+    /// Timeouts, user agent, insecure-http opt-in.
+    pub http: HttpOptions,
+}
+
+impl MetaKockaConfig {
+    /// Production URL with these credentials.
+    pub fn new(company_id: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        MetaKockaConfig {
+            base_url: DEFAULT_BASE_URL.into(),
+            company_id: company_id.into(),
+            secret_key: SecretString::from(secret_key.into()),
+            http: HttpOptions::default(),
+        }
+    }
+
+    /// Another base URL (a sandbox, a mock).
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Other HTTP options.
+    pub fn with_http(mut self, http: HttpOptions) -> Self {
+        self.http = http;
+        self
+    }
+}
+
+/// State the generated client's hooks read: the API origin.
+#[derive(Clone, Debug)]
+pub struct Inner {
+    base: Url,
+}
+
+impl ClientHooks<Inner> for generated::Client {
+    /// Every body of this API carries the secret key: refuse to send one anywhere but the
+    /// configured origin (the generated client only builds such URLs; this keeps it so).
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        _info: &OperationInfo,
+    ) -> std::result::Result<(), progenitor_client::Error<E>> {
+        if http::may_carry_credentials(&self.inner.base, request.url()) {
+            Ok(())
+        } else {
+            Err(progenitor_client::Error::InvalidRequest(format!(
+                "refusing to send the MetaKocka secret key to {}",
+                request.url().origin().ascii_serialization()
+            )))
+        }
+    }
+
+    /// HTML error pages (a proxy's 502) keep their status instead of failing to decode.
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = http::traced_execute(&self.client, request, info.operation_id).await?;
+        http::normalize_error_response(response, errors::envelope_for).await
+    }
+}
+
+/// A MetaKocka API client for one company.
+///
+/// Cloning is cheap. The secret key is redacted in `Debug` and written only into request
+/// bodies sent to the API's own origin.
+#[derive(Clone, Debug)]
+pub struct MetaKockaClient {
+    api: generated::Client,
+    /// Synchronous printing: the report endpoint, answering a file (read timeout, not a
+    /// whole-request timeout).
+    pub(crate) files: reqwest::Client,
+    /// Download links: they carry no credentials, so redirects may go anywhere.
+    downloads: reqwest::Client,
+    base: Url,
+    company_id: String,
+    secret_key: SecretKey,
+}
+
+impl MetaKockaClient {
+    /// Checks the configuration (no request is sent).
+    pub fn new(config: MetaKockaConfig) -> Result<Self> {
+        let base = http::check_base_url(&config.base_url, config.http.allow_insecure_http)?;
+        let company_id = config.company_id.trim().to_string();
+        if company_id.is_empty() || !company_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::InvalidInput(format!(
+                "MetaKocka company id {:?} must be digits, e.g. \"16\"",
+                config.company_id
+            )));
+        }
+        if config.secret_key.expose_secret().trim().is_empty() {
+            return Err(Error::InvalidInput("MetaKocka secret key is empty".into()));
+        }
+        let api_http = http::build_client(&config.http, Redirects::SameOriginOnly, false)?;
+        let files = http::build_client(&config.http, Redirects::SameOriginOnly, true)?;
+        let downloads = http::build_client(&config.http, Redirects::Any, true)?;
+        let inner = Inner { base: base.clone() };
+        Ok(MetaKockaClient {
+            api: generated::Client::new_with_client(
+                base.as_str().trim_end_matches('/'),
+                api_http,
+                inner,
+            ),
+            files,
+            downloads,
+            base,
+            company_id,
+            secret_key: SecretKey::from(config.secret_key),
+        })
+    }
+
+    /// The API base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// The company id.
+    pub fn company_id(&self) -> &str {
+        &self.company_id
+    }
+
+    /// The generated client, for calls this wrapper does not cover. Its bodies need the
+    /// credentials: build them with [`request_body`](Self::request_body).
+    pub fn api(&self) -> &generated::Client {
+        &self.api
+    }
+
+    /// The report endpoint's URL.
+    pub(crate) fn report_url(&self) -> String {
+        format!("{}{REPORT_PATH}", self.base.as_str().trim_end_matches('/'))
+    }
+
+    /// A request body with this company's credentials and nothing else set.
+    pub fn request_body(&self) -> types::ReportRequest {
+        types::ReportRequest {
+            secret_key: self.secret_key.clone(),
+            company_id: self.company_id.clone(),
+            report_id: None,
+            mk_id: None,
+            async_: None,
+            token: None,
+            params: Vec::new(),
+        }
+    }
+
+    /// The body that prints `request`: asynchronously, or synchronously (the file itself).
+    pub(crate) fn print_body(
+        &self,
+        request: &MetaKockaReportRequest,
+        asynchronous: bool,
+    ) -> types::ReportRequest {
+        types::ReportRequest {
+            report_id: Some(request.report_id.clone()),
+            mk_id: request.mk_id.clone(),
+            async_: asynchronous.then(|| "true".to_string()),
+            params: request.wire_params(),
+            ..self.request_body()
+        }
+    }
+
+    /// Starts printing a report asynchronously; the answer holds its `token`.
+    ///
+    /// The request is validated first; an `opr_code` other than `"0"` is an error.
+    pub async fn start_report(
+        &self,
+        request: &MetaKockaReportRequest,
+    ) -> Result<types::ReportAnswer> {
+        request.validate()?;
+        self.send("printReport (start)", self.print_body(request, true))
+            .await
+    }
+
+    /// Asks how an asynchronous report goes: `progress` while printing, `url` when done.
+    ///
+    /// `token` is the one the start returned, even when later answers carry another.
+    pub async fn report_status(&self, report_id: &str, token: &str) -> Result<types::ReportAnswer> {
+        let body = types::ReportRequest {
+            report_id: Some(report_id.to_string()),
+            async_: Some("true".to_string()),
+            token: Some(token.to_string()),
+            ..self.request_body()
+        };
+        self.send("printReport (status)", body).await
+    }
+
+    async fn send(
+        &self,
+        operation: &str,
+        body: types::ReportRequest,
+    ) -> Result<types::ReportAnswer> {
+        match self.api.print_report().body(body).send().await {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                errors::check_answer(&answer)?;
+                Ok(answer)
+            }
+            Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
+        }
+    }
+
+    /// Opens a download link from `offset` on. Nothing secret goes with it: MetaKocka's links
+    /// work on their own, and the secret key belongs in API request bodies only.
+    pub async fn open(&self, url: &str, offset: u64) -> Result<Download> {
+        http::open_url(
+            &self.downloads,
+            &ERRORS,
+            url,
+            offset,
+            &self.base,
+            |request| request,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_and_client_debug_hide_the_secret_key() {
+        let config = MetaKockaConfig::new("16", "hunter2-secret");
+        assert!(!format!("{config:?}").contains("hunter2-secret"));
+        let client = MetaKockaClient::new(config).unwrap();
+        assert!(!format!("{client:?}").contains("hunter2-secret"));
+        assert!(!format!("{:?}", client.request_body()).contains("hunter2-secret"));
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        let insecure = MetaKockaConfig::new("16", "k").with_base_url("http://main.metakocka.si");
+        assert!(matches!(
+            MetaKockaClient::new(insecure),
+            Err(Error::InvalidInput(_))
+        ));
+        let company = MetaKockaConfig::new("acme", "k");
+        assert!(matches!(
+            MetaKockaClient::new(company),
+            Err(Error::InvalidInput(_))
+        ));
+        let secret = MetaKockaConfig::new("16", "  ");
+        assert!(matches!(
+            MetaKockaClient::new(secret),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn the_report_url_sits_under_the_base() {
+        let client = MetaKockaClient::new(
+            MetaKockaConfig::new("16", "k").with_base_url("https://mk.example/"),
+        )
+        .unwrap();
+        assert_eq!(
+            client.report_url(),
+            "https://mk.example/rest/eshop/v1/report"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! ONLYOFFICE DocSpace across the workspace: the API surface of specs/docspace.yaml as an insta
+//! snapshot, so a spec edit is reviewed as a short readable diff (`cargo insta review`).
+
+use integration_tests::{api_surface, load_spec};
+
+#[test]
+fn docspace_api_surface() {
+    insta::assert_snapshot!(api_surface(&load_spec("docspace")));
+}
