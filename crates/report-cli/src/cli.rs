@@ -13,6 +13,10 @@ Examples:
   reports ofd start --from 2024-01-01 --to 2024-01-31 --type ReceiptReport --all-kkts > ticket.json
   reports ofd wait --ticket @ticket.json
   reports ofd download --ticket @ticket.json --out receipts.zip
+  reports cloudblue run --from 2024-01-01 --to 2024-01-31 --format json --out rde.json
+  reports docspace run --from 2024-01-01 --to 2024-01-31 --no-debit --out operations.xlsx
+  reports evovoice run --from 2024-01-01 --to 2024-01-31 --account-id ACC --out billing.xlsx
+  reports metakocka run --report-id 149 --param ADD_ATT_DATE_MK_DATUM_FROM=01.01.2024 --out r.pdf
   reports sandbox                               serve the five simulators until Ctrl-C
 
 Exit codes: 0 done; 1 the vendor reports the job failed or cancelled; 2 usage or invalid input
@@ -55,7 +59,15 @@ pub struct Common {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// OFD.ru «ИС Отчеты» (credentials: OFD_LOGIN, OFD_PASSWORD).
+    /// ONLYOFFICE DocSpace customer operations (DOCSPACE_BASE_URL, DOCSPACE_API_KEY).
+    Docspace(Box<VendorCommand<vendors::docspace::Connection, vendors::docspace::Options>>),
+    /// EvoVoice billing (EVOVOICE_USERNAME, EVOVOICE_PASSWORD).
+    Evovoice(Box<VendorCommand<vendors::evovoice::Connection, vendors::evovoice::Options>>),
+    /// CloudBlue Commerce RDE (CLOUDBLUE_USERNAME, CLOUDBLUE_PASSWORD, CLOUDBLUE_SUBSCRIPTION_KEY, CLOUDBLUE_MARKETPLACE).
+    Cloudblue(Box<VendorCommand<vendors::cloudblue::Connection, vendors::cloudblue::Options>>),
+    /// MetaKocka report printing (METAKOCKA_SECRET_KEY, METAKOCKA_COMPANY_ID).
+    Metakocka(Box<VendorCommand<vendors::metakocka::Connection, vendors::metakocka::Options>>),
+    /// OFD.ru «ИС Отчеты» (OFD_LOGIN, OFD_PASSWORD).
     Ofd(Box<VendorCommand<vendors::ofd::Connection, vendors::ofd::Options>>),
     /// Run one job per vendor against the embedded sandbox and print a summary.
     Demo(DemoArgs),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
-use report_core::{DownloadOptions, Job, ReportAdapter, WaitPolicy};
+use report_core::{Artifact, DownloadOptions, Job, ReportAdapter, Ticket, WaitPolicy};
 use report_sandbox::{Sandbox, SandboxConfig, Vendor};
 use serde::Serialize;
 
@@ -73,22 +73,94 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
     let policy = crate::jobs::policy(common);
     let http = vendors::http_options(common);
 
-    let (ofd,) = futures::join!(async {
-        let (adapter, request) = vendors::ofd::for_sandbox(&sandbox, http.clone())?;
-        Ok::<_, Failure>(
-            one(
-                adapter,
-                request,
-                reporter("ofd"),
-                &dir.join("ofd.zip"),
-                &policy,
-                &sandbox,
-                Vendor::Ofd,
+    let out = |name: &str| dir.join(name);
+    let by_ticket = |t: &Ticket, _: &Artifact| t.id.clone();
+    let (docspace, evovoice, cloudblue, metakocka, ofd) = futures::join!(
+        async {
+            let (adapter, request) = vendors::docspace::for_sandbox(&sandbox, http.clone())?;
+            // The sandbox names DocSpace files by their result file id.
+            let by_file =
+                |_: &Ticket, a: &Artifact| a.data.get("file_id").cloned().unwrap_or_default();
+            Ok::<_, Failure>(
+                one(
+                    adapter,
+                    request,
+                    reporter("docspace"),
+                    &out("docspace.xlsx"),
+                    &policy,
+                    &sandbox,
+                    Vendor::DocSpace,
+                    by_file,
+                )
+                .await,
             )
-            .await,
-        )
-    },);
-    let rows = vec![ofd?];
+        },
+        async {
+            let (adapter, request) = vendors::evovoice::for_sandbox(&sandbox, http.clone())?;
+            Ok::<_, Failure>(
+                one(
+                    adapter,
+                    request,
+                    reporter("evovoice"),
+                    &out("evovoice.xlsx"),
+                    &policy,
+                    &sandbox,
+                    Vendor::EvoVoice,
+                    by_ticket,
+                )
+                .await,
+            )
+        },
+        async {
+            let (adapter, request) = vendors::cloudblue::for_sandbox(&sandbox, http.clone())?;
+            Ok::<_, Failure>(
+                one(
+                    adapter,
+                    request,
+                    reporter("cloudblue"),
+                    &out("cloudblue.json"),
+                    &policy,
+                    &sandbox,
+                    Vendor::CloudBlue,
+                    by_ticket,
+                )
+                .await,
+            )
+        },
+        async {
+            let (adapter, request) = vendors::metakocka::for_sandbox(&sandbox, http.clone())?;
+            Ok::<_, Failure>(
+                one(
+                    adapter,
+                    request,
+                    reporter("metakocka"),
+                    &out("metakocka.pdf"),
+                    &policy,
+                    &sandbox,
+                    Vendor::MetaKocka,
+                    by_ticket,
+                )
+                .await,
+            )
+        },
+        async {
+            let (adapter, request) = vendors::ofd::for_sandbox(&sandbox, http.clone())?;
+            Ok::<_, Failure>(
+                one(
+                    adapter,
+                    request,
+                    reporter("ofd"),
+                    &out("ofd.zip"),
+                    &policy,
+                    &sandbox,
+                    Vendor::Ofd,
+                    by_ticket,
+                )
+                .await,
+            )
+        },
+    );
+    let rows = vec![docspace?, evovoice?, cloudblue?, metakocka?, ofd?];
     sandbox.shutdown().await;
     print_summary(&rows, common.json);
     match rows.iter().find(|r| r.error.is_some() || !r.verified) {
@@ -101,7 +173,9 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
     }
 }
 
-/// Runs one job end to end and measures it.
+/// Runs one job end to end and measures it; `sandbox_key` names the report in the sandbox,
+/// to compare checksums.
+#[allow(clippy::too_many_arguments)]
 async fn one<A: ReportAdapter>(
     adapter: A,
     request: A::Request,
@@ -110,6 +184,7 @@ async fn one<A: ReportAdapter>(
     policy: &WaitPolicy,
     sandbox: &Sandbox,
     vendor: Vendor,
+    sandbox_key: impl Fn(&Ticket, &Artifact) -> String,
 ) -> Row {
     let started = Instant::now();
     let name = adapter.vendor();
@@ -132,7 +207,7 @@ async fn one<A: ReportAdapter>(
         let saved = job
             .download_to(&artifact, out, DownloadOptions::default())
             .await?;
-        Ok::<_, report_core::Error>((job.ticket().id.clone(), saved))
+        Ok::<_, report_core::Error>((sandbox_key(job.ticket(), &artifact), saved))
     }
     .await;
     row.seconds = started.elapsed().as_secs_f64();

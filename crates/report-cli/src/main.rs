@@ -42,6 +42,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let common = cli.common;
     match cli.command {
+        Command::Docspace(command) => jobs::execute(*command, &common).await,
+        Command::Evovoice(command) => jobs::execute(*command, &common).await,
+        Command::Cloudblue(command) => jobs::execute(*command, &common).await,
+        Command::Metakocka(command) => jobs::execute(*command, &common).await,
         Command::Ofd(command) => jobs::execute(*command, &common).await,
         Command::Demo(args) => demo::run(args, &common).await,
         Command::Sandbox(args) => sandbox_cmd::run(args).await,

@@ -28,8 +28,259 @@ fn reports(sandbox: &Sandbox) -> Command {
         .env("OFD_BASE_URL", sandbox.base_url(Vendor::Ofd))
         .env("OFD_LOGIN", c::OFD_LOGIN)
         .env("OFD_PASSWORD", c::OFD_PASSWORD)
+        .env("DOCSPACE_BASE_URL", sandbox.base_url(Vendor::DocSpace))
+        .env("DOCSPACE_API_KEY", c::DOCSPACE_API_KEY)
+        .env("EVOVOICE_BASE_URL", sandbox.base_url(Vendor::EvoVoice))
+        .env("EVOVOICE_USERNAME", c::EVOVOICE_USERNAME)
+        .env("EVOVOICE_PASSWORD", c::EVOVOICE_PASSWORD)
+        .env("CLOUDBLUE_BASE_URL", sandbox.base_url(Vendor::CloudBlue))
+        .env("CLOUDBLUE_USERNAME", c::CLOUDBLUE_USERNAME)
+        .env("CLOUDBLUE_PASSWORD", c::CLOUDBLUE_PASSWORD)
+        .env("CLOUDBLUE_SUBSCRIPTION_KEY", c::CLOUDBLUE_SUBSCRIPTION_KEY)
+        .env("CLOUDBLUE_MARKETPLACE", c::CLOUDBLUE_MARKETPLACE)
+        .env("METAKOCKA_BASE_URL", sandbox.base_url(Vendor::MetaKocka))
+        .env("METAKOCKA_SECRET_KEY", c::METAKOCKA_SECRET_KEY)
+        .env("METAKOCKA_COMPANY_ID", c::METAKOCKA_COMPANY_ID)
         .timeout(Duration::from_secs(60));
     cmd
+}
+
+/// Per vendor: the `run` arguments of a small job, and the credential variable to spoil.
+const VENDOR_JOBS: &[(Vendor, &[&str], &str)] = &[
+    (
+        Vendor::DocSpace,
+        &[
+            "docspace",
+            "run",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--no-debit",
+        ],
+        "DOCSPACE_API_KEY",
+    ),
+    (
+        Vendor::EvoVoice,
+        &[
+            "evovoice",
+            "run",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--account-id",
+            "acct-1",
+        ],
+        "EVOVOICE_PASSWORD",
+    ),
+    (
+        Vendor::CloudBlue,
+        &[
+            "cloudblue",
+            "run",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--format",
+            "csv",
+        ],
+        "CLOUDBLUE_PASSWORD",
+    ),
+    (
+        Vendor::MetaKocka,
+        &["metakocka", "run", "--report-id", "149", "--format", "csv"],
+        "METAKOCKA_SECRET_KEY",
+    ),
+    (
+        Vendor::Ofd,
+        &[
+            "ofd",
+            "run",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+        ],
+        "OFD_PASSWORD",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_vendor_runs_end_to_end() {
+    let sandbox = sandbox(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (vendor, run_args, _) in VENDOR_JOBS {
+        let out = dir.path().join(format!("{}.out", vendor.name()));
+        let mut cmd = reports(&sandbox);
+        cmd.args(*run_args)
+            .args(["--json", "--out", out.to_str().unwrap()]);
+        let output = run(cmd).await.success().get_output().clone();
+        let json: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+        assert_eq!(json["vendor"], vendor.name());
+        assert_eq!(json["file"]["bytes"], 4096, "{vendor:?}");
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), 4096, "{vendor:?}");
+        assert_eq!(sandbox.stats(*vendor).reports_started, 1, "{vendor:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_vendor_exits_1_on_a_failed_report_and_3_on_refused_credentials() {
+    let failing = sandbox(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (vendor, run_args, secret_var) in VENDOR_JOBS {
+        let out = dir.path().join(format!("{}.out", vendor.name()));
+        let mut cmd = reports(&failing);
+        cmd.args(*run_args)
+            .args(["--quiet", "--out", out.to_str().unwrap()]);
+        run(cmd).await.code(1);
+        assert!(!out.exists(), "{vendor:?}: nothing may be left at --out");
+
+        let mut cmd = reports(&failing);
+        cmd.env(secret_var, "spoiled-secret-value")
+            .args(*run_args)
+            .args(["--quiet", "--out", out.to_str().unwrap()]);
+        let assert = run(cmd).await.code(3);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        assert!(
+            !stderr.contains("spoiled-secret-value"),
+            "{vendor:?} leaked: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_vendor_refuses_bad_input_with_exit_2_before_sending() {
+    let sandbox = sandbox(false).await;
+    let cases: &[&[&str]] = &[
+        &[
+            "docspace",
+            "start",
+            "--from",
+            "2024-02-01",
+            "--to",
+            "2024-01-01",
+        ],
+        &[
+            "docspace",
+            "start",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--no-credit",
+            "--no-debit",
+        ],
+        &[
+            "evovoice",
+            "start",
+            "--from",
+            "2024-02-01",
+            "--to",
+            "2024-01-01",
+            "--account-id",
+            "a",
+        ],
+        &[
+            "evovoice",
+            "start",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--account-id",
+            "a",
+            "--webhook",
+            "http://not-https.example/hook",
+        ],
+        &[
+            "evovoice",
+            "start",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--account-id",
+            "a",
+            "--notify",
+            "not-an-email",
+        ],
+        &[
+            "cloudblue",
+            "start",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--format",
+            "pdf",
+        ],
+        &[
+            "cloudblue",
+            "start",
+            "--from",
+            "2024-02-01",
+            "--to",
+            "2024-01-31",
+            "--format",
+            "csv",
+        ],
+        &[
+            "metakocka",
+            "start",
+            "--report-id",
+            "149",
+            "--format",
+            "DOCX",
+        ],
+        &["metakocka", "start", "--report-id", "not-a-number"],
+        &[
+            "metakocka",
+            "start",
+            "--report-id",
+            "149",
+            "--param",
+            "ADD_ATT_DATE_MK_DATUM_FROM=2024-01-01",
+        ],
+        &[
+            "metakocka",
+            "start",
+            "--report-id",
+            "149",
+            "--param",
+            "no-equals-sign",
+        ],
+    ];
+    for case in cases {
+        let mut cmd = reports(&sandbox);
+        cmd.args(*case);
+        let assert = run(cmd).await.code(2);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        assert!(stderr.contains("error"), "{case:?}: {stderr}");
+    }
+    // DocSpace has no default portal.
+    let mut cmd = reports(&sandbox);
+    cmd.env_remove("DOCSPACE_BASE_URL").args([
+        "docspace",
+        "start",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-31",
+    ]);
+    run(cmd)
+        .await
+        .code(2)
+        .stderr(predicate::str::contains("DOCSPACE_BASE_URL"));
+    assert!(
+        sandbox.requests().is_empty(),
+        "nothing may be sent for bad input"
+    );
 }
 
 const OFD_JOB: &[&str] = &[

@@ -141,7 +141,19 @@ impl ReportAdapter for MetaKockaAdapter {
         let report_id = ticket.require(REPORT_ID)?;
         // Always the token the start returned: in-progress answers carry another one, which
         // is not the job's id.
-        let answer = self.client.report_status(report_id, &ticket.id).await?;
+        let answer = match self.client.report_status(report_id, &ticket.id).await {
+            Ok(answer) => answer,
+            // A vendor error answering the poll of a started print (an unknown token, a
+            // print that broke off) is the vendor saying this report failed: it ends the wait
+            // as a failed job. Refused credentials and transport faults stay errors.
+            Err(Error::Api {
+                status: None,
+                code,
+                message,
+                ..
+            }) => return Ok(Status::Failed { code, message }),
+            Err(e) => return Err(e),
+        };
         if answer.token.as_deref().is_some_and(|t| t != ticket.id) {
             tracing::debug!("MetaKocka answered another token; polling on with the original");
         }

@@ -222,7 +222,7 @@ async fn a_report_runs_from_start_to_download() {
 }
 
 #[tokio::test]
-async fn a_vendor_side_failure_is_a_typed_api_error() {
+async fn a_vendor_side_failure_ends_the_wait_as_a_failed_job() {
     let api = MockServer::start_async().await;
     on_start(&api).await;
     let job = started_job(&api).await;
@@ -237,15 +237,12 @@ async fn a_vendor_side_failure_is_a_typed_api_error() {
     .await;
     let err = job.wait().await.expect_err("the report failed");
     match &err {
-        Error::Api {
+        Error::JobFailed {
             vendor,
-            status,
             code,
             message,
-            ..
         } => {
             assert_eq!(*vendor, "metakocka");
-            assert_eq!(*status, None);
             assert_eq!(code.as_deref(), Some("6"));
             assert_eq!(message, "Report with this token does not exist.");
         }

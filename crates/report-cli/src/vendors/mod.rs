@@ -1,5 +1,9 @@
 //! Each vendor's connection and report options, and how they become an adapter and a request.
 
+pub mod cloudblue;
+pub mod docspace;
+pub mod evovoice;
+pub mod metakocka;
 pub mod ofd;
 
 use report_core::http::HttpOptions;

@@ -1,0 +1,127 @@
+//! `reports cloudblue …`
+
+use clap::Args;
+use report_cloudblue::{
+    CloudBlueAdapter, CloudBlueClient, CloudBlueConfig, CloudBlueReportRequest, ReportFormat,
+};
+
+use crate::cli::Common;
+use crate::dates::{self, DateArg};
+use crate::failure::Failure;
+use crate::jobs::{BuildRequest, Connect};
+use crate::vendors::{http_options, required};
+
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// API root including the marketplace, e.g. https://api.cloud.im/marketplace/eu.
+    #[arg(long, global = true, env = "CLOUDBLUE_BASE_URL", default_value = report_cloudblue::DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// User name for the token request.
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUDBLUE_USERNAME",
+        hide_env_values = true
+    )]
+    pub username: Option<String>,
+    /// Password for the token request.
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUDBLUE_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// API subscription key (`X-Subscription-Key`).
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUDBLUE_SUBSCRIPTION_KEY",
+        hide_env_values = true
+    )]
+    pub subscription_key: Option<String>,
+    /// Marketplace of the token request.
+    #[arg(long, global = true, env = "CLOUDBLUE_MARKETPLACE", default_value = report_cloudblue::DEFAULT_MARKETPLACE)]
+    pub marketplace: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// First day (YYYY-MM-DD, UTC).
+    #[arg(long, value_parser = dates::parse)]
+    pub from: DateArg,
+    /// Last day (inclusive).
+    #[arg(long, value_parser = dates::parse)]
+    pub to: DateArg,
+    /// json (delivered gzip-compressed, saved decompressed), xml, csv or xlsx.
+    #[arg(long)]
+    pub format: String,
+    /// Report name (default: "reports FROM..TO").
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+impl Connect for Connection {
+    type Adapter = CloudBlueAdapter;
+
+    fn connect(&self, common: &Common) -> Result<CloudBlueAdapter, Failure> {
+        let user = required(&self.username, "--username", "CLOUDBLUE_USERNAME")?;
+        let password = required(&self.password, "--password", "CLOUDBLUE_PASSWORD")?;
+        let key = required(
+            &self.subscription_key,
+            "--subscription-key",
+            "CLOUDBLUE_SUBSCRIPTION_KEY",
+        )?;
+        // CloudBlue is slow: keep its long default request timeout.
+        let mut http = http_options(common);
+        http.timeout = report_cloudblue::DEFAULT_TIMEOUT;
+        let config = CloudBlueConfig::new(user, password, key)
+            .with_base_url(&self.base_url)
+            .with_marketplace(&self.marketplace)
+            .with_http(http);
+        Ok(CloudBlueAdapter::new(CloudBlueClient::new(config)?))
+    }
+}
+
+impl BuildRequest<CloudBlueReportRequest> for Options {
+    fn build(&self) -> Result<CloudBlueReportRequest, Failure> {
+        dates::check_period(&self.from, &self.to).map_err(Failure::Usage)?;
+        let format: ReportFormat = self.format.parse().unwrap_or_else(|never| match never {});
+        if let ReportFormat::Unknown(name) = &format {
+            return Err(Failure::Usage(format!(
+                "unknown format `{name}`: use json, xml, csv or xlsx"
+            )));
+        }
+        let (from, to) = (self.from.day(), self.to.day());
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("reports {from}..{to}"));
+        let request = CloudBlueReportRequest::new(name, format, from, to);
+        request.validate()?;
+        Ok(request)
+    }
+}
+
+/// The demo job against the sandbox: a JSON report (gzip on the wire) from the blob origin.
+pub fn for_sandbox(
+    sandbox: &report_sandbox::Sandbox,
+    mut http: report_core::http::HttpOptions,
+) -> Result<(CloudBlueAdapter, CloudBlueReportRequest), Failure> {
+    use report_sandbox::credentials as c;
+    http.timeout = report_cloudblue::DEFAULT_TIMEOUT;
+    let config = CloudBlueConfig::new(
+        c::CLOUDBLUE_USERNAME,
+        c::CLOUDBLUE_PASSWORD,
+        c::CLOUDBLUE_SUBSCRIPTION_KEY,
+    )
+    .with_base_url(sandbox.base_url(report_sandbox::Vendor::CloudBlue))
+    .with_marketplace(c::CLOUDBLUE_MARKETPLACE)
+    .with_http(http);
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+    let request = CloudBlueReportRequest::new("demo", ReportFormat::Json, day(1, 1), day(1, 31));
+    Ok((
+        CloudBlueAdapter::new(CloudBlueClient::new(config)?),
+        request,
+    ))
+}

@@ -1,0 +1,83 @@
+//! `reports docspace …`
+
+use clap::Args;
+use report_docspace::{DocSpaceAdapter, DocSpaceClient, DocSpaceConfig, DocSpaceReportRequest};
+
+use crate::cli::Common;
+use crate::dates::{self, DateArg};
+use crate::failure::Failure;
+use crate::jobs::{BuildRequest, Connect};
+use crate::vendors::{http_options, required};
+
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Portal URL, e.g. https://yourportal.onlyoffice.com (DocSpace has no default).
+    #[arg(long, global = true, env = "DOCSPACE_BASE_URL")]
+    pub base_url: Option<String>,
+    /// API key (`sk-…`).
+    #[arg(long, global = true, env = "DOCSPACE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// First day (YYYY-MM-DD, UTC) or moment (RFC 3339).
+    #[arg(long, value_parser = dates::parse)]
+    pub from: DateArg,
+    /// Last day (inclusive) or moment.
+    #[arg(long, value_parser = dates::parse)]
+    pub to: DateArg,
+    /// Only operations of this participant (customer).
+    #[arg(long, value_name = "NAME")]
+    pub participant: Option<String>,
+    /// Leave credit operations out.
+    #[arg(long)]
+    pub no_credit: bool,
+    /// Leave debit operations out.
+    #[arg(long)]
+    pub no_debit: bool,
+}
+
+impl Connect for Connection {
+    type Adapter = DocSpaceAdapter;
+
+    fn connect(&self, common: &Common) -> Result<DocSpaceAdapter, Failure> {
+        let portal = required(&self.base_url, "--base-url", "DOCSPACE_BASE_URL")?;
+        let key = required(&self.api_key, "--api-key", "DOCSPACE_API_KEY")?;
+        let config = DocSpaceConfig::new(portal, key).with_http(http_options(common));
+        Ok(DocSpaceAdapter::new(DocSpaceClient::new(config)?))
+    }
+}
+
+impl BuildRequest<DocSpaceReportRequest> for Options {
+    fn build(&self) -> Result<DocSpaceReportRequest, Failure> {
+        dates::check_period(&self.from, &self.to).map_err(Failure::Usage)?;
+        let mut request = DocSpaceReportRequest::for_days(self.from.day(), self.to.day());
+        if let DateArg::Moment(m) = self.from {
+            request.start_date = Some(m.to_utc());
+        }
+        if let DateArg::Moment(m) = self.to {
+            request.end_date = Some(m.to_utc());
+        }
+        request.participant_name = self.participant.clone();
+        request.credit = Some(!self.no_credit);
+        request.debit = Some(!self.no_debit);
+        request.validate()?;
+        Ok(request)
+    }
+}
+
+/// The demo job against the sandbox: January's operations of the demo portal.
+pub fn for_sandbox(
+    sandbox: &report_sandbox::Sandbox,
+    http: report_core::http::HttpOptions,
+) -> Result<(DocSpaceAdapter, DocSpaceReportRequest), Failure> {
+    let config = DocSpaceConfig::new(
+        sandbox.base_url(report_sandbox::Vendor::DocSpace),
+        report_sandbox::credentials::DOCSPACE_API_KEY,
+    )
+    .with_http(http);
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+    let request = DocSpaceReportRequest::for_days(day(1, 1), day(1, 31));
+    Ok((DocSpaceAdapter::new(DocSpaceClient::new(config)?), request))
+}

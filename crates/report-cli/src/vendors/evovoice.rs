@@ -1,0 +1,89 @@
+//! `reports evovoice …`
+
+use clap::Args;
+use report_evovoice::{EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceReportRequest};
+
+use crate::cli::Common;
+use crate::dates::{self, DateArg};
+use crate::failure::Failure;
+use crate::jobs::{BuildRequest, Connect};
+use crate::vendors::{http_options, required};
+
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// API base URL.
+    #[arg(long, global = true, env = "EVOVOICE_BASE_URL", default_value = report_evovoice::DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// User name (Basic auth).
+    #[arg(long, global = true, env = "EVOVOICE_USERNAME", hide_env_values = true)]
+    pub username: Option<String>,
+    /// Password (Basic auth).
+    #[arg(long, global = true, env = "EVOVOICE_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// First day (YYYY-MM-DD).
+    #[arg(long, value_parser = dates::parse)]
+    pub from: DateArg,
+    /// Last day (inclusive).
+    #[arg(long, value_parser = dates::parse)]
+    pub to: DateArg,
+    /// The account to report on.
+    #[arg(long, value_name = "ID")]
+    pub account_id: String,
+    /// Include customer ids in the report.
+    #[arg(long)]
+    pub include_customer_ids: bool,
+    /// E-mail address EvoVoice notifies when the report is done.
+    #[arg(long, value_name = "EMAIL")]
+    pub notify: Option<String>,
+    /// Webhook EvoVoice calls with the report's data when it is done (https).
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+}
+
+impl Connect for Connection {
+    type Adapter = EvoVoiceAdapter;
+
+    fn connect(&self, common: &Common) -> Result<EvoVoiceAdapter, Failure> {
+        let user = required(&self.username, "--username", "EVOVOICE_USERNAME")?;
+        let password = required(&self.password, "--password", "EVOVOICE_PASSWORD")?;
+        let config = EvoVoiceConfig::new(user, password)
+            .with_base_url(&self.base_url)
+            .with_http(http_options(common));
+        Ok(EvoVoiceAdapter::new(EvoVoiceClient::new(config)?))
+    }
+}
+
+impl BuildRequest<EvoVoiceReportRequest> for Options {
+    fn build(&self) -> Result<EvoVoiceReportRequest, Failure> {
+        dates::check_period(&self.from, &self.to).map_err(Failure::Usage)?;
+        let mut request =
+            EvoVoiceReportRequest::new(&self.account_id, self.from.day(), self.to.day())
+                .with_customer_ids(self.include_customer_ids);
+        if let Some(email) = &self.notify {
+            request = request.with_notify_email(email);
+        }
+        if let Some(url) = &self.webhook {
+            request = request.with_webhook_url(url);
+        }
+        request.validate()?;
+        Ok(request)
+    }
+}
+
+/// The demo job against the sandbox: January's billing of the demo account.
+pub fn for_sandbox(
+    sandbox: &report_sandbox::Sandbox,
+    http: report_core::http::HttpOptions,
+) -> Result<(EvoVoiceAdapter, EvoVoiceReportRequest), Failure> {
+    use report_sandbox::credentials as c;
+    let config = EvoVoiceConfig::new(c::EVOVOICE_USERNAME, c::EVOVOICE_PASSWORD)
+        .with_base_url(sandbox.base_url(report_sandbox::Vendor::EvoVoice))
+        .with_http(http);
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+    let request = EvoVoiceReportRequest::new(c::EVOVOICE_ACCOUNT_ID, day(1, 1), day(1, 31));
+    Ok((EvoVoiceAdapter::new(EvoVoiceClient::new(config)?), request))
+}
