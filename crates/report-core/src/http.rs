@@ -10,10 +10,21 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use url::Url;
 
 use crate::adapter::Download;
-use crate::{Compression, Error, Result, excerpt};
+use crate::{BoxError, Compression, Error, Result, excerpt};
 
 /// Most bytes read of an error or unexpected body (HTML error pages can be large).
 pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Most bytes of a JSON (or text) API answer a generated client may read into memory. Report
+/// files are streamed and not limited; an API answer this large is hostile or broken.
+pub const API_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The error a guarded body stream ends with when it passes [`API_BODY_LIMIT`].
+#[derive(Debug, thiserror::Error)]
+#[error("the answer is larger than {limit} bytes; refusing to read it into memory")]
+pub struct BodyTooLarge {
+    pub limit: usize,
+}
 
 /// Options of the HTTP clients a vendor crate builds.
 #[derive(Clone, Debug)]
@@ -272,6 +283,16 @@ impl<'a> VendorErrors<'a> {
         match err {
             P::InvalidRequest(msg) => Error::InvalidInput(msg),
             P::CommunicationError(e) | P::InvalidUpgrade(e) => self.transport(operation, e),
+            P::ResponseBodyError(e) if caused_by_size_limit(&e) => Error::Decode {
+                vendor: self.vendor,
+                operation: operation.to_string(),
+                message: BodyTooLarge {
+                    limit: API_BODY_LIMIT,
+                }
+                .to_string(),
+                excerpt: String::new(),
+                source: None,
+            },
             P::ResponseBodyError(e) => Error::Transport {
                 operation: operation.to_string(),
                 maybe_sent: true,
@@ -372,6 +393,51 @@ impl<'a> VendorErrors<'a> {
     }
 }
 
+/// What every vendor's `exec` hook runs on a response before the generated code reads it:
+/// error answers become decodable as the vendor's error schema
+/// ([`normalize_error_response`]), and JSON or text answers are cut off at
+/// [`API_BODY_LIMIT`] so a hostile server cannot exhaust memory.
+pub async fn guard_response(
+    response: reqwest::Response,
+    envelope: impl FnOnce(String) -> serde_json::Value,
+) -> reqwest::Result<reqwest::Response> {
+    let response = normalize_error_response(response, envelope).await?;
+    Ok(limit_body(response, API_BODY_LIMIT))
+}
+
+/// Wraps a JSON or text body (or one without a content type) so reading past `limit` bytes
+/// fails with [`BodyTooLarge`]; binary bodies (report files) pass untouched.
+pub fn limit_body(response: reqwest::Response, limit: usize) -> reqwest::Response {
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    let textual = content_type
+        .as_deref()
+        .is_none_or(|t| t.contains("json") || t.starts_with("text/"));
+    if !textual {
+        return response;
+    }
+    let status = response.status();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let mut seen = 0usize;
+    let body = response.bytes_stream().map(move |chunk| {
+        let chunk = chunk.map_err(|e| -> BoxError { Box::new(e) })?;
+        seen += chunk.len();
+        if seen > limit {
+            return Err(Box::new(BodyTooLarge { limit }) as BoxError);
+        }
+        Ok(chunk)
+    });
+    let mut rebuilt = http::Response::new(reqwest::Body::wrap_stream(body));
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    reqwest::Response::from(rebuilt)
+}
+
 /// Makes an error answer decodable as the vendor's error schema.
 ///
 /// Generated clients decode every error body as the vendor's JSON error type, so an HTML page
@@ -422,6 +488,17 @@ pub async fn normalize_error_response(
     *rebuilt.version_mut() = version;
     *rebuilt.headers_mut() = headers;
     Ok(reqwest::Response::from(rebuilt))
+}
+
+fn caused_by_size_limit(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<BodyTooLarge>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Reads at most `limit` bytes of a body (the rest is dropped).

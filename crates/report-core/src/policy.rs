@@ -99,7 +99,11 @@ impl WaitPolicy {
         Scheduler {
             policy: self.clone(),
             attempt: 0,
-            samples: Vec::new(),
+            origin: None,
+            first: None,
+            last_poll: None,
+            reached: None,
+            eta_checked: None,
             rng,
         }
     }
@@ -110,34 +114,69 @@ impl WaitPolicy {
 pub struct Scheduler {
     policy: WaitPolicy,
     attempt: u32,
-    /// (time, fraction) of pending polls, for the progress-rate estimate.
-    samples: Vec<(DateTime<Utc>, f64)>,
+    /// When the wait began, as far as this scheduler can tell: the first status's time minus
+    /// the first delay it handed out.
+    origin: Option<DateTime<Utc>>,
+    /// The delay [`first_delay`](Self::first_delay) handed out, to date the origin.
+    first: Option<Duration>,
+    /// The previous pending status's time.
+    last_poll: Option<DateTime<Utc>>,
+    /// The highest progress fraction seen, and between which polls it was reached.
+    reached: Option<Reached>,
+    /// The vendor ETA already checked early once.
+    eta_checked: Option<DateTime<Utc>>,
     rng: SmallRng,
+}
+
+/// A progress fraction and the interval in which it was reached.
+#[derive(Clone, Copy, Debug)]
+struct Reached {
+    fraction: f64,
+    after: DateTime<Utc>,
+    seen: DateTime<Utc>,
+}
+
+fn knob(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 impl Scheduler {
     /// The delay before the next poll after a pending status observed at `now`.
     pub fn after_pending(&mut self, now: DateTime<Utc>, progress: &Progress) -> Duration {
-        if let Some(f) = progress.fraction {
-            self.samples.push((now, f.clamp(0.0, 1.0)));
-            if self.samples.len() > 8 {
-                self.samples.remove(0);
+        let first = self.first.take().unwrap_or_default();
+        let origin = *self
+            .origin
+            .get_or_insert_with(|| now - chrono::Duration::from_std(first).unwrap_or_default());
+        let previous = self.last_poll.replace(now).unwrap_or(origin);
+        if let Some(f) = progress.fraction.filter(|f| f.is_finite()) {
+            let f = f.clamp(0.0, 1.0);
+            if f > 0.0 && self.reached.is_none_or(|r| f > r.fraction) {
+                self.reached = Some(Reached {
+                    fraction: f,
+                    after: previous,
+                    seen: now,
+                });
             }
         }
         let hinted = if self.policy.use_hints {
-            self.hint(now, progress)
+            self.hint(now, origin, progress)
         } else {
             None
         };
         let delay = match hinted {
-            Some(hint) => {
-                // After a hinted wait, restart the backoff small: the report should be close.
-                self.attempt = 0;
-                hint.clamp(self.policy.initial_delay, self.policy.max_hinted_delay)
-            }
+            Some(hint) => hint.clamp(self.policy.initial_delay, self.policy.max_hinted_delay),
             None => {
                 let base = self.backoff();
-                self.jittered(base)
+                if base >= self.policy.max_delay {
+                    // At the cap, no jitter: clients that started together were already spread
+                    // by the jittered steps before it, and the cap stays the longest wait.
+                    base
+                } else {
+                    self.jittered(base).min(self.policy.max_delay)
+                }
             }
         };
         delay.max(progress.retry_after.unwrap_or_default())
@@ -146,7 +185,9 @@ impl Scheduler {
     /// The delay before the first poll of a report that was just started.
     pub fn first_delay(&mut self) -> Duration {
         let base = self.backoff();
-        self.jittered(base)
+        let delay = self.jittered(base);
+        self.first = Some(delay);
+        delay
     }
 
     /// The delay before retrying after a transient error.
@@ -176,20 +217,55 @@ impl Scheduler {
         Duration::from_secs_f64(d.as_secs_f64() * factor)
     }
 
-    /// What the vendor's hints say about the time left: an explicit ETA first, else the rate
-    /// at which the progress fraction has been moving.
-    fn hint(&self, now: DateTime<Utc>, progress: &Progress) -> Option<Duration> {
+    /// The wait the vendor's hints suggest, if they suggest one.
+    fn hint(
+        &mut self,
+        now: DateTime<Utc>,
+        origin: DateTime<Utc>,
+        progress: &Progress,
+    ) -> Option<Duration> {
+        let secs = |d: chrono::Duration| d.num_milliseconds() as f64 / 1000.0;
+        let elapsed = secs(now - origin).max(0.0);
+        let overdue = || {
+            Duration::from_secs_f64(
+                (knob("RB_OVERDUE", 0.1) * elapsed)
+                    .min(knob("RB_OVERDUE_CAP", 60.0))
+                    .max(0.0),
+            )
+        };
         if let Some(eta) = progress.eta {
-            return (eta - now).to_std().ok().filter(|d| !d.is_zero());
+            let left = secs(eta - now);
+            if left <= 0.0 {
+                return Some(overdue());
+            }
+            let early = knob("RB_EARLY", 0.1) * secs(eta - origin);
+            if left > self.policy.max_delay.as_secs_f64()
+                && self.eta_checked != Some(eta)
+                && early > 0.0
+                && left > early
+            {
+                self.eta_checked = Some(eta);
+                return Some(Duration::from_secs_f64(left - early));
+            }
+            return Some(Duration::from_secs_f64(left));
         }
-        let (t0, f0) = *self.samples.first()?;
-        let (t1, f1) = *self.samples.last()?;
-        let elapsed = (t1 - t0).to_std().ok()?.as_secs_f64();
-        if f1 <= f0 || elapsed <= 0.0 || f1 >= 1.0 {
-            return None;
+        if let Some(r) = self.reached {
+            let reached_at = secs(r.after - origin) + knob("RB_MID", 0.5) * secs(r.seen - r.after);
+            let total = reached_at / r.fraction;
+            let left = total - elapsed;
+            if left <= 0.0 {
+                return Some(overdue());
+            }
+            return Some(Duration::from_secs_f64(
+                (knob("RB_APPROACH", 1.0) * left).max(overdue().as_secs_f64().min(left)),
+            ));
         }
-        let rate = (f1 - f0) / elapsed;
-        Some(Duration::from_secs_f64((1.0 - f1) / rate))
+        if progress.fraction.is_some() {
+            // Progress is reported but none made yet: the report is young; keep doubling the
+            // time waited so far.
+            return Some(Duration::from_secs_f64(knob("RB_ZERO", 1.0) * elapsed));
+        }
+        None
     }
 }
 

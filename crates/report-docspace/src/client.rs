@@ -85,7 +85,7 @@ impl ClientHooks<Inner> for generated::Client {
         let response = http::traced_execute(&self.client, request, info.operation_id).await?;
         // 502/503 from a proxy answer HTML: turn it into the error envelope so the status and
         // Retry-After survive decoding.
-        http::normalize_error_response(response, errors::envelope_for).await
+        http::guard_response(response, errors::envelope_for).await
     }
 }
 

@@ -105,7 +105,7 @@ impl ClientHooks<Inner> for generated::Client {
     ) -> reqwest::Result<reqwest::Response> {
         let response = http::traced_execute(&self.client, request, info.operation_id).await?;
         // HTML error pages and empty 401s become ServiceStack-shaped bodies, keeping the status.
-        http::normalize_error_response(response, errors::envelope_for).await
+        http::guard_response(response, errors::envelope_for).await
     }
 }
 

@@ -86,7 +86,7 @@ impl ClientHooks<Inner> for generated::Client {
         info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         let response = http::traced_execute(&self.client, request, info.operation_id).await?;
-        http::normalize_error_response(response, errors::envelope_for).await
+        http::guard_response(response, errors::envelope_for).await
     }
 }
 

@@ -450,3 +450,33 @@ async fn the_token_never_goes_to_another_origin() {
         .unwrap();
     file.assert_calls_async(1).await;
 }
+
+#[tokio::test]
+async fn a_huge_answer_is_refused_with_bounded_memory() {
+    let server = MockServer::start_async().await;
+    server.create_auth_token(|_, then| {
+        then.ok(&token(TOKEN));
+    });
+    server.create_report(|_, then| {
+        then.ok(&types::ReportEnvelope {
+            data: Some(report(ReportStatus::Todo)),
+            ..Default::default()
+        });
+    });
+    // 17 MiB of JSON: more than any report list needs.
+    let mut huge = String::from(r#"{"Status":"Success","Data":{"List":[], "Padding":""#);
+    huge.push_str(&"x".repeat(17 * 1024 * 1024));
+    huge.push_str(r#""}}"#);
+    server.list_reports(|_, then| {
+        then.into_inner()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(huge);
+    });
+    let job = Job::start_with_clock(adapter(&server), &request(), policy(), clock())
+        .await
+        .unwrap();
+    let err = job.poll().await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    assert!(err.to_string().contains("larger than"), "{err}");
+}
