@@ -307,18 +307,12 @@ impl CloudBlueClient {
         F: Fn() -> Fut,
         Fut: Future<Output = ApiResult<T>>,
     {
-        let generation = self.token_generation().await?;
-        match f().await {
+        let tokens = &self.api.inner.tokens;
+        match tokens
+            .with_renewal(|| self.renew_token(), f, is_unauthorized)
+            .await?
+        {
             Ok(value) => Ok(value.into_inner()),
-            Err(e) if is_unauthorized(&e) => {
-                tracing::debug!(operation, "token refused; renewing once");
-                self.api.inner.tokens.invalidate(generation);
-                self.token_generation().await?;
-                match f().await {
-                    Ok(value) => Ok(value.into_inner()),
-                    Err(e) => Err(errors::map(operation, e).await),
-                }
-            }
             Err(e) => Err(errors::map(operation, e).await),
         }
     }

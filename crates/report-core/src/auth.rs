@@ -89,6 +89,33 @@ impl TokenCache {
         Ok(state.generation)
     }
 
+    /// Runs `attempt` with a usable token (renewing with `renew` when needed). When `refused`
+    /// says the answer is a refusal of the token, forgets it, renews once and runs `attempt`
+    /// again. Returns the last attempt's own result; only a failed renewal is an [`Error`].
+    pub async fn with_renewal<T, E, R, RFut, A, AFut>(
+        &self,
+        renew: R,
+        attempt: A,
+        refused: impl Fn(&E) -> bool,
+    ) -> Result<std::result::Result<T, E>>
+    where
+        R: Fn() -> RFut,
+        RFut: Future<Output = Result<Token>>,
+        A: Fn() -> AFut,
+        AFut: Future<Output = std::result::Result<T, E>>,
+    {
+        let generation = self.get_or_renew(&renew).await?;
+        match attempt().await {
+            Err(e) if refused(&e) => {
+                tracing::debug!("token refused; renewing once");
+                self.invalidate(generation);
+                self.get_or_renew(&renew).await?;
+                Ok(attempt().await)
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Forgets the token of `generation` (after the server refused it).
     pub fn invalidate(&self, generation: u64) {
         let mut state = self.state.write().expect("token lock");

@@ -218,25 +218,17 @@ impl OfdClient {
         F: Fn() -> Fut,
         Fut: Future<Output = ApiResult<T>>,
     {
-        let generation = self.token_generation().await?;
-        match f().await {
+        let tokens = &self.api.inner.tokens;
+        match tokens
+            .with_renewal(|| self.renew_token(), f, token_refused)
+            .await?
+        {
             Ok(value) => Ok(value.into_inner()),
-            Err(e) if token_refused(&e) => {
-                tracing::debug!(operation, "token refused; renewing once");
-                self.api.inner.tokens.invalidate(generation);
-                self.token_generation().await?;
-                match f().await {
-                    Ok(value) => Ok(value.into_inner()),
-                    Err(e) if token_refused(&e) => Err(Error::Auth {
-                        vendor: errors::VENDOR,
-                        status: e.status().map_or(401, |s| s.as_u16()),
-                        message: format!(
-                            "{operation}: the AuthToken was refused even after renewal"
-                        ),
-                    }),
-                    Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
-                }
-            }
+            Err(e) if token_refused(&e) => Err(Error::Auth {
+                vendor: errors::VENDOR,
+                status: e.status().map_or(401, |s| s.as_u16()),
+                message: format!("{operation}: the AuthToken was refused even after renewal"),
+            }),
             Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
         }
     }
