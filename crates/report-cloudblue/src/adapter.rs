@@ -235,6 +235,11 @@ impl ReportAdapter for CloudBlueAdapter {
 
     async fn start(&self, request: &CloudBlueReportRequest) -> Result<Started> {
         request.validate()?;
+        // The token comes first: a failure getting it started nothing, so it may be retried.
+        self.client
+            .ensure_token()
+            .await
+            .map_err(Error::before_start)?;
         let report = self.client.create_report(&request.body()).await?;
         let id = report
             .id

@@ -103,6 +103,13 @@ pub enum Error {
     #[error("downloaded file failed verification: {0}")]
     Integrity(String),
 
+    /// A step an adapter takes before its start request (a login, a lookup) failed, so no
+    /// report can have been started: [`Job::start`](crate::Job::start) may retry it even for
+    /// vendors whose starts are not idempotent. Adapters wrap such errors with
+    /// [`Error::before_start`]; `Job::start` unwraps them, so callers never see this variant.
+    #[error(transparent)]
+    BeforeStart(Box<Error>),
+
     /// A local file operation failed.
     #[error("{action} {}: {source}", .path.display())]
     Io {
@@ -136,10 +143,27 @@ fn api_message(
 }
 
 impl Error {
+    /// Marks an error of a step before the start request: nothing was started.
+    pub fn before_start(error: Error) -> Error {
+        match error {
+            Error::BeforeStart(_) => error,
+            other => Error::BeforeStart(Box::new(other)),
+        }
+    }
+
+    /// The error itself, without a [`Error::BeforeStart`] mark.
+    pub fn unwrap_before_start(self) -> Error {
+        match self {
+            Error::BeforeStart(inner) => *inner,
+            other => other,
+        }
+    }
+
     /// Whether waiting and asking again may succeed: transport faults, 408, 429, 5xx, truncated
     /// or garbled bodies. Decisions to retry a *start* also need [`Error::request_maybe_sent`].
     pub fn is_transient(&self) -> bool {
         match self {
+            Error::BeforeStart(inner) => inner.is_transient(),
             Error::Transport { .. } => true,
             Error::Api {
                 status: Some(s), ..
@@ -154,7 +178,7 @@ impl Error {
     pub fn request_maybe_sent(&self) -> bool {
         match self {
             Error::Transport { maybe_sent, .. } => *maybe_sent,
-            Error::InvalidInput(_) => false,
+            Error::InvalidInput(_) | Error::BeforeStart(_) => false,
             _ => true,
         }
     }

@@ -93,6 +93,7 @@ impl<A: ReportAdapter> Job<A> {
                     if e.is_transient()
                         && (!e.request_maybe_sent() || adapter.start_is_idempotent()) =>
                 {
+                    let e = e.unwrap_before_start();
                     failures += 1;
                     if failures > policy.transient_error_budget {
                         return Err(Error::RetriesExhausted {
@@ -110,7 +111,7 @@ impl<A: ReportAdapter> Job<A> {
                     tracing::warn!(vendor = adapter.vendor(), error = %e, "start failed before reaching the server; retrying");
                     clock.sleep(delay).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.unwrap_before_start()),
             }
         };
         let Started { ticket, status } = started;

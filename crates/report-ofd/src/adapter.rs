@@ -270,7 +270,16 @@ impl ReportAdapter for OfdAdapter {
 
     async fn start(&self, request: &OfdReportRequest) -> Result<Started> {
         request.validate()?;
-        let agreement_id = self.resolve_agreement(&request.agreement).await?;
+        // The token and the agreement lookup come first: a failure there started nothing, so
+        // it may be retried.
+        self.client
+            .ensure_token()
+            .await
+            .map_err(Error::before_start)?;
+        let agreement_id = self
+            .resolve_agreement(&request.agreement)
+            .await
+            .map_err(Error::before_start)?;
         let body = request.body(agreement_id.clone());
         let api = self.client.api();
         let envelope = self
