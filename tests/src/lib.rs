@@ -2,6 +2,8 @@
 //! snapshots, so a spec edit shows up as a small reviewable diff) and request transcripts with
 //! secrets redacted.
 
+pub mod fuzzing;
+
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
 use report_core::auth::{Token, TokenCache};
 use report_core::http::{self, HttpOptions, Redirects};
@@ -281,11 +281,7 @@ impl CloudBlueClient {
                 message: "POST /token answered with an empty token".into(),
             });
         }
-        // Without a lifetime the token is used until the server refuses it.
-        let expires = answer
-            .expires_in_seconds
-            .filter(|secs| *secs > 0)
-            .map(|secs| Utc::now() + chrono::Duration::seconds(secs));
+        let expires = token_expiry(Utc::now(), answer.expires_in_seconds);
         tracing::debug!(expires = ?expires, "obtained a CloudBlue token");
         Ok(Token {
             value: SecretString::from(answer.token),
@@ -362,6 +358,18 @@ impl CloudBlueClient {
     }
 }
 
+/// When a token issued at `now` with `expiresInSeconds` expires. Without a (positive) lifetime,
+/// or with one beyond what a date can hold, the token is used until the server refuses it.
+pub(crate) fn token_expiry(
+    now: DateTime<Utc>,
+    expires_in_seconds: Option<i64>,
+) -> Option<DateTime<Utc>> {
+    let secs = expires_in_seconds.filter(|secs| *secs > 0)?;
+    // `Duration::seconds` and `DateTime + Duration` panic out of range: the server's number
+    // must not crash the client.
+    now.checked_add_signed(chrono::Duration::try_seconds(secs)?)
+}
+
 fn is_unauthorized(e: &progenitor_client::Error<types::ErrorBody>) -> bool {
     e.status().is_some_and(|s| s.as_u16() == 401)
 }
@@ -382,6 +390,21 @@ mod tests {
         assert!(!text.contains("key-0123-secret"), "{text}");
         // base64("user:hunter2-secret")
         assert!(!text.contains("dXNlcjpodW50ZXIyLXNlY3JldA"), "{text}");
+    }
+
+    #[test]
+    fn token_lifetimes_out_of_range_do_not_panic() {
+        let now = DateTime::UNIX_EPOCH;
+        assert_eq!(
+            token_expiry(now, Some(3600)),
+            Some(now + chrono::Duration::seconds(3600))
+        );
+        assert_eq!(token_expiry(now, None), None);
+        assert_eq!(token_expiry(now, Some(0)), None);
+        assert_eq!(token_expiry(now, Some(-5)), None);
+        // Past the last representable date, and past what a `Duration` holds: no expiry.
+        assert_eq!(token_expiry(now, Some(10_000_000_000_000)), None);
+        assert_eq!(token_expiry(now, Some(i64::MAX)), None);
     }
 
     #[test]

@@ -60,3 +60,25 @@ pub use report_core::{
     self, Artifact, Download, DownloadOptions, DownloadSummary, Error, Job, JobStats, Progress,
     ReportAdapter, Result, Status, Ticket, WaitPolicy, http::HttpOptions,
 };
+
+/// Internals the workspace's fuzzers and property tests drive directly
+/// (`integration_tests::fuzzing`). Not part of the API: no stability promise.
+#[doc(hidden)]
+pub mod __fuzz {
+    use report_core::http::{VendorError, VendorErrors};
+
+    use crate::api::types::ErrorEnvelope;
+
+    /// How the client reads error answers.
+    pub const ERRORS: VendorErrors<'static> = crate::errors::ERRORS;
+
+    /// Code and message of a failure envelope.
+    pub fn describe(envelope: &ErrorEnvelope) -> VendorError {
+        crate::errors::describe(envelope)
+    }
+
+    /// The failure envelope made for a non-JSON error body.
+    pub fn envelope_for(text: String) -> serde_json::Value {
+        crate::errors::envelope_for(text)
+    }
+}

@@ -77,3 +77,35 @@ pub use report_core::{
     self, Artifact, Download, DownloadOptions, DownloadSummary, Error, Job, JobStats, Progress,
     ReportAdapter, Result, SecretString, Status, Ticket, WaitPolicy, http::HttpOptions,
 };
+
+/// Internals the workspace's fuzzers and property tests drive directly
+/// (`integration_tests::fuzzing`). Not part of the API: no stability promise.
+#[doc(hidden)]
+pub mod __fuzz {
+    use report_core::http::{VendorError, VendorErrors};
+
+    use crate::api::types::ErrorAnswer;
+
+    /// How the client reads HTTP error answers.
+    pub const ERRORS: VendorErrors<'static> = crate::errors::ERRORS;
+
+    /// Code and message of an answer with an HTTP error status.
+    pub fn describe(answer: &ErrorAnswer) -> VendorError {
+        crate::errors::describe(answer)
+    }
+
+    /// The error answer made for a non-JSON error body.
+    pub fn envelope_for(text: String) -> serde_json::Value {
+        crate::errors::envelope_for(text)
+    }
+
+    /// Synchronous printing: what a whole JSON answer means (an error envelope, or a report).
+    pub fn reject_envelope(body: &[u8]) -> report_core::Result<()> {
+        crate::sync::reject_envelope(body)
+    }
+
+    /// Synchronous printing: the error an HTTP error status becomes.
+    pub async fn error_status(response: reqwest::Response) -> report_core::Error {
+        crate::sync::error_status(response).await
+    }
+}

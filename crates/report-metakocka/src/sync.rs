@@ -98,7 +98,7 @@ impl MetaKockaClient {
 }
 
 /// A whole JSON answer: an error envelope becomes its error; other JSON is a `JSN` report.
-fn reject_envelope(body: &[u8]) -> Result<()> {
+pub(crate) fn reject_envelope(body: &[u8]) -> Result<()> {
     let decode = |message: String| Error::Decode {
         vendor: VENDOR,
         operation: OPERATION.to_string(),
@@ -120,7 +120,7 @@ fn reject_envelope(body: &[u8]) -> Result<()> {
 }
 
 /// An HTTP error status: MetaKocka's envelope if the body is one, else the page's excerpt.
-async fn error_status(response: reqwest::Response) -> Error {
+pub(crate) async fn error_status(response: reqwest::Response) -> Error {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = match http::normalize_error_response(response, errors::envelope_for).await {
