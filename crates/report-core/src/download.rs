@@ -1,6 +1,6 @@
 //! Streaming an artifact to disk: constant memory, a temporary file beside the destination,
-//! resume with `Range`, verification, gzip, fsync and an atomic rename. On any failure the
-//! destination is left untouched.
+//! resume with `Range`, verification, gzip (decompressed on the fly, on another task), fsync and
+//! an atomic rename. On any failure the destination is left untouched.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +13,10 @@ use crate::adapter::ReportAdapter;
 use crate::{Artifact, Compression, Error, Job, Result, Status};
 
 const WRITE_BUFFER: usize = 256 * 1024;
+/// While a file that will be kept is written, its data is flushed to disk in the background
+/// every this many bytes, so the final `fsync` before the rename has little left to do (and the
+/// page cache does not fill with gigabytes of dirty pages).
+const SYNC_EVERY: u64 = 16 * 1024 * 1024;
 
 /// Options of [`Job::download_to`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,24 +93,21 @@ impl<A: ReportAdapter> Job<A> {
             .ok_or_else(|| Error::InvalidInput(format!("{} is not a file path", path.display())))?
             .to_string_lossy()
             .into_owned();
-        let part = tempfile::Builder::new()
-            .prefix(&format!(".{file_name}."))
-            .suffix(".part")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))?;
-
-        let fetched = self.fetch(artifact.clone(), &part).await?;
-        let gzip = fetched.compression == Compression::Gzip && options.decompress;
-        let (final_file, bytes, sha256) = if gzip {
-            let out = tempfile::Builder::new()
+        let temp = || {
+            tempfile::Builder::new()
                 .prefix(&format!(".{file_name}."))
                 .suffix(".part")
                 .tempfile_in(&dir)
-                .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))?;
-            let (bytes, sha) = gunzip(part.path(), &out).await?;
-            (out, bytes, sha)
-        } else {
-            (part, fetched.wire_bytes, fetched.sha256)
+                .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))
+        };
+        let part = temp()?;
+
+        let fetched = self
+            .fetch(artifact.clone(), &part, options.decompress.then_some(&temp))
+            .await?;
+        let (final_file, bytes, sha256) = match fetched.inflated {
+            Some(inflated) => (inflated.file, inflated.bytes, inflated.sha256),
+            None => (part, fetched.wire_bytes, fetched.sha256),
         };
         if let Some(expected) = &options.expected_sha256
             && !expected.eq_ignore_ascii_case(&sha256)
@@ -115,10 +116,13 @@ impl<A: ReportAdapter> Job<A> {
                 "SHA-256 is {sha256}, expected {expected}"
             )));
         }
-        final_file
-            .as_file()
-            .sync_all()
-            .map_err(|e| Error::io("cannot flush", final_file.path(), e))?;
+        // Off the async threads: flushing can take a while.
+        let final_file = tokio::task::spawn_blocking(move || {
+            final_file.as_file().sync_all().map(|()| final_file)
+        })
+        .await
+        .map_err(|e| Error::io("cannot flush", path, std::io::Error::other(e)))?
+        .map_err(|e| Error::io("cannot flush", path, e))?;
         final_file
             .persist(path)
             .map_err(|e| Error::io("cannot move the finished file to", path, e.error))?;
@@ -135,14 +139,24 @@ impl<A: ReportAdapter> Job<A> {
     }
 
     /// Streams the artifact's wire bytes into `part`, resuming or restarting after cuts.
-    async fn fetch(&self, mut artifact: Artifact, part: &NamedTempFile) -> Result<Fetched> {
+    ///
+    /// With `inflate_into` (a maker of temporary files), a gzip artifact is decompressed on the
+    /// fly into such a file instead ([`Fetched::inflated`]); `part` then stays empty.
+    async fn fetch(
+        &self,
+        mut artifact: Artifact,
+        part: &NamedTempFile,
+        inflate_into: Option<&(dyn Fn() -> Result<NamedTempFile> + Sync)>,
+    ) -> Result<Fetched> {
         let file = part
             .as_file()
             .try_clone()
             .map_err(|e| Error::io("cannot open", part.path(), e))?;
+        let mut write_behind = WriteBehind::new(part)?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
         let mut fetched = Fetched::default();
         let mut hasher = Sha256::new();
+        let mut inflater: Option<Inflater> = None;
         let mut scheduler = self.policy().scheduler();
         let mut failures = 0u32;
         let mut refreshed = false;
@@ -150,18 +164,24 @@ impl<A: ReportAdapter> Job<A> {
             let written = fetched.wire_bytes;
             let outcome = match self.adapter().open(&artifact, written).await {
                 Ok(download) => {
-                    fetched.compression = download.compression;
-                    if download.file_name.is_some() {
-                        fetched.server_file_name = download.file_name.clone();
-                    }
+                    let inflating =
+                        download.compression == Compression::Gzip && inflate_into.is_some();
                     if download.offset != written {
                         // The server sent the file from the start again: begin anew.
                         restart(&mut out, part.path()).await?;
+                        inflater = None;
                         fetched.wire_bytes = 0;
                         hasher = Sha256::new();
                         if written > 0 {
                             fetched.restarts += 1;
                         }
+                    }
+                    fetched.compression = download.compression;
+                    if download.file_name.is_some() {
+                        fetched.server_file_name = download.file_name.clone();
+                    }
+                    if let (true, None, Some(make)) = (inflating, &inflater, inflate_into) {
+                        inflater = Some(Inflater::start(make()?)?);
                     }
                     let total = download.total_size.or(artifact.size);
                     let mut body = download.body;
@@ -169,11 +189,17 @@ impl<A: ReportAdapter> Job<A> {
                     while let Some(chunk) = body.next().await {
                         match chunk {
                             Ok(bytes) => {
+                                fetched.wire_bytes += bytes.len() as u64;
+                                if let Some(inflater) = &mut inflater {
+                                    // A corrupt stream ends the download at once (no retry).
+                                    inflater.send(bytes).await?;
+                                    continue;
+                                }
                                 out.write_all(&bytes)
                                     .await
                                     .map_err(|e| Error::io("cannot write", part.path(), e))?;
                                 hasher.update(&bytes);
-                                fetched.wire_bytes += bytes.len() as u64;
+                                write_behind.wrote(bytes.len() as u64);
                             }
                             Err(e) => {
                                 cut = Some(e);
@@ -200,6 +226,7 @@ impl<A: ReportAdapter> Job<A> {
                     refreshed = true;
                     artifact = self.refreshed_artifact().await?;
                     restart(&mut out, part.path()).await?;
+                    inflater = None;
                     fetched.wire_bytes = 0;
                     hasher = Sha256::new();
                     fetched.restarts += 1;
@@ -232,7 +259,11 @@ impl<A: ReportAdapter> Job<A> {
         out.flush()
             .await
             .map_err(|e| Error::io("cannot write", part.path(), e))?;
+        write_behind.finish().await;
         fetched.sha256 = hex::encode(hasher.finalize());
+        if let Some(inflater) = inflater {
+            fetched.inflated = Some(inflater.finish().await?);
+        }
         Ok(fetched)
     }
 
@@ -262,6 +293,8 @@ struct Fetched {
     restarts: u32,
     compression: Compression,
     server_file_name: Option<String>,
+    /// The decompressed file, when a gzip artifact was decompressed on the fly.
+    inflated: Option<Inflated>,
 }
 
 /// Pre-signed URLs answer 403 (signature expired) or 404/410 once they lapse.
@@ -290,21 +323,107 @@ async fn restart(out: &mut BufWriter<tokio::fs::File>, path: &Path) -> Result<()
     Ok(())
 }
 
-/// Decompresses `src` into `dst`, streaming; returns the bytes written and their SHA-256.
-async fn gunzip(src: &Path, dst: &NamedTempFile) -> Result<(u64, String)> {
+/// Wire chunks queued for the decompressing task at most.
+const INFLATE_QUEUE: usize = 8;
+
+/// A gzip artifact decompressed on the fly: the wire bytes go through a bounded channel to a
+/// task of their own, which decompresses (multi-member gzip), hashes and writes them, so
+/// decompression overlaps with receiving. A resumed transfer (`Range`) simply continues the
+/// stream; a restart drops the inflater and begins a fresh one in a fresh file (a dropped one
+/// is aborted, and its file deleted).
+struct Inflater {
+    tx: Option<tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>>,
+    task: Option<tokio::task::JoinHandle<Result<(u64, String)>>>,
+    file: Option<NamedTempFile>,
+}
+
+/// What an [`Inflater`] wrote.
+struct Inflated {
+    file: NamedTempFile,
+    bytes: u64,
+    sha256: String,
+}
+
+impl Inflater {
+    fn start(file: NamedTempFile) -> Result<Self> {
+        let out = file
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io("cannot open", file.path(), e))?;
+        let write_behind = WriteBehind::new(&file)?;
+        let path = file.path().to_path_buf();
+        let (tx, rx) = tokio::sync::mpsc::channel(INFLATE_QUEUE);
+        let task = tokio::spawn(inflate(rx, out, write_behind, path));
+        Ok(Inflater {
+            tx: Some(tx),
+            task: Some(task),
+            file: Some(file),
+        })
+    }
+
+    async fn send(&mut self, bytes: bytes::Bytes) -> Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(Ok(bytes)).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The task stopped early: it failed, and says why.
+        self.tx = None;
+        match self.join().await {
+            Err(e) => Err(e),
+            Ok(_) => Err(Error::Integrity(
+                "the gzip data ended before the transfer".into(),
+            )),
+        }
+    }
+
+    async fn finish(mut self) -> Result<Inflated> {
+        self.tx = None;
+        let (bytes, sha256) = self.join().await?;
+        Ok(Inflated {
+            file: self.file.take().expect("finished once"),
+            bytes,
+            sha256,
+        })
+    }
+
+    async fn join(&mut self) -> Result<(u64, String)> {
+        let task = self
+            .task
+            .take()
+            .ok_or_else(|| Error::Integrity("the gzip stream was already closed".into()))?;
+        task.await
+            .map_err(|e| Error::Integrity(format!("decompressing the gzip data failed: {e}")))?
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Decompresses the chunks received on `rx` into `out`; returns the bytes written and their
+/// SHA-256.
+async fn inflate(
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    out: std::fs::File,
+    mut write_behind: WriteBehind,
+    path: PathBuf,
+) -> Result<(u64, String)> {
     use async_compression::tokio::bufread::GzipDecoder;
     use tokio::io::AsyncReadExt;
 
-    let input = tokio::fs::File::open(src)
-        .await
-        .map_err(|e| Error::io("cannot open", src, e))?;
-    let mut decoder = GzipDecoder::new(tokio::io::BufReader::with_capacity(WRITE_BUFFER, input));
+    let chunks = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    let mut decoder = GzipDecoder::new(tokio_util::io::StreamReader::new(chunks));
     decoder.multiple_members(true);
-    let file = dst
-        .as_file()
-        .try_clone()
-        .map_err(|e| Error::io("cannot open", dst.path(), e))?;
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(out));
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
@@ -319,13 +438,63 @@ async fn gunzip(src: &Path, dst: &NamedTempFile) -> Result<(u64, String)> {
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
             .await
-            .map_err(|e| Error::io("cannot write", dst.path(), e))?;
+            .map_err(|e| Error::io("cannot write", &path, e))?;
         total += n as u64;
+        write_behind.wrote(n as u64);
     }
     out.flush()
         .await
-        .map_err(|e| Error::io("cannot write", dst.path(), e))?;
+        .map_err(|e| Error::io("cannot write", &path, e))?;
+    write_behind.finish().await;
     Ok((total, hex::encode(hasher.finalize())))
+}
+
+/// Flushes a file's data to disk in the background while it is being written (one flush at a
+/// time, every [`SYNC_EVERY`] bytes). Best effort: the `fsync` before the rename is what makes
+/// the file durable and reports errors.
+struct WriteBehind {
+    file: std::sync::Arc<std::fs::File>,
+    in_flight: Option<std::thread::JoinHandle<()>>,
+    unsynced: u64,
+}
+
+impl WriteBehind {
+    fn new(file: &NamedTempFile) -> Result<Self> {
+        let clone = file
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io("cannot open", file.path(), e))?;
+        Ok(WriteBehind {
+            file: std::sync::Arc::new(clone),
+            in_flight: None,
+            unsynced: 0,
+        })
+    }
+
+    fn wrote(&mut self, bytes: u64) {
+        self.unsynced += bytes;
+        if self.unsynced < SYNC_EVERY || self.in_flight.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        self.unsynced = 0;
+        let file = self.file.clone();
+        // A plain thread, not `spawn_blocking`: a blocking task in flight would keep paused
+        // tokio time (tests) from advancing, and nobody waits for this one but `finish`.
+        self.in_flight = std::thread::Builder::new()
+            .name("report-write-behind".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _ = file.sync_data();
+            })
+            .ok();
+    }
+
+    /// Waits for the flush in flight, if any.
+    async fn finish(&mut self) {
+        if let Some(thread) = self.in_flight.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
 }
 
 /// Makes the rename durable; best effort (not every platform can fsync a folder).

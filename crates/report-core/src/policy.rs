@@ -11,8 +11,24 @@ use crate::status::Progress;
 /// How a job waits for its report.
 ///
 /// The defaults suit reports that take seconds to hours: first look after 1 s, doubling up to
-/// 60 s between looks, ±10 % jitter so many clients do not poll in step, a 24 h deadline, and
-/// 8 consecutive transient failures tolerated. Vendor hints shorten or lengthen the wait.
+/// 60 s between looks, ±10 % jitter on the steps below that cap so many clients do not poll in
+/// step, a 24 h deadline, and 8 consecutive transient failures tolerated.
+///
+/// With [`use_hints`](Self::use_hints) (the default), what the vendor's status tells replaces
+/// the blind backoff:
+/// - an ETA (OFD's `AssumptiveCompleteTime`): sleep until it, with one early look at 90 % of
+///   the way when it is more than `max_delay` off (ETAs are estimates);
+/// - a progress fraction: the end is predicted by extrapolating from the start of the wait
+///   (the fraction was reached at some moment between two polls: early in that interval for a
+///   coarse step, late for fine ones), and the next look is aimed a little before it, by a
+///   quarter of the prediction's uncertainty (which shrinks as the work advances);
+/// - progress reported but still zero: the report is young; wait three times the time waited
+///   so far;
+/// - past the ETA or the predicted end: look every 20 % of the time waited so far, at most
+///   `max_delay` apart.
+///
+/// `crates/report-bench` (`report-bench polling`) measures these choices against the doubling
+/// backoff on simulated vendors.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct WaitPolicy {
@@ -109,6 +125,19 @@ impl WaitPolicy {
     }
 }
 
+/// While progress is reported but still zero, wait this many times the time waited so far.
+const ZERO_PROGRESS_GROWTH: f64 = 3.0;
+/// Relative uncertainty of an end predicted from a progress fraction `f`: this × `(1 - f)`
+/// (progress rarely advances evenly), plus the uncertainty of when `f` was reached.
+const PROGRESS_SPREAD: f64 = 0.3;
+/// Aim the next look this share of the prediction's uncertainty before the predicted end.
+const AIM_EARLY: f64 = 0.25;
+/// Past the ETA or the predicted end, look again after this share of the time waited so far
+/// (at most `max_delay`).
+const OVERDUE_CADENCE: f64 = 0.2;
+/// One early look at this share of a long wait for a vendor ETA, before the ETA itself.
+const ETA_EARLY_LOOK: f64 = 0.1;
+
 /// The state of one wait: computes each next delay from what the last poll said.
 #[derive(Debug)]
 pub struct Scheduler {
@@ -123,7 +152,7 @@ pub struct Scheduler {
     last_poll: Option<DateTime<Utc>>,
     /// The highest progress fraction seen, and between which polls it was reached.
     reached: Option<Reached>,
-    /// The vendor ETA already checked early once.
+    /// The vendor ETA already given its early look.
     eta_checked: Option<DateTime<Utc>>,
     rng: SmallRng,
 }
@@ -132,15 +161,14 @@ pub struct Scheduler {
 #[derive(Clone, Copy, Debug)]
 struct Reached {
     fraction: f64,
+    /// The fraction seen before (0 if none).
+    before: f64,
+    /// The poll before the one that saw `fraction` (or the origin).
     after: DateTime<Utc>,
+    /// The poll that first saw `fraction`.
     seen: DateTime<Utc>,
-}
-
-fn knob(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    /// The smallest step of the fraction seen so far: the vendor's granularity.
+    quantum: f64,
 }
 
 impl Scheduler {
@@ -153,11 +181,15 @@ impl Scheduler {
         let previous = self.last_poll.replace(now).unwrap_or(origin);
         if let Some(f) = progress.fraction.filter(|f| f.is_finite()) {
             let f = f.clamp(0.0, 1.0);
-            if f > 0.0 && self.reached.is_none_or(|r| f > r.fraction) {
+            let before = self.reached.map_or(0.0, |r| r.fraction);
+            if f > before {
+                let quantum = self.reached.map_or(f, |r| r.quantum.min(f - before));
                 self.reached = Some(Reached {
                     fraction: f,
+                    before,
                     after: previous,
                     seen: now,
+                    quantum,
                 });
             }
         }
@@ -172,7 +204,8 @@ impl Scheduler {
                 let base = self.backoff();
                 if base >= self.policy.max_delay {
                     // At the cap, no jitter: clients that started together were already spread
-                    // by the jittered steps before it, and the cap stays the longest wait.
+                    // by the jittered steps below it, and the cap stays the longest wait (so a
+                    // report is never noticed more than `max_delay` late).
                     base
                 } else {
                     self.jittered(base).min(self.policy.max_delay)
@@ -217,7 +250,7 @@ impl Scheduler {
         Duration::from_secs_f64(d.as_secs_f64() * factor)
     }
 
-    /// The wait the vendor's hints suggest, if they suggest one.
+    /// The wait the vendor's hints suggest, if they suggest one (before clamping).
     fn hint(
         &mut self,
         now: DateTime<Utc>,
@@ -225,47 +258,44 @@ impl Scheduler {
         progress: &Progress,
     ) -> Option<Duration> {
         let secs = |d: chrono::Duration| d.num_milliseconds() as f64 / 1000.0;
+        let wait = |s: f64| Duration::from_secs_f64(s.max(0.0));
         let elapsed = secs(now - origin).max(0.0);
-        let overdue = || {
-            Duration::from_secs_f64(
-                (knob("RB_OVERDUE", 0.1) * elapsed)
-                    .min(knob("RB_OVERDUE_CAP", 60.0))
-                    .max(0.0),
-            )
-        };
+        let overdue = (OVERDUE_CADENCE * elapsed).min(self.policy.max_delay.as_secs_f64());
         if let Some(eta) = progress.eta {
             let left = secs(eta - now);
             if left <= 0.0 {
-                return Some(overdue());
+                return Some(wait(overdue));
             }
-            let early = knob("RB_EARLY", 0.1) * secs(eta - origin);
+            let early = ETA_EARLY_LOOK * secs(eta - origin);
             if left > self.policy.max_delay.as_secs_f64()
                 && self.eta_checked != Some(eta)
-                && early > 0.0
                 && left > early
             {
                 self.eta_checked = Some(eta);
-                return Some(Duration::from_secs_f64(left - early));
+                return Some(wait(left - early));
             }
-            return Some(Duration::from_secs_f64(left));
+            return Some(wait(left));
         }
-        if let Some(r) = self.reached {
-            let reached_at = secs(r.after - origin) + knob("RB_MID", 0.5) * secs(r.seen - r.after);
-            let total = reached_at / r.fraction;
-            let left = total - elapsed;
-            if left <= 0.0 {
-                return Some(overdue());
-            }
-            return Some(Duration::from_secs_f64(
-                (knob("RB_APPROACH", 1.0) * left).max(overdue().as_secs_f64().min(left)),
-            ));
+        let growth = ZERO_PROGRESS_GROWTH * elapsed;
+        let Some(r) = self.reached else {
+            return progress.fraction.is_some().then(|| wait(growth));
+        };
+        // When between the two polls was the fraction reached? In the middle when one coarse
+        // step went by (0 → 30 %), near the end when many fine steps did (2/113 → 40/113).
+        let w = (1.0 - r.quantum / (2.0 * (r.fraction - r.before))).clamp(0.5, 1.0);
+        let span = secs(r.seen - r.after);
+        let reached_at = secs(r.after - origin) + w * span;
+        if reached_at <= 0.0 {
+            return Some(wait(growth));
         }
-        if progress.fraction.is_some() {
-            // Progress is reported but none made yet: the report is young; keep doubling the
-            // time waited so far.
-            return Some(Duration::from_secs_f64(knob("RB_ZERO", 1.0) * elapsed));
+        let total = reached_at / r.fraction;
+        let uncertainty = (1.0 - w) * span / reached_at + PROGRESS_SPREAD * (1.0 - r.fraction);
+        if uncertainty >= 1.0 {
+            // Too vague to aim at: keep growing the wait, but not past twice the predicted end.
+            return Some(wait((2.0 * total - elapsed).min(growth).max(overdue)));
         }
-        None
+        let target = total * (1.0 - AIM_EARLY * uncertainty);
+        Some(wait((target - elapsed).max(overdue)))
     }
 }
 
@@ -324,27 +354,124 @@ mod tests {
     fn vendor_eta_schedules_the_next_poll() {
         let mut s = WaitPolicy::default().with_jitter(0.0).scheduler();
         let now = Utc::now();
+        // A short ETA is slept to exactly.
         let p = Progress {
-            eta: Some(now + chrono::Duration::seconds(600)),
+            eta: Some(now + chrono::Duration::seconds(60)),
             ..progress(None)
         };
-        assert_eq!(s.after_pending(now, &p), Duration::from_secs(600));
-        // An ETA in the past falls back to the (restarted) backoff.
-        let late = Progress {
+        assert_eq!(s.after_pending(now, &p), Duration::from_secs(60));
+
+        // A long one gets one early look at 90 % of the way, then the ETA itself.
+        let mut s = WaitPolicy::default().with_jitter(0.0).scheduler();
+        let eta = now + chrono::Duration::seconds(600);
+        let p = Progress {
+            eta: Some(eta),
+            ..progress(None)
+        };
+        assert_eq!(s.after_pending(now, &p), Duration::from_secs(540));
+        let later = now + chrono::Duration::seconds(540);
+        assert_eq!(s.after_pending(later, &p), Duration::from_secs(60));
+
+        // Past the ETA: every 20 % of the time waited so far, at most `max_delay` apart.
+        let late = now + chrono::Duration::seconds(650);
+        assert_eq!(s.after_pending(late, &p), Duration::from_secs(60));
+        let mut s = WaitPolicy::default().with_jitter(0.0).scheduler();
+        let p = Progress {
             eta: Some(now - chrono::Duration::seconds(5)),
             ..progress(None)
         };
-        assert_eq!(s.after_pending(now, &late), Duration::from_secs(1));
+        assert_eq!(s.after_pending(now, &p), Duration::from_secs(1));
+        let t = now + chrono::Duration::seconds(100);
+        assert_eq!(s.after_pending(t, &p), Duration::from_secs(20));
     }
 
     #[test]
-    fn progress_rate_predicts_completion() {
+    fn zero_progress_waits_three_times_the_time_so_far() {
         let mut s = WaitPolicy::default().with_jitter(0.0).scheduler();
         let t0 = Utc::now();
-        s.after_pending(t0, &progress(Some(0.1)));
-        let d = s.after_pending(t0 + chrono::Duration::seconds(100), &progress(Some(0.3)));
-        // 0.2 per 100 s; 0.7 left → 350 s.
-        assert_eq!(d.as_secs(), 350);
+        // Nothing waited yet: the floor, `initial_delay`.
+        assert_eq!(
+            s.after_pending(t0, &progress(Some(0.0))),
+            Duration::from_secs(1)
+        );
+        let t = t0 + chrono::Duration::seconds(10);
+        assert_eq!(
+            s.after_pending(t, &progress(Some(0.0))),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn progress_predicts_completion() {
+        // Fine-grained progress (0.5 % steps) of a 1000 s report.
+        let mut s = WaitPolicy::default().with_jitter(0.0).scheduler();
+        let t0 = Utc::now();
+        let at = |secs| t0 + chrono::Duration::seconds(secs);
+        s.after_pending(t0, &progress(Some(0.0)));
+        s.after_pending(at(5), &progress(Some(0.005)));
+        let d = s.after_pending(at(200), &progress(Some(0.2))).as_secs_f64();
+        // Predicted end ≈ 1000 s; the look is aimed somewhat before it, never after.
+        let next = 200.0 + d;
+        assert!((800.0..=1000.0).contains(&next), "next look at {next} s");
+
+        // One coarse step (0 → 30 %) seen between 10 s and 40 s: reached at ≈ 25 s, so the
+        // end is predicted at ≈ 83 s, and the look aimed before it.
+        let mut s = WaitPolicy::default().with_jitter(0.0).scheduler();
+        s.after_pending(t0, &progress(Some(0.0)));
+        s.after_pending(at(10), &progress(Some(0.0)));
+        let d = s.after_pending(at(40), &progress(Some(0.3))).as_secs_f64();
+        let next = 40.0 + d;
+        assert!((45.0..=83.4).contains(&next), "next look at {next} s");
+    }
+
+    #[test]
+    fn past_the_predicted_end_looks_at_a_relative_cadence() {
+        let mut s = WaitPolicy::default().with_jitter(0.0).scheduler();
+        let t0 = Utc::now();
+        let at = |secs| t0 + chrono::Duration::seconds(secs);
+        s.after_pending(t0, &progress(Some(0.0)));
+        s.after_pending(at(10), &progress(Some(0.5)));
+        // Predicted end ≈ 15 s; at 100 s still 50 %: every 20 % of the time so far…
+        assert_eq!(
+            s.after_pending(at(100), &progress(Some(0.5))),
+            Duration::from_secs(20)
+        );
+        // …but never more than `max_delay` apart.
+        assert_eq!(
+            s.after_pending(at(1000), &progress(Some(0.5))),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn the_first_delay_dates_the_start() {
+        // A start answer without status: the first look comes after `first_delay`, and the
+        // time waited counts from the start, not from that look.
+        let mut s = WaitPolicy::default().with_jitter(0.0).scheduler();
+        assert_eq!(s.first_delay(), Duration::from_secs(1));
+        let t1 = Utc::now();
+        s.after_pending(t1, &progress(Some(0.0)));
+        // 1 + 3 s waited so far at the second look: three times that next.
+        let d = s.after_pending(t1 + chrono::Duration::seconds(3), &progress(Some(0.0)));
+        assert_eq!(d, Duration::from_secs(12));
+    }
+
+    #[test]
+    fn the_cap_is_never_jittered_beyond() {
+        let mut s = WaitPolicy::default().with_seed(3).scheduler();
+        let now = Utc::now();
+        for i in 0..12 {
+            let d = s.after_pending(now, &progress(None)).as_secs_f64();
+            let base = (1u64 << i.min(6)).min(60) as f64;
+            if base >= 60.0 {
+                assert_eq!(d, 60.0, "step {i}");
+            } else {
+                assert!(
+                    d >= base * 0.9 - 1e-9 && d <= base * 1.1 + 1e-9,
+                    "step {i}: {d}"
+                );
+            }
+        }
     }
 
     #[test]

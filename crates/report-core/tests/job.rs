@@ -309,7 +309,8 @@ async fn a_vendor_eta_replaces_the_backoff() {
         .await
         .unwrap();
     job.wait().await.unwrap();
-    // One poll after the first backoff step, a second at the ETA: two requests for 30 minutes.
+    // One poll after the first backoff step, a second at the early look (90 % of the way to
+    // the ETA), when the report is ready: two requests for 30 minutes.
     assert_eq!(job.stats().polls, 2);
 }
 
@@ -462,6 +463,71 @@ async fn gzip_is_decompressed_or_kept() {
     .unwrap();
     assert_eq!(std::fs::read(&kept).unwrap(), gz);
     assert_eq!(leftovers(dir.path()), ["r.json", "r.json.gz"]);
+}
+
+/// gzip of `plain` in two members, as some servers concatenate them.
+fn two_member_gzip(plain: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let (a, b) = plain.split_at(plain.len() / 3);
+    let mut out = Vec::new();
+    for part in [a, b] {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(part).unwrap();
+        out.extend(gz.finish().unwrap());
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn gzip_is_decompressed_across_resumes_and_restarts() {
+    let plain: Vec<u8> = (0..40_000u32)
+        .flat_map(|i| format!("{{\"row\":{i}}}\n").into_bytes())
+        .collect();
+    let gz = two_member_gzip(&plain);
+
+    // Cut twice and resumed with `Range`: the decompression simply continues.
+    let mut fake = file_fake(&gz);
+    fake.file.compression = Compression::Gzip;
+    *fake.file.cuts.lock().unwrap() = VecDeque::from([gz.len() / 4, gz.len() / 2]);
+    let job = started_job(fake, quick_policy()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("r.json");
+    let summary = job
+        .download_to(&artifact(), &dest, DownloadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), plain);
+    assert_eq!(summary.resumes, 2);
+    assert_eq!(summary.wire_bytes, gz.len() as u64);
+    assert_eq!(summary.sha256, sha256_hex(&plain));
+
+    // The server ignores `Range`: the decompression starts over in a fresh file.
+    let mut fake = file_fake(&gz);
+    fake.file.compression = Compression::Gzip;
+    fake.file.honour_range = false;
+    *fake.file.cuts.lock().unwrap() = VecDeque::from([gz.len() / 2]);
+    let job = started_job(fake, quick_policy()).await;
+    let summary = job
+        .download_to(&artifact(), &dest, DownloadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), plain);
+    assert_eq!(summary.restarts, 1);
+    assert_eq!(summary.bytes, plain.len() as u64);
+    assert_eq!(leftovers(dir.path()), ["r.json"]);
+}
+
+#[test]
+fn job_futures_can_be_spawned() {
+    fn assert_send<T: Send>(_: &T) {}
+    let job = Job::resume(
+        Fake::default(),
+        Ticket::new("fake", "job-1", chrono::DateTime::UNIX_EPOCH),
+        quick_policy(),
+    )
+    .unwrap();
+    assert_send(&job.wait());
+    assert_send(&job.download_to(&artifact(), "r.bin", DownloadOptions::default()));
 }
 
 #[tokio::test(start_paused = true)]

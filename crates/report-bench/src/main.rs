@@ -1,0 +1,89 @@
+//! `report-bench`: benchmarks that print tables, every figure a ratio against a baseline
+//! measured in the same run (the machines are noisy).
+//!
+//! Run in release mode: `cargo run -p report-bench --release -- <polling|download|scale|footprint|all>`.
+
+mod download;
+mod footprint;
+mod polling;
+mod proc;
+mod scale;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "report-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Status requests and detection lag per vendor model, in virtual time.
+    Polling(polling::Args),
+    /// Streaming a large report to disk vs `curl -o` (and a gzip report vs `curl | gzip -d`).
+    Download(download::Args),
+    /// Thousands of concurrent jobs against the sandbox vs a hand-written reqwest loop.
+    Scale(scale::Args),
+    /// Dependency counts and build times vs a bare progenitor-client + reqwest crate.
+    Footprint(footprint::Args),
+    /// Every benchmark above, with its default arguments.
+    All,
+    /// (internal) Runs one download in this process and prints its figures as JSON.
+    #[command(hide = true)]
+    DownloadChild(download::ChildArgs),
+    /// (internal) Runs the client side of the scale benchmark and prints its figures as JSON.
+    #[command(hide = true)]
+    ScaleChild(scale::ChildArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Polling(args) => polling::run(&args).map(|_| ()),
+        Command::Download(args) => download::run(&args),
+        Command::Scale(args) => scale::run(&args),
+        Command::Footprint(args) => footprint::run(&args),
+        Command::All => all(),
+        Command::DownloadChild(args) => download::child(&args),
+        Command::ScaleChild(args) => scale::child(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn all() -> anyhow::Result<()> {
+    polling::run(&polling::Args::parse_from(["polling"]))?;
+    download::run(&download::Args::parse_from(["download"]))?;
+    scale::run(&scale::Args::parse_from(["scale"]))?;
+    footprint::run(&footprint::Args::parse_from(["footprint"]))?;
+    Ok(())
+}
+
+/// The workspace root (two levels above this crate's manifest).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+/// A plain reqwest client for the benchmarks' own requests (built by report-core, which
+/// installs the TLS provider reqwest needs; all requests here go to loopback).
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(report_core::http::build_client(
+        &report_core::http::HttpOptions::default(),
+        report_core::http::Redirects::Any,
+        false,
+    )?)
+}
