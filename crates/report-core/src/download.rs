@@ -1,6 +1,6 @@
 //! Streaming an artifact to disk: constant memory, a temporary file beside the destination,
-//! resume with `Range`, verification, gzip (decompressed on the fly, on another task), fsync and
-//! an atomic rename. On any failure the destination is left untouched.
+//! resume with `Range`, verification, gzip decompressed on the fly, hashing and writing on a task
+//! of their own, fsync and an atomic rename. On any failure the destination is left untouched.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +26,10 @@ pub struct DownloadOptions {
     pub decompress: bool,
     /// Expected SHA-256 (hex) of the file as written; a mismatch fails the download.
     pub expected_sha256: Option<String>,
+    /// Flush the file to disk (`fsync`) before it is renamed into place, and the folder after
+    /// (default `true`). Without it a crash soon after the download may leave an empty or
+    /// partial file at the destination; the rename is still atomic for running processes.
+    pub fsync: bool,
 }
 
 impl Default for DownloadOptions {
@@ -33,6 +37,7 @@ impl Default for DownloadOptions {
         DownloadOptions {
             decompress: true,
             expected_sha256: None,
+            fsync: true,
         }
     }
 }
@@ -41,6 +46,13 @@ impl DownloadOptions {
     /// Keeps gzip artifacts compressed.
     pub fn keep_compressed(mut self) -> Self {
         self.decompress = false;
+        self
+    }
+
+    /// Skips the `fsync` before the rename: faster where the disk is slow to flush, at the cost
+    /// of durability across a crash or power loss (see [`fsync`](Self::fsync)).
+    pub fn without_fsync(mut self) -> Self {
+        self.fsync = false;
         self
     }
 
@@ -100,89 +112,87 @@ impl<A: ReportAdapter> Job<A> {
                 .tempfile_in(&dir)
                 .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))
         };
-        let part = temp()?;
+        // Created before any request, so an unwritable folder fails early.
+        let first = temp()?;
 
-        let fetched = self
-            .fetch(artifact.clone(), &part, options.decompress.then_some(&temp))
-            .await?;
-        let (final_file, bytes, sha256) = match fetched.inflated {
-            Some(inflated) => (inflated.file, inflated.bytes, inflated.sha256),
-            None => (part, fetched.wire_bytes, fetched.sha256),
-        };
+        let (fetched, written) = self.fetch(artifact.clone(), first, &temp, &options).await?;
         if let Some(expected) = &options.expected_sha256
-            && !expected.eq_ignore_ascii_case(&sha256)
+            && !expected.eq_ignore_ascii_case(&written.sha256)
         {
             return Err(Error::Integrity(format!(
-                "SHA-256 is {sha256}, expected {expected}"
+                "SHA-256 is {}, expected {expected}",
+                written.sha256
             )));
         }
-        // Off the async threads: flushing can take a while.
-        let final_file = tokio::task::spawn_blocking(move || {
-            final_file.as_file().sync_all().map(|()| final_file)
-        })
-        .await
-        .map_err(|e| Error::io("cannot flush", path, std::io::Error::other(e)))?
-        .map_err(|e| Error::io("cannot flush", path, e))?;
-        final_file
-            .persist(path)
+        let file = written.file;
+        let file = if options.fsync {
+            // Off the async threads: flushing can take a while.
+            tokio::task::spawn_blocking(move || file.as_file().sync_all().map(|()| file))
+                .await
+                .map_err(|e| Error::io("cannot flush", path, std::io::Error::other(e)))?
+                .map_err(|e| Error::io("cannot flush", path, e))?
+        } else {
+            file
+        };
+        file.persist(path)
             .map_err(|e| Error::io("cannot move the finished file to", path, e.error))?;
-        sync_dir(&dir);
+        if options.fsync {
+            sync_dir(&dir);
+        }
         Ok(DownloadSummary {
             path: path.to_path_buf(),
-            bytes,
+            bytes: written.bytes,
             wire_bytes: fetched.wire_bytes,
-            sha256,
+            sha256: written.sha256,
             resumes: fetched.resumes,
             restarts: fetched.restarts,
             server_file_name: fetched.server_file_name,
         })
     }
 
-    /// Streams the artifact's wire bytes into `part`, resuming or restarting after cuts.
-    ///
-    /// With `inflate_into` (a maker of temporary files), a gzip artifact is decompressed on the
-    /// fly into such a file instead ([`Fetched::inflated`]); `part` then stays empty.
+    /// Streams the artifact into `first` (or, after a restart, a fresh file made by `temp`),
+    /// resuming or restarting after cuts; a gzip artifact is decompressed on the way when the
+    /// options ask for it.
     async fn fetch(
         &self,
         mut artifact: Artifact,
-        part: &NamedTempFile,
-        inflate_into: Option<&(dyn Fn() -> Result<NamedTempFile> + Sync)>,
-    ) -> Result<Fetched> {
-        let file = part
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::io("cannot open", part.path(), e))?;
-        let mut write_behind = WriteBehind::new(part)?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
+        first: NamedTempFile,
+        temp: &(dyn Fn() -> Result<NamedTempFile> + Sync),
+        options: &DownloadOptions,
+    ) -> Result<(Fetched, Written)> {
+        let mut first = Some(first);
         let mut fetched = Fetched::default();
-        let mut hasher = Sha256::new();
-        let mut inflater: Option<Inflater> = None;
+        let mut sink: Option<FileSink> = None;
         let mut scheduler = self.policy().scheduler();
         let mut failures = 0u32;
         let mut refreshed = false;
         loop {
-            let written = fetched.wire_bytes;
-            let outcome = match self.adapter().open(&artifact, written).await {
+            let received = fetched.wire_bytes;
+            let outcome = match self.adapter().open(&artifact, received).await {
                 Ok(download) => {
-                    let inflating =
-                        download.compression == Compression::Gzip && inflate_into.is_some();
-                    if download.offset != written {
+                    if download.offset != received {
                         // The server sent the file from the start again: begin anew.
-                        restart(&mut out, part.path()).await?;
-                        inflater = None;
+                        sink = None;
                         fetched.wire_bytes = 0;
-                        hasher = Sha256::new();
-                        if written > 0 {
+                        if received > 0 {
                             fetched.restarts += 1;
                         }
                     }
-                    fetched.compression = download.compression;
                     if download.file_name.is_some() {
                         fetched.server_file_name = download.file_name.clone();
                     }
-                    if let (true, None, Some(make)) = (inflating, &inflater, inflate_into) {
-                        inflater = Some(Inflater::start(make()?)?);
-                    }
+                    let sink = match &mut sink {
+                        Some(sink) => sink,
+                        None => {
+                            let gunzip =
+                                download.compression == Compression::Gzip && options.decompress;
+                            let file = match first.take() {
+                                Some(file) => file,
+                                None => temp()?,
+                            };
+                            sink.insert(FileSink::start(file, gunzip, options.fsync)?)
+                        }
+                    };
                     let total = download.total_size.or(artifact.size);
                     let mut body = download.body;
                     let mut cut = None;
@@ -190,16 +200,8 @@ impl<A: ReportAdapter> Job<A> {
                         match chunk {
                             Ok(bytes) => {
                                 fetched.wire_bytes += bytes.len() as u64;
-                                if let Some(inflater) = &mut inflater {
-                                    // A corrupt stream ends the download at once (no retry).
-                                    inflater.send(bytes).await?;
-                                    continue;
-                                }
-                                out.write_all(&bytes)
-                                    .await
-                                    .map_err(|e| Error::io("cannot write", part.path(), e))?;
-                                hasher.update(&bytes);
-                                write_behind.wrote(bytes.len() as u64);
+                                // A write error or corrupt gzip ends the download (no retry).
+                                sink.send(bytes).await?;
                             }
                             Err(e) => {
                                 cut = Some(e);
@@ -225,10 +227,8 @@ impl<A: ReportAdapter> Job<A> {
                     // A pre-signed link expired: ask the vendor for a fresh one, once.
                     refreshed = true;
                     artifact = self.refreshed_artifact().await?;
-                    restart(&mut out, part.path()).await?;
-                    inflater = None;
+                    sink = None;
                     fetched.wire_bytes = 0;
-                    hasher = Sha256::new();
                     fetched.restarts += 1;
                     continue;
                 }
@@ -256,15 +256,8 @@ impl<A: ReportAdapter> Job<A> {
                 Err(e) => return Err(e),
             }
         }
-        out.flush()
-            .await
-            .map_err(|e| Error::io("cannot write", part.path(), e))?;
-        write_behind.finish().await;
-        fetched.sha256 = hex::encode(hasher.finalize());
-        if let Some(inflater) = inflater {
-            fetched.inflated = Some(inflater.finish().await?);
-        }
-        Ok(fetched)
+        let sink = sink.expect("a successful transfer opened a sink");
+        Ok((fetched, sink.finish().await?))
     }
 
     async fn refreshed_artifact(&self) -> Result<Artifact> {
@@ -285,16 +278,13 @@ impl<A: ReportAdapter> Job<A> {
     }
 }
 
+/// What the transfer took.
 #[derive(Default)]
 struct Fetched {
     wire_bytes: u64,
-    sha256: String,
     resumes: u32,
     restarts: u32,
-    compression: Compression,
     server_file_name: Option<String>,
-    /// The decompressed file, when a gzip artifact was decompressed on the fly.
-    inflated: Option<Inflated>,
 }
 
 /// Pre-signed URLs answer 403 (signature expired) or 404/410 once they lapse.
@@ -308,53 +298,55 @@ fn is_expired_link(e: &Error) -> bool {
     )
 }
 
-async fn restart(out: &mut BufWriter<tokio::fs::File>, path: &Path) -> Result<()> {
-    use tokio::io::AsyncSeekExt;
-    out.flush()
-        .await
-        .map_err(|e| Error::io("cannot write", path, e))?;
-    let file = out.get_mut();
-    file.set_len(0)
-        .await
-        .map_err(|e| Error::io("cannot truncate", path, e))?;
-    file.seek(std::io::SeekFrom::Start(0))
-        .await
-        .map_err(|e| Error::io("cannot seek in", path, e))?;
-    Ok(())
-}
+/// Wire chunks queued for the writing task at most.
+const SINK_QUEUE: usize = 8;
 
-/// Wire chunks queued for the decompressing task at most.
-const INFLATE_QUEUE: usize = 8;
-
-/// A gzip artifact decompressed on the fly: the wire bytes go through a bounded channel to a
-/// task of their own, which decompresses (multi-member gzip), hashes and writes them, so
-/// decompression overlaps with receiving. A resumed transfer (`Range`) simply continues the
-/// stream; a restart drops the inflater and begins a fresh one in a fresh file (a dropped one
-/// is aborted, and its file deleted).
-struct Inflater {
+/// The file a download is written into, by a task of its own: wire chunks go through a bounded
+/// channel to it, and it decompresses them (gzip, multi-member) if asked, hashes and writes
+/// them, so hashing, decompressing and writing overlap with receiving. A resumed transfer
+/// (`Range`) simply continues the stream; a restart drops the sink (its task is aborted and its
+/// file deleted) and begins a fresh one in a fresh file.
+struct FileSink {
     tx: Option<tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>>,
     task: Option<tokio::task::JoinHandle<Result<(u64, String)>>>,
     file: Option<NamedTempFile>,
 }
 
-/// What an [`Inflater`] wrote.
-struct Inflated {
+/// What a [`FileSink`] wrote.
+struct Written {
     file: NamedTempFile,
     bytes: u64,
     sha256: String,
 }
 
-impl Inflater {
-    fn start(file: NamedTempFile) -> Result<Self> {
+impl FileSink {
+    /// Starts writing into `file`; `gunzip` decompresses the chunks, `flush` writes the data
+    /// to disk in the background as it goes.
+    fn start(file: NamedTempFile, gunzip: bool, flush: bool) -> Result<Self> {
         let out = file
             .as_file()
             .try_clone()
             .map_err(|e| Error::io("cannot open", file.path(), e))?;
-        let write_behind = WriteBehind::new(&file)?;
+        let write_behind = if flush {
+            Some(WriteBehind::new(&file)?)
+        } else {
+            None
+        };
         let path = file.path().to_path_buf();
-        let (tx, rx) = tokio::sync::mpsc::channel(INFLATE_QUEUE);
-        let task = tokio::spawn(inflate(rx, out, write_behind, path));
-        Ok(Inflater {
+        let (tx, rx) = tokio::sync::mpsc::channel(SINK_QUEUE);
+        let out = Output {
+            file: BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(out)),
+            write_behind,
+            hasher: Sha256::new(),
+            bytes: 0,
+            path,
+        };
+        let task = if gunzip {
+            tokio::spawn(out.inflate(rx))
+        } else {
+            tokio::spawn(out.copy(rx))
+        };
+        Ok(FileSink {
             tx: Some(tx),
             task: Some(task),
             file: Some(file),
@@ -379,10 +371,10 @@ impl Inflater {
         }
     }
 
-    async fn finish(mut self) -> Result<Inflated> {
+    async fn finish(mut self) -> Result<Written> {
         self.tx = None;
         let (bytes, sha256) = self.join().await?;
-        Ok(Inflated {
+        Ok(Written {
             file: self.file.take().expect("finished once"),
             bytes,
             sha256,
@@ -393,13 +385,13 @@ impl Inflater {
         let task = self
             .task
             .take()
-            .ok_or_else(|| Error::Integrity("the gzip stream was already closed".into()))?;
+            .ok_or_else(|| Error::Integrity("the download stream was already closed".into()))?;
         task.await
-            .map_err(|e| Error::Integrity(format!("decompressing the gzip data failed: {e}")))?
+            .map_err(|e| Error::Integrity(format!("writing the download failed: {e}")))?
     }
 }
 
-impl Drop for Inflater {
+impl Drop for FileSink {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
@@ -407,46 +399,75 @@ impl Drop for Inflater {
     }
 }
 
-/// Decompresses the chunks received on `rx` into `out`; returns the bytes written and their
-/// SHA-256.
-async fn inflate(
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
-    out: std::fs::File,
-    mut write_behind: WriteBehind,
+/// The writing end of a [`FileSink`]'s task.
+struct Output {
+    file: BufWriter<tokio::fs::File>,
+    write_behind: Option<WriteBehind>,
+    hasher: Sha256,
+    bytes: u64,
     path: PathBuf,
-) -> Result<(u64, String)> {
-    use async_compression::tokio::bufread::GzipDecoder;
-    use tokio::io::AsyncReadExt;
+}
 
-    let chunks = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    }));
-    let mut decoder = GzipDecoder::new(tokio_util::io::StreamReader::new(chunks));
-    decoder.multiple_members(true);
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(out));
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = decoder
-            .read(&mut buf)
-            .await
-            .map_err(|e| Error::Integrity(format!("the gzip data is corrupt: {e}")))?;
-        if n == 0 {
-            break;
+type Chunks = tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>;
+
+impl Output {
+    /// Writes the chunks as they come; returns the bytes written and their SHA-256.
+    async fn copy(mut self, mut rx: Chunks) -> Result<(u64, String)> {
+        while let Some(chunk) = rx.recv().await {
+            // Only `Ok` chunks are ever sent.
+            let chunk = chunk.map_err(|e| Error::io("cannot read", &self.path, e))?;
+            self.write(&chunk).await?;
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .await
-            .map_err(|e| Error::io("cannot write", &path, e))?;
-        total += n as u64;
-        write_behind.wrote(n as u64);
+        self.finish().await
     }
-    out.flush()
-        .await
-        .map_err(|e| Error::io("cannot write", &path, e))?;
-    write_behind.finish().await;
-    Ok((total, hex::encode(hasher.finalize())))
+
+    /// Decompresses the chunks (multi-member gzip) and writes the result.
+    async fn inflate(mut self, rx: Chunks) -> Result<(u64, String)> {
+        use async_compression::tokio::bufread::GzipDecoder;
+        use tokio::io::AsyncReadExt;
+
+        let chunks = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        }));
+        let mut decoder = GzipDecoder::new(tokio_util::io::StreamReader::new(chunks));
+        decoder.multiple_members(true);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = decoder
+                .read(&mut buf)
+                .await
+                .map_err(|e| Error::Integrity(format!("the gzip data is corrupt: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            self.write(&buf[..n]).await?;
+        }
+        self.finish().await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hasher.update(bytes);
+        self.file
+            .write_all(bytes)
+            .await
+            .map_err(|e| Error::io("cannot write", &self.path, e))?;
+        self.bytes += bytes.len() as u64;
+        if let Some(write_behind) = &mut self.write_behind {
+            write_behind.wrote(bytes.len() as u64);
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<(u64, String)> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| Error::io("cannot write", &self.path, e))?;
+        if let Some(write_behind) = &mut self.write_behind {
+            write_behind.finish().await;
+        }
+        Ok((self.bytes, hex::encode(self.hasher.finalize())))
+    }
 }
 
 /// Flushes a file's data to disk in the background while it is being written (one flush at a

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::{Rng, SeedableRng, rngs::SmallRng};
 
 use crate::status::Progress;
 
@@ -109,8 +108,8 @@ impl WaitPolicy {
     /// A fresh scheduler for one wait.
     pub fn scheduler(&self) -> Scheduler {
         let rng = match self.seed {
-            Some(seed) => SmallRng::seed_from_u64(seed),
-            None => SmallRng::from_os_rng(),
+            Some(seed) => fastrand::Rng::with_seed(seed),
+            None => fastrand::Rng::new(),
         };
         Scheduler {
             policy: self.clone(),
@@ -154,7 +153,7 @@ pub struct Scheduler {
     reached: Option<Reached>,
     /// The vendor ETA already given its early look.
     eta_checked: Option<DateTime<Utc>>,
-    rng: SmallRng,
+    rng: fastrand::Rng,
 }
 
 /// A progress fraction and the interval in which it was reached.
@@ -246,7 +245,7 @@ impl Scheduler {
         if j <= 0.0 {
             return d;
         }
-        let factor = self.rng.random_range((1.0 - j)..=(1.0 + j));
+        let factor = 1.0 - j + 2.0 * j * self.rng.f64();
         Duration::from_secs_f64(d.as_secs_f64() * factor)
     }
 

@@ -430,6 +430,36 @@ async fn download_restarts_when_the_server_ignores_range() {
         .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), content);
     assert_eq!(summary.restarts, 1);
+    assert_eq!(leftovers(dir.path()), ["r.csv"]);
+}
+
+/// The file is hashed and written on a task of its own; on a multi-threaded runtime that task
+/// runs beside the receiving one, through cuts, resumes and a restart, with and without fsync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_writes_on_its_own_task_through_cuts_and_restarts() {
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    let policy = quick_policy().with_backoff(Duration::from_millis(1), Duration::from_millis(5));
+    for fsync in [true, false] {
+        for honour_range in [true, false] {
+            let mut fake = file_fake(&content);
+            fake.file.honour_range = honour_range;
+            *fake.file.cuts.lock().unwrap() = VecDeque::from([70_001, 150_003, 299_999]);
+            let job = started_job(fake, policy.clone()).await;
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("big.bin");
+            let mut options = DownloadOptions::default();
+            if !fsync {
+                options = options.without_fsync();
+            }
+            let summary = job.download_to(&artifact(), &dest, options).await.unwrap();
+            assert!(std::fs::read(&dest).unwrap() == content, "fsync {fsync}");
+            assert_eq!(summary.sha256, sha256_hex(&content));
+            assert_eq!(summary.bytes, content.len() as u64);
+            let (resumes, restarts) = if honour_range { (3, 0) } else { (3, 3) };
+            assert_eq!((summary.resumes, summary.restarts), (resumes, restarts));
+            assert_eq!(leftovers(dir.path()), ["big.bin"]);
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]
