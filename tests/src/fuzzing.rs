@@ -430,6 +430,12 @@ mod ofd {
         parse_as::<types::ReportListEnvelope>(data, value)
             .into_iter()
             .for_each(list);
+        // The status path reads the list with a borrowing mirror of the generated types:
+        // both must accept and refuse the same documents, with the same values.
+        report_ofd::__fuzz::check_list_decoders_agree(data);
+        if let Some(value) = value {
+            report_ofd::__fuzz::check_list_decoders_agree(value.to_string().as_bytes());
+        }
         for envelope in parse_as::<types::ReportEnvelope>(data, value) {
             envelope.data.iter().for_each(report);
         }

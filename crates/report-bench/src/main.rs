@@ -3,6 +3,7 @@
 //!
 //! Run in release mode: `cargo run -p report-bench --release -- <polling|download|scale|footprint|all>`.
 
+mod decode;
 mod download;
 mod footprint;
 mod polling;
@@ -30,6 +31,8 @@ enum Command {
     Download(download::Args),
     /// Thousands of concurrent jobs against the sandbox vs a hand-written reqwest loop.
     Scale(scale::Args),
+    /// Where the CPU of one OFD.ru status request goes: decoding paths and sequential polls.
+    Decode(decode::Args),
     /// Dependency counts and build times vs a bare progenitor-client + reqwest crate.
     Footprint(footprint::Args),
     /// Every benchmark above, with its default arguments.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Download(args) => download::run(&args),
         Command::Scale(args) => scale::run(&args),
         Command::Footprint(args) => footprint::run(&args),
+        Command::Decode(args) => decode::run(&args),
         Command::All => all(),
         Command::DownloadChild(args) => download::child(&args),
         Command::ScaleChild(args) => scale::child(&args),

@@ -419,6 +419,12 @@ pub fn limit_body(response: reqwest::Response, limit: usize) -> reqwest::Respons
     if !textual {
         return response;
     }
+    // A body of a declared length cannot grow past it (hyper reads exactly `Content-Length`
+    // bytes; h2 refuses DATA beyond it): within the limit, nothing to guard, and the answer
+    // is read as received instead of through a rebuilt response and a stream adapter.
+    if response.content_length().is_some_and(|n| n <= limit as u64) {
+        return response;
+    }
     let status = response.status();
     let version = response.version();
     let headers = response.headers().clone();

@@ -309,13 +309,10 @@ impl ReportAdapter for OfdAdapter {
 
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
         ticket.expect_vendor(VENDOR)?;
-        let reports = self.client.reports().await?;
-        let report = reports
-            .iter()
-            .find(|r| {
-                r.id.as_deref()
-                    .is_some_and(|id| id.eq_ignore_ascii_case(&ticket.id))
-            })
+        let report = self
+            .client
+            .report(&ticket.id)
+            .await?
             .ok_or_else(|| Error::Api {
                 vendor: VENDOR,
                 status: None,
@@ -327,7 +324,7 @@ impl ReportAdapter for OfdAdapter {
                 request_id: None,
                 retry_after: None,
             })?;
-        Ok(self.status_of(report, ticket.get(AGREEMENT)))
+        Ok(self.status_of(&report, ticket.get(AGREEMENT)))
     }
 
     async fn cancel(&self, ticket: &Ticket) -> Result<()> {

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
+use progenitor_client::{ClientHooks, ClientInfo, OperationInfo, ResponseValue};
 use report_core::auth::{Token, TokenCache};
 use report_core::http::{self, HttpOptions, Redirects};
 use report_core::{Error, ExposeSecret, Result, SecretString};
@@ -14,6 +14,7 @@ use url::Url;
 
 use crate::errors::{self, ERRORS, OfdErrorCode};
 use crate::generated::{self, types};
+use crate::listing;
 
 /// OFD.ru's production API.
 pub const DEFAULT_BASE_URL: &str = "https://ofd.ru";
@@ -298,6 +299,60 @@ impl OfdClient {
         })
     }
 
+    /// The entry of report `id` in the report list (ASCII case-insensitive), `None` when the
+    /// list does not have it: the status request of [`OfdAdapter`](crate::OfdAdapter).
+    ///
+    /// The same request as [`reports`](Self::reports), decoded with the same types and rules
+    /// (a malformed answer is the same `Error::Decode`), but only the entry asked for is copied
+    /// out of the answer (see `listing.rs`): a poll of an account with many reports allocates
+    /// one entry, not every field of every report.
+    pub async fn report(&self, id: &str) -> Result<Option<types::ReportInfo>> {
+        self.call("listReports", || self.find_in_list(id)).await
+    }
+
+    /// `listReports` with `SkipPageFilter=true`, built and sent as the generated
+    /// `list_reports()` builder does (same URL, headers and hooks: token, tracing, body limit,
+    /// error normalisation), with the 200 answer read by [`listing::find_report`].
+    async fn find_in_list(&self, id: &str) -> ApiResult<Option<types::ReportInfo>> {
+        use progenitor_client::Error as P;
+        let api = &self.api;
+        let mut request = api
+            .client()
+            .get(format!("{}/api/customer/reports", api.baseurl()))
+            .header(
+                reqwest::header::ACCEPT,
+                reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&[("SkipPageFilter", "true")])
+            .header(
+                reqwest::header::HeaderName::from_static("api-version"),
+                reqwest::header::HeaderValue::from_static(generated::Client::api_version()),
+            )
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_reports",
+        };
+        api.pre(&mut request, &info).await?;
+        let result = api.exec(request, &info).await;
+        api.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200 => {
+                let status = response.status();
+                let headers = response.headers().clone();
+                let body = response.bytes().await.map_err(P::ResponseBodyError)?;
+                match listing::find_report(&body, id) {
+                    Ok(found) => Ok(ResponseValue::new(found, status, headers)),
+                    Err(e) => Err(P::InvalidResponsePayload(body, e)),
+                }
+            }
+            400..=599 => Err(P::ErrorResponse(
+                ResponseValue::from_response(response).await?,
+            )),
+            _ => Err(P::UnexpectedResponse(response)),
+        }
+    }
+
     /// The base report types and their fields.
     pub async fn report_templates(&self) -> Result<Vec<types::ReportTemplate>> {
         self.call("listReportTemplates", || {
@@ -373,6 +428,38 @@ mod tests {
         let config = OfdConfig::new("user", "hunter2-secret");
         let text = format!("{config:?}");
         assert!(!text.contains("hunter2-secret"), "{text}");
+    }
+
+    /// The status path builds its `listReports` request by hand: it must be the generated
+    /// builder's request (method, path, query, `Accept`, `api-version`, token).
+    #[tokio::test]
+    async fn the_status_path_sends_the_generated_list_request() {
+        let server = httpmock::MockServer::start_async().await;
+        server.mock(|when, then| {
+            when.method("POST")
+                .path("/api/Authorization/CreateAuthToken");
+            then.status(200).json_body(serde_json::json!({
+                "AuthToken": "t0k3n", "ExpirationDateUtc": "2099-01-01T00:00:00"
+            }));
+        });
+        let list = server.mock(|when, then| {
+            when.method("GET")
+                .path("/api/customer/reports")
+                .query_param("SkipPageFilter", "true")
+                .query_param("AuthToken", "t0k3n")
+                .header("accept", "application/json")
+                .header("api-version", generated::Client::api_version());
+            then.status(200).json_body(serde_json::json!({
+                "Data": {"List": [{"Id": "A1", "Status": "Done"}, {"Id": "b2", "Status": "Todo"}]}
+            }));
+        });
+        let client =
+            OfdClient::new(OfdConfig::new("u", "p").with_base_url(server.base_url())).unwrap();
+        let all = client.reports().await.unwrap();
+        let one = client.report("a1").await.unwrap();
+        assert_eq!(one.as_ref(), all.first());
+        assert_eq!(client.report("c3").await.unwrap(), None);
+        assert_eq!(list.calls_async().await, 3);
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod adapter;
 mod client;
 mod errors;
 mod lenient;
+mod listing;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
 mod generated;
@@ -76,6 +77,20 @@ pub mod __fuzz {
     /// The failure envelope made for a non-JSON error body.
     pub fn envelope_for(text: String) -> serde_json::Value {
         crate::errors::envelope_for(text)
+    }
+
+    /// Decodes a report-list answer both as the generated `ReportListEnvelope` and as the
+    /// status path's borrowing mirror of it; panics when they disagree.
+    pub fn check_list_decoders_agree(body: &[u8]) {
+        crate::listing::check_agreement(body)
+    }
+
+    /// The status path's reading of a report-list answer: the entry of report `id`.
+    pub fn find_report(
+        body: &[u8],
+        id: &str,
+    ) -> serde_json::Result<Option<crate::api::types::ReportInfo>> {
+        crate::listing::find_report(body, id)
     }
 
     /// OFD.ru's dates (`ExpirationDateUtc`, `AssumptiveCompleteTime`).
