@@ -92,17 +92,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     // The same answer as the minimal loop receives.
     let http = crate::http_client()?;
-    let token: String = client_rt.block_on(async {
-        let answer: serde_json::Value = http
-            .post(format!("{base}/api/Authorization/CreateAuthToken"))
-            .json(&serde_json::json!({"Login": creds::OFD_LOGIN, "Password": creds::OFD_PASSWORD}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok::<_, anyhow::Error>(answer["AuthToken"].as_str().unwrap_or_default().to_owned())
-    })?;
+    let token = client_rt.block_on(crate::ofd_login(&http, &base))?;
     let list_url = format!("{base}/api/customer/reports?AuthToken={token}&SkipPageFilter=true");
     let body = client_rt.block_on(async {
         Ok::<_, anyhow::Error>(

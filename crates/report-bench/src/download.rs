@@ -308,7 +308,8 @@ fn measure(
     }
     let url = match kind {
         Kind::Ofd => {
-            let token = runtime.block_on(ofd_token(&base))?;
+            let token = runtime
+                .block_on(async { crate::ofd_login(&crate::http_client()?, &base).await })?;
             let sep = if first.url.contains('?') { '&' } else { '?' };
             format!("{}{sep}AuthToken={token}", first.url)
         }
@@ -360,21 +361,6 @@ fn measure(
 fn sync() {
     // SAFETY: sync(2) has no preconditions.
     unsafe { libc::sync() };
-}
-
-async fn ofd_token(base: &str) -> anyhow::Result<String> {
-    let answer: serde_json::Value = crate::http_client()?
-        .post(format!("{base}/api/Authorization/CreateAuthToken"))
-        .json(&serde_json::json!({"Login": creds::OFD_LOGIN, "Password": creds::OFD_PASSWORD}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    answer["AuthToken"]
-        .as_str()
-        .map(str::to_owned)
-        .context("CreateAuthToken answered no AuthToken")
 }
 
 /// Runs curl on `url`; returns (seconds, peak RSS bytes, CPU seconds).

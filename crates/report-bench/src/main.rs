@@ -82,6 +82,27 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
+/// Logs in to an OFD sandbox with a plain request (the baselines' own login, independent of
+/// report-ofd); returns the AuthToken.
+pub async fn ofd_login(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let answer: serde_json::Value = http
+        .post(format!("{base}/api/Authorization/CreateAuthToken"))
+        .json(&serde_json::json!({
+            "Login": report_sandbox::credentials::OFD_LOGIN,
+            "Password": report_sandbox::credentials::OFD_PASSWORD,
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    answer["AuthToken"]
+        .as_str()
+        .map(str::to_owned)
+        .context("CreateAuthToken answered no AuthToken")
+}
+
 /// A plain reqwest client for the benchmarks' own requests (built by report-core, which
 /// installs the TLS provider reqwest needs; all requests here go to loopback).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {

@@ -274,18 +274,7 @@ async fn raw(bases: &[String], jobs: usize, typed: bool) -> anyhow::Result<Child
         let base = base.clone();
         logins.spawn(async move {
             let http = crate::http_client()?;
-            let answer: serde_json::Value = http
-                .post(format!("{base}/api/Authorization/CreateAuthToken"))
-                .json(&serde_json::json!({"Login": creds::OFD_LOGIN, "Password": creds::OFD_PASSWORD}))
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            let token = answer["AuthToken"]
-                .as_str()
-                .context("no AuthToken")?
-                .to_owned();
+            let token = crate::ofd_login(&http, &base).await?;
             Ok::<_, anyhow::Error>(Account { http, base, token })
         });
     }
