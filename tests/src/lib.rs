@@ -3,6 +3,7 @@
 //! secrets redacted.
 
 pub mod fuzzing;
+pub mod vendors;
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};

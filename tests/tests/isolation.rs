@@ -16,89 +16,23 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use futures::StreamExt;
 use httpmock::{HttpMockRequest, MockServer};
-use report_cloudblue::{
-    CloudBlueAdapter, CloudBlueClient, CloudBlueConfig, CloudBlueReportRequest,
-    ReportFormat as CloudBlueFormat,
+use integration_tests::vendors::{
+    cloudblue_adapter, cloudblue_config, cloudblue_request, docspace_adapter, docspace_request,
+    evovoice_adapter, evovoice_config, evovoice_request, metakocka_adapter, metakocka_config,
+    metakocka_request, ofd_adapter, ofd_config, ofd_request,
 };
+use report_cloudblue::{CloudBlueAdapter, CloudBlueClient};
 use report_core::http::HttpOptions;
 use report_core::{Artifact, Compression, Error, Job, ReportAdapter, Ticket, WaitPolicy};
-use report_docspace::{DocSpaceAdapter, DocSpaceClient, DocSpaceConfig, DocSpaceReportRequest};
-use report_evovoice::{EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceReportRequest};
-use report_metakocka::{
-    MetaKockaAdapter, MetaKockaClient, MetaKockaConfig, MetaKockaReportRequest,
-    ReportFormat as MetaKockaFormat,
-};
-use report_ofd::chrono::{NaiveDate, Utc};
-use report_ofd::{OfdAdapter, OfdClient, OfdConfig, OfdReportRequest, Registers, ReportType};
+use report_docspace::{DocSpaceAdapter, DocSpaceClient, DocSpaceConfig};
+use report_evovoice::{EvoVoiceAdapter, EvoVoiceClient};
+use report_metakocka::{MetaKockaAdapter, MetaKockaClient};
+use report_ofd::chrono::Utc;
+use report_ofd::{OfdAdapter, OfdClient};
 use report_sandbox::{RecordedRequest, Sandbox, SandboxConfig, Vendor, credentials as c};
 
 // ---------------------------------------------------------------------------------------------
 // Vendors.
-
-fn day(d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2024, 1, d).expect("a valid date")
-}
-
-fn ofd_config(base: &str, password: &str) -> OfdConfig {
-    OfdConfig::new(c::OFD_LOGIN, password).with_base_url(base)
-}
-
-fn ofd_adapter(base: &str) -> OfdAdapter {
-    OfdAdapter::new(OfdClient::new(ofd_config(base, c::OFD_PASSWORD)).unwrap())
-}
-
-fn ofd_request() -> OfdReportRequest {
-    OfdReportRequest::for_days(ReportType::ReceiptReport, day(1), day(31), Registers::All)
-}
-
-fn docspace_adapter(base: &str, api_key: &str) -> DocSpaceAdapter {
-    DocSpaceAdapter::new(DocSpaceClient::new(DocSpaceConfig::new(base, api_key)).unwrap())
-}
-
-fn docspace_request() -> DocSpaceReportRequest {
-    DocSpaceReportRequest::for_days(day(1), day(31))
-}
-
-fn evovoice_config(base: &str, password: &str) -> EvoVoiceConfig {
-    EvoVoiceConfig::new(c::EVOVOICE_USERNAME, password).with_base_url(base)
-}
-
-fn evovoice_adapter(base: &str) -> EvoVoiceAdapter {
-    EvoVoiceAdapter::new(EvoVoiceClient::new(evovoice_config(base, c::EVOVOICE_PASSWORD)).unwrap())
-}
-
-fn evovoice_request() -> EvoVoiceReportRequest {
-    EvoVoiceReportRequest::new(c::EVOVOICE_ACCOUNT_ID, day(1), day(31))
-}
-
-fn cloudblue_config(base: &str, password: &str, key: &str) -> CloudBlueConfig {
-    CloudBlueConfig::new(c::CLOUDBLUE_USERNAME, password, key)
-        .with_base_url(base)
-        .with_marketplace(c::CLOUDBLUE_MARKETPLACE)
-}
-
-fn cloudblue_adapter(base: &str) -> CloudBlueAdapter {
-    let config = cloudblue_config(base, c::CLOUDBLUE_PASSWORD, c::CLOUDBLUE_SUBSCRIPTION_KEY);
-    CloudBlueAdapter::new(CloudBlueClient::new(config).unwrap())
-}
-
-fn cloudblue_request() -> CloudBlueReportRequest {
-    CloudBlueReportRequest::new("isolation", CloudBlueFormat::Json, day(1), day(31))
-}
-
-fn metakocka_config(base: &str, secret_key: &str) -> MetaKockaConfig {
-    MetaKockaConfig::new(c::METAKOCKA_COMPANY_ID, secret_key).with_base_url(base)
-}
-
-fn metakocka_adapter(base: &str) -> MetaKockaAdapter {
-    MetaKockaAdapter::new(
-        MetaKockaClient::new(metakocka_config(base, c::METAKOCKA_SECRET_KEY)).unwrap(),
-    )
-}
-
-fn metakocka_request() -> MetaKockaReportRequest {
-    MetaKockaReportRequest::new("149", MetaKockaFormat::Pdf)
-}
 
 fn policy() -> WaitPolicy {
     WaitPolicy::default()
@@ -348,7 +282,7 @@ async fn no_credential_reaches_the_blob_origin_or_another_vendor() {
     let requests = (
         docspace_request(),
         evovoice_request(),
-        cloudblue_request(),
+        cloudblue_request("isolation"),
         metakocka_request(),
         ofd_request(),
     );
@@ -989,7 +923,7 @@ async fn secrets_never_show_in_debug_or_error_messages() {
         ofd_request(),
         docspace_request(),
         evovoice_request(),
-        cloudblue_request(),
+        cloudblue_request("isolation"),
         metakocka_request(),
     );
     let (o, d, e, cb, m) = tokio::join!(
@@ -1202,7 +1136,7 @@ async fn secrets_never_show_in_logs() {
     .await;
     lifecycle(
         cloudblue_adapter(&base(Vendor::CloudBlue)),
-        &cloudblue_request(),
+        &cloudblue_request("isolation"),
         dir.path(),
     )
     .await;

@@ -23,82 +23,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use report_cloudblue::{
-    CloudBlueAdapter, CloudBlueClient, CloudBlueConfig, CloudBlueReportRequest,
-    ReportFormat as CloudBlueFormat,
+use integration_tests::vendors::{
+    cloudblue_adapter, cloudblue_request, docspace_adapter, docspace_request, evovoice_adapter,
+    evovoice_request, metakocka_adapter, metakocka_request, ofd_adapter, ofd_request,
 };
+use report_cloudblue::CloudBlueAdapter;
 use report_core::{Artifact, DownloadOptions, Error, Job, ReportAdapter, Ticket, WaitPolicy};
-use report_docspace::{DocSpaceAdapter, DocSpaceClient, DocSpaceConfig, DocSpaceReportRequest};
-use report_evovoice::{EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceReportRequest};
-use report_metakocka::{
-    MetaKockaAdapter, MetaKockaClient, MetaKockaConfig, MetaKockaReportRequest,
-    ReportFormat as MetaKockaFormat,
-};
-use report_ofd::chrono::{NaiveDate, Utc};
-use report_ofd::{OfdAdapter, OfdClient, OfdConfig, OfdReportRequest, Registers, ReportType};
+use report_docspace::DocSpaceAdapter;
+use report_evovoice::EvoVoiceAdapter;
+use report_metakocka::MetaKockaAdapter;
+use report_ofd::OfdAdapter;
+use report_ofd::chrono::Utc;
 use report_sandbox::{Faults, Sandbox, SandboxConfig, Vendor, credentials as c};
 use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------------------------
 // Vendors against a base URL (a running sandbox, a stopped one, a fresh one).
-
-fn day(d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2024, 1, d).expect("a valid date")
-}
-
-fn ofd_adapter(base: &str) -> OfdAdapter {
-    let config = OfdConfig::new(c::OFD_LOGIN, c::OFD_PASSWORD).with_base_url(base);
-    OfdAdapter::new(OfdClient::new(config).expect("a valid OFD.ru config"))
-}
-
-fn ofd_request() -> OfdReportRequest {
-    OfdReportRequest::for_days(ReportType::ReceiptReport, day(1), day(31), Registers::All)
-}
-
-fn docspace_adapter(base: &str, api_key: &str) -> DocSpaceAdapter {
-    let config = DocSpaceConfig::new(base, api_key);
-    DocSpaceAdapter::new(DocSpaceClient::new(config).expect("a valid DocSpace config"))
-}
-
-fn docspace_request() -> DocSpaceReportRequest {
-    DocSpaceReportRequest::for_days(day(1), day(31))
-}
-
-fn evovoice_adapter(base: &str) -> EvoVoiceAdapter {
-    let config =
-        EvoVoiceConfig::new(c::EVOVOICE_USERNAME, c::EVOVOICE_PASSWORD).with_base_url(base);
-    EvoVoiceAdapter::new(EvoVoiceClient::new(config).expect("a valid EvoVoice config"))
-}
-
-fn evovoice_request() -> EvoVoiceReportRequest {
-    EvoVoiceReportRequest::new(c::EVOVOICE_ACCOUNT_ID, day(1), day(31))
-}
-
-fn cloudblue_adapter(base: &str) -> CloudBlueAdapter {
-    let config = CloudBlueConfig::new(
-        c::CLOUDBLUE_USERNAME,
-        c::CLOUDBLUE_PASSWORD,
-        c::CLOUDBLUE_SUBSCRIPTION_KEY,
-    )
-    .with_base_url(base)
-    .with_marketplace(c::CLOUDBLUE_MARKETPLACE);
-    CloudBlueAdapter::new(CloudBlueClient::new(config).expect("a valid CloudBlue config"))
-}
-
-fn cloudblue_request() -> CloudBlueReportRequest {
-    // JSON: gzip on the wire from the blob origin, decompressed on the way to disk.
-    CloudBlueReportRequest::new("reliability", CloudBlueFormat::Json, day(1), day(31))
-}
-
-fn metakocka_adapter(base: &str) -> MetaKockaAdapter {
-    let config =
-        MetaKockaConfig::new(c::METAKOCKA_COMPANY_ID, c::METAKOCKA_SECRET_KEY).with_base_url(base);
-    MetaKockaAdapter::new(MetaKockaClient::new(config).expect("a valid MetaKocka config"))
-}
-
-fn metakocka_request() -> MetaKockaReportRequest {
-    MetaKockaReportRequest::new("149", MetaKockaFormat::Pdf)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Running and checking jobs.
@@ -403,7 +343,7 @@ async fn two_hundred_jobs_survive_mixed_faults() {
         batch(
             Vendor::CloudBlue,
             concurrent(cloudblue_adapter(&base(Vendor::CloudBlue)), CONCURRENT_JOBS),
-            cloudblue_request(),
+            cloudblue_request("reliability"),
             dir.path(),
         ),
         batch(
@@ -519,7 +459,7 @@ async fn start_all(
     let requests = (
         docspace_request(),
         evovoice_request(),
-        cloudblue_request(),
+        cloudblue_request("reliability"),
         metakocka_request(),
         ofd_request(),
     );
@@ -755,7 +695,7 @@ async fn a_ticket_resumes_in_a_new_process_and_completes() {
             Vendor::CloudBlue,
             cloudblue_adapter(&base(Vendor::CloudBlue)),
             cloudblue_adapter(&base(Vendor::CloudBlue)),
-            cloudblue_request(),
+            cloudblue_request("reliability"),
             dir.path(),
         ),
         kill_and_resume(
@@ -966,9 +906,13 @@ async fn expired_tokens_are_renewed_once_and_jobs_go_on() {
                 .expect("ofd starts"),
         );
         cloudblue_jobs.push(
-            Job::<CloudBlueAdapter>::start(cloudblue.clone(), &cloudblue_request(), policy())
-                .await
-                .expect("cloudblue starts"),
+            Job::<CloudBlueAdapter>::start(
+                cloudblue.clone(),
+                &cloudblue_request("reliability"),
+                policy(),
+            )
+            .await
+            .expect("cloudblue starts"),
         );
     }
     // Every token issued so far is now refused; the reports are still being built.
