@@ -161,6 +161,37 @@ fn note_error(report: &mut ChildReport, e: impl std::fmt::Display) {
     }
 }
 
+/// Waits for every start; keeps the started jobs and counts the failed starts in `report`.
+async fn started_jobs<T: 'static, E: std::fmt::Display + 'static>(
+    mut starting: JoinSet<Result<T, E>>,
+    report: &mut ChildReport,
+) -> anyhow::Result<Vec<T>> {
+    let mut started = Vec::with_capacity(starting.len());
+    while let Some(joined) = starting.join_next().await {
+        match joined? {
+            Ok(job) => started.push(job),
+            Err(e) => note_error(report, e),
+        }
+    }
+    Ok(started)
+}
+
+/// Waits for every job's wait (its outcome and status requests) and counts them in `report`.
+async fn count_finished<E: std::fmt::Display + 'static>(
+    mut waiting: JoinSet<(Result<(), E>, u32)>,
+    report: &mut ChildReport,
+) -> anyhow::Result<()> {
+    while let Some(joined) = waiting.join_next().await {
+        let (done, polls) = joined?;
+        report.status_requests += u64::from(polls);
+        match done {
+            Ok(()) => report.completed += 1,
+            Err(e) => note_error(report, e),
+        }
+    }
+    Ok(())
+}
+
 async fn generated(bases: &[String], jobs: usize) -> anyhow::Result<ChildReport> {
     let mut report = ChildReport::default();
     let adapters: Vec<Arc<OfdAdapter>> = bases
@@ -181,13 +212,7 @@ async fn generated(bases: &[String], jobs: usize) -> anyhow::Result<ChildReport>
             Job::<OfdAdapter>::start(adapter, &request, WaitPolicy::default()).await
         });
     }
-    let mut started = Vec::with_capacity(jobs);
-    while let Some(joined) = starting.join_next().await {
-        match joined? {
-            Ok(job) => started.push(job),
-            Err(e) => note_error(&mut report, e),
-        }
-    }
+    let started = started_jobs(starting, &mut report).await?;
     (report.start_wall, report.start_cpu) = phase.end();
 
     let phase = Phase::begin();
@@ -198,14 +223,7 @@ async fn generated(bases: &[String], jobs: usize) -> anyhow::Result<ChildReport>
             (done.map(|_| ()), job.stats().polls)
         });
     }
-    while let Some(joined) = waiting.join_next().await {
-        let (done, polls) = joined?;
-        report.status_requests += u64::from(polls);
-        match done {
-            Ok(()) => report.completed += 1,
-            Err(e) => note_error(&mut report, e),
-        }
-    }
+    count_finished(waiting, &mut report).await?;
     (report.wait_wall, report.wait_cpu) = phase.end();
     Ok(report)
 }
@@ -310,13 +328,7 @@ async fn raw(bases: &[String], jobs: usize, typed: bool) -> anyhow::Result<Child
             Ok::<_, anyhow::Error>((account, created))
         });
     }
-    let mut started = Vec::with_capacity(jobs);
-    while let Some(joined) = starting.join_next().await {
-        match joined? {
-            Ok(job) => started.push(job),
-            Err(e) => note_error(&mut report, e),
-        }
-    }
+    let started = started_jobs(starting, &mut report).await?;
     (report.start_wall, report.start_cpu) = phase.end();
 
     let phase = Phase::begin();
@@ -361,14 +373,7 @@ async fn raw(bases: &[String], jobs: usize, typed: bool) -> anyhow::Result<Child
             }
         });
     }
-    while let Some(joined) = waiting.join_next().await {
-        let (done, polls) = joined?;
-        report.status_requests += u64::from(polls);
-        match done {
-            Ok(()) => report.completed += 1,
-            Err(e) => note_error(&mut report, e),
-        }
-    }
+    count_finished(waiting, &mut report).await?;
     (report.wait_wall, report.wait_cpu) = phase.end();
     Ok(report)
 }
