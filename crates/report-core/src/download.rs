@@ -307,7 +307,7 @@ const SINK_QUEUE: usize = 8;
 /// (`Range`) simply continues the stream; a restart drops the sink (its task is aborted and its
 /// file deleted) and begins a fresh one in a fresh file.
 struct FileSink {
-    tx: Option<tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>>,
+    tx: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
     task: Option<tokio::task::JoinHandle<Result<(u64, String)>>>,
     file: Option<NamedTempFile>,
 }
@@ -355,7 +355,7 @@ impl FileSink {
 
     async fn send(&mut self, bytes: bytes::Bytes) -> Result<()> {
         let sent = match &self.tx {
-            Some(tx) => tx.send(Ok(bytes)).await.is_ok(),
+            Some(tx) => tx.send(bytes).await.is_ok(),
             None => false,
         };
         if sent {
@@ -408,14 +408,12 @@ struct Output {
     path: PathBuf,
 }
 
-type Chunks = tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>;
+type Chunks = tokio::sync::mpsc::Receiver<bytes::Bytes>;
 
 impl Output {
     /// Writes the chunks as they come; returns the bytes written and their SHA-256.
     async fn copy(mut self, mut rx: Chunks) -> Result<(u64, String)> {
         while let Some(chunk) = rx.recv().await {
-            // Only `Ok` chunks are ever sent.
-            let chunk = chunk.map_err(|e| Error::io("cannot read", &self.path, e))?;
             self.write(&chunk).await?;
         }
         self.finish().await
@@ -427,7 +425,10 @@ impl Output {
         use tokio::io::AsyncReadExt;
 
         let chunks = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|chunk| (chunk, rx))
+            // The reader wants `io::Result` items; the chunks themselves never fail.
+            rx.recv()
+                .await
+                .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
         }));
         let mut decoder = GzipDecoder::new(tokio_util::io::StreamReader::new(chunks));
         decoder.multiple_members(true);
