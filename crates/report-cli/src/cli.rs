@@ -40,10 +40,11 @@ pub struct Cli {
 /// Options every subcommand accepts.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Overall deadline in seconds for waiting (default: 24 hours).
-    #[arg(long, global = true, value_name = "SECS")]
-    pub timeout: Option<u64>,
-    /// No progress output.
+    /// Overall deadline of the whole command (start, wait, download): 90, 90s, 30m, 2h, 1d
+    /// (default: 24 hours for waiting).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Print errors only: no progress, no warnings.
     #[arg(long, short, global = true)]
     pub quiet: bool,
     /// Print machine-readable JSON on stdout.

@@ -1,17 +1,23 @@
 //! The actions (run, start, status, wait, download, cancel), once for every vendor.
 
+use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
 
 use clap::Args;
 use report_core::{
-    Artifact, DownloadOptions, DownloadSummary, Job, ReportAdapter, Status, Ticket, WaitPolicy,
+    Artifact, DownloadOptions, DownloadSummary, Error, Job, ReportAdapter, Status, Ticket,
+    WaitPolicy,
 };
 use serde_json::json;
 
 use crate::cli::{Action, Common, TicketArg, VendorCommand};
 use crate::failure::Failure;
+use crate::output::{stderr_line, stdout_line};
 use crate::progress::{Reporter, describe};
+use crate::stop::{Stop, Stopper};
+
+/// A ticket is a few hundred bytes; anything much larger is not a ticket (`@/dev/zero`).
+pub const MAX_TICKET_BYTES: u64 = 64 * 1024;
 
 /// A vendor's connection options: builds the adapter (credentials from flags or env).
 pub trait Connect {
@@ -28,7 +34,7 @@ pub trait BuildRequest<R> {
 pub fn policy(common: &Common) -> WaitPolicy {
     let policy = WaitPolicy::default();
     match common.timeout {
-        Some(secs) => policy.with_deadline(Some(Duration::from_secs(secs))),
+        Some(timeout) => policy.with_deadline(Some(timeout)),
         None => policy,
     }
 }
@@ -39,6 +45,8 @@ where
     C: Connect + Args,
     O: Args + BuildRequest<<C::Adapter as ReportAdapter>::Request>,
 {
+    // From here on SIGINT/SIGTERM and the deadline end the command cleanly.
+    let mut stopper = Stopper::new(common.timeout)?;
     // Everything that can be checked locally is checked before the first request.
     let request = match &command.action {
         Action::Run { options, out } => {
@@ -58,17 +66,65 @@ where
         _ => None,
     };
     let adapter = command.connection.connect(common)?;
-    let vendor = adapter.vendor();
     let policy = policy(common);
     let job = match (request, ticket) {
-        (Some(request), _) => Job::start(adapter, &request, policy).await?,
+        (Some(request), _) => match stopper.run(Job::start(adapter, &request, policy)).await {
+            Ok(started) => started.map_err(|e| Failure::from(e).sent())?,
+            // No ticket yet: the start may or may not have reached the vendor.
+            Err(stop) => return Err(stopped(stop, 0).sent()),
+        },
         (None, Some(ticket)) => Job::resume(adapter, ticket, policy)?,
         (None, None) => unreachable!("every action has a request or a ticket"),
     };
+    let resume = resume_command(&job, &command.action);
+    let action = command.action;
+    let outcome = stopper.run(act(&job, action, common)).await;
+    let result = match outcome {
+        Ok(result) => result,
+        Err(stop) => Err(stopped(stop, job.stats().polls)),
+    };
+    result.map_err(|failure| failure.started(job.ticket(), resume))
+}
 
-    match command.action {
+fn stopped(stop: Stop, polls: u32) -> Failure {
+    match stop {
+        Stop::Deadline(deadline) => Failure::Job(Error::Deadline { deadline, polls }),
+        Stop::Signal(signal) => Failure::Interrupted(signal),
+    }
+}
+
+/// The command that picks this job up again after a failure or an interruption.
+fn resume_command<A: ReportAdapter, O: Args>(job: &Job<A>, action: &Action<O>) -> String {
+    let ticket = shell_quote(&job.ticket().to_json());
+    let vendor = job.adapter().vendor();
+    match action {
+        Action::Run { out, .. } | Action::Download { out, .. } => format!(
+            "reports {vendor} download --ticket {ticket} --out {}",
+            shell_quote(&out.to_string_lossy())
+        ),
+        Action::Status(_) => format!("reports {vendor} status --ticket {ticket}"),
+        Action::Cancel(_) => format!("reports {vendor} cancel --ticket {ticket}"),
+        Action::Start { .. } | Action::Wait(_) => {
+            format!("reports {vendor} wait --ticket {ticket}")
+        }
+    }
+}
+
+/// Single quotes for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The action itself, once the job exists.
+async fn act<A: ReportAdapter, O: Args>(
+    job: &Job<A>,
+    action: Action<O>,
+    common: &Common,
+) -> Result<(), Failure> {
+    let vendor = job.adapter().vendor();
+    match action {
         Action::Start { .. } => {
-            println!("{}", job.ticket().to_json());
+            stdout_line(&job.ticket().to_json());
             Ok(())
         }
         Action::Status(_) => {
@@ -80,12 +136,12 @@ where
                     "status": safe_status(&status),
                 }));
             } else {
-                println!("{}", status_line(&status));
+                stdout_line(&status_line(&status));
             }
             Ok(())
         }
         Action::Wait(_) => {
-            let artifact = wait(&job, common).await?;
+            let artifact = wait(job, common).await?;
             if common.json {
                 print_json(&json!({
                     "vendor": vendor,
@@ -94,16 +150,16 @@ where
                     "polls": job.stats().polls,
                 }));
             } else {
-                println!("ready");
+                stdout_line("ready");
             }
             Ok(())
         }
         Action::Run { out, .. } | Action::Download { out, .. } => {
             if !common.quiet && !common.json {
-                eprintln!("ticket: {}", job.ticket().to_json());
+                stderr_line(&format!("ticket: {}", job.ticket().to_json()));
             }
-            let artifact = wait(&job, common).await?;
-            let summary = download(&job, &artifact, &out, common).await?;
+            let artifact = wait(job, common).await?;
+            let summary = download(job, &artifact, &out, common).await?;
             if common.json {
                 print_json(&json!({
                     "vendor": vendor,
@@ -113,12 +169,12 @@ where
                     "retries": job.stats().retries,
                 }));
             } else {
-                println!(
+                stdout_line(&format!(
                     "saved {}: {} bytes, sha256 {}",
                     summary.path.display(),
                     summary.bytes,
                     summary.sha256
-                );
+                ));
             }
             Ok(())
         }
@@ -127,26 +183,17 @@ where
             if common.json {
                 print_json(&json!({ "vendor": vendor, "id": job.ticket().id, "cancelled": true }));
             } else {
-                println!("cancelled");
+                stdout_line("cancelled");
             }
             Ok(())
         }
     }
 }
 
-/// Waits with progress on stderr; Ctrl-C stops the wait and says how to resume.
+/// Waits with progress on stderr.
 async fn wait<A: ReportAdapter>(job: &Job<A>, common: &Common) -> Result<Artifact, Failure> {
     let mut reporter = Reporter::new(job.adapter().vendor(), common.quiet);
-    let waited = tokio::select! {
-        result = job.wait_with(|status| reporter.status(status)) => result,
-        _ = tokio::signal::ctrl_c() => {
-            return Err(Failure::Local(format!(
-                "interrupted; the report goes on at the vendor. Resume with: --ticket '{}'",
-                job.ticket().to_json()
-            )));
-        }
-    };
-    match waited {
+    match job.wait_with(|status| reporter.status(status)).await {
         Ok(artifact) => {
             reporter.phase("ready");
             Ok(artifact)
@@ -185,36 +232,61 @@ async fn download<A: ReportAdapter>(
     }
 }
 
-/// `--ticket`: inline JSON or `@FILE`.
+/// `--ticket`: inline JSON, `@FILE`, or `@-` for standard input; at most
+/// [`MAX_TICKET_BYTES`] are read.
 pub fn read_ticket(arg: &TicketArg) -> Result<Ticket, Failure> {
     let text = match arg.ticket.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| Failure::Usage(format!("cannot read ticket file {path}: {e}")))?,
+        Some("-") => read_bounded(std::io::stdin().lock(), "standard input")?,
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| Failure::Usage(format!("cannot read ticket file {path}: {e}")))?;
+            read_bounded(file, path)?
+        }
         None => arg.ticket.clone(),
     };
     Ticket::from_json(text.trim()).map_err(|e| Failure::Usage(e.to_string()))
 }
 
-/// The destination must be a file path in an existing folder.
-fn check_destination(out: &Path) -> Result<(), Failure> {
-    if out.is_dir() {
+fn read_bounded(source: impl Read, name: &str) -> Result<String, Failure> {
+    let mut bytes = Vec::new();
+    source
+        .take(MAX_TICKET_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::Usage(format!("cannot read ticket from {name}: {e}")))?;
+    if bytes.len() as u64 > MAX_TICKET_BYTES {
         return Err(Failure::Usage(format!(
-            "--out {} is a folder; give a file path",
-            out.display()
+            "ticket from {name} is larger than {} KiB: not a ticket",
+            MAX_TICKET_BYTES / 1024
         )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Failure::Usage(format!("ticket from {name} is not UTF-8 text")))
+}
+
+/// The destination must be a file path in an existing folder we may write to: checked before
+/// anything is sent, so a bad `--out` never costs a started report.
+fn check_destination(out: &Path) -> Result<(), Failure> {
+    let bad = |why: String| Err(Failure::Usage(format!("--out {}: {why}", out.display())));
+    let text = out.as_os_str().to_string_lossy();
+    if text.is_empty() {
+        return bad("empty path".into());
+    }
+    if text.ends_with('/') || out.is_dir() || out.file_name().is_none() {
+        return bad("is a folder; give a file path".into());
     }
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     if !parent.is_dir() {
-        return Err(Failure::Usage(format!(
-            "--out {}: folder {} does not exist",
-            out.display(),
-            parent.display()
-        )));
+        return bad(format!("folder {} does not exist", parent.display()));
     }
-    Ok(())
+    // The download writes a temporary file there first: try it now.
+    tempfile::Builder::new()
+        .prefix(".reports-check.")
+        .tempfile_in(parent)
+        .map(drop)
+        .or_else(|e| bad(format!("cannot write in {}: {e}", parent.display())))
 }
 
 /// A status for printing: artifact URLs lose their query values (pre-signed signatures).
@@ -236,9 +308,7 @@ fn status_line(status: &Status) -> String {
     }
 }
 
-fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string(value).expect("JSON values serialize")
-    );
+pub fn print_json(value: &serde_json::Value) {
+    // serde_json escapes every control character in strings.
+    stdout_line(&serde_json::to_string(value).expect("JSON values serialize"));
 }

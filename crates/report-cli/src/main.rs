@@ -5,11 +5,16 @@ mod dates;
 mod demo;
 mod failure;
 mod jobs;
+mod output;
 mod progress;
 mod sandbox_cmd;
+mod stop;
+mod units;
 mod vendors;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
@@ -18,7 +23,7 @@ use crate::failure::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.common.verbose);
+    init_tracing(cli.common.verbose, cli.common.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -30,10 +35,20 @@ fn main() -> ExitCode {
         }
     };
     let verbose = cli.common.verbose > 0;
-    match runtime.block_on(run(cli)) {
+    let json = cli.common.json;
+    let result = runtime.block_on(run(cli));
+    // Tasks still running (an abandoned download) are dropped now, their temporary files with
+    // them; a stuck blocking call does not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_millis(300));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("{}", failure.message(verbose));
+            // Errors and the resume line go to stderr in every mode (also with -q); with
+            // --json the same failure is one JSON object on stdout.
+            output::stderr_lines(failure.lines(verbose).iter().map(String::as_str));
+            if json {
+                jobs::print_json(&failure.to_json());
+            }
             failure.exit_code()
         }
     }
@@ -50,29 +65,33 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo(args) => demo::run(args, &common).await,
         Command::Sandbox(args) => sandbox_cmd::run(args).await,
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "reports",
-                &mut std::io::stdout(),
-            );
+            // Into a buffer first: `reports completions bash | head` closes the pipe early, and
+            // writing straight to stdout would panic on it.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "reports", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
             Ok(())
         }
     }
 }
 
-/// `-vv` and more turn on the HTTP spans (method, path, status, duration; never secrets).
-fn init_tracing(verbose: u8) {
+/// `-vv` and more turn on the HTTP spans (method, path, status, duration; never secrets);
+/// `-q` leaves errors only. Colours only on a terminal, and never with `NO_COLOR`.
+fn init_tracing(verbose: u8, quiet: bool) {
     let level = match verbose {
+        _ if quiet => "error",
         0 | 1 => "warn",
         2 => "report_core=debug,info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("REPORTS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .init();
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use report_core::Status;
 
+use crate::output::{clean, stderr_line};
+
 /// Shows a job's progress.
 pub struct Reporter {
     vendor: &'static str,
@@ -64,14 +66,14 @@ impl Reporter {
             if let Some(p) = percent {
                 bar.set_position(p);
             }
-            bar.set_message(text);
+            bar.set_message(clean(&text));
         } else if self.plain {
             let line = match percent {
                 Some(p) => format!("{}: {text} ({p}%)", self.vendor),
                 None => format!("{}: {text}", self.vendor),
             };
             if line != self.last {
-                eprintln!("{line}");
+                plain_line(&line);
                 self.last = line;
             }
         }
@@ -80,9 +82,9 @@ impl Reporter {
     /// Shows a phase of the job (e.g. downloading).
     pub fn phase(&mut self, text: &str) {
         if let Some(bar) = &self.bar {
-            bar.set_message(text.to_string());
+            bar.set_message(clean(text));
         } else if self.plain {
-            eprintln!("{}: {text}", self.vendor);
+            plain_line(&format!("{}: {text}", self.vendor));
         }
     }
 
@@ -90,18 +92,26 @@ impl Reporter {
     pub fn finish(&mut self, text: &str) {
         if let Some(bar) = &self.bar {
             bar.set_position(100);
-            bar.finish_with_message(text.to_string());
+            bar.finish_with_message(clean(text));
         } else if self.plain {
-            eprintln!("{}: {text}", self.vendor);
+            plain_line(&format!("{}: {text}", self.vendor));
         }
     }
 
     /// Ends the display after a failure.
     pub fn abandon(&mut self, text: &str) {
         if let Some(bar) = &self.bar {
-            bar.abandon_with_message(text.to_string());
+            bar.abandon_with_message(clean(text));
         }
     }
+}
+
+/// A progress line for logs and pipes, with the local time in front.
+fn plain_line(text: &str) {
+    stderr_line(&format!(
+        "{} {text}",
+        chrono::Local::now().format("%H:%M:%S")
+    ));
 }
 
 /// Percent (if known) and a short text for a status.

@@ -342,6 +342,15 @@ async fn ofd_start_status_wait_download_from_a_ticket_file() {
         .await
         .success()
         .stdout(predicate::str::contains(r#""state":"#));
+    // `@-`: the ticket from standard input.
+    let mut status = reports(&sandbox);
+    status
+        .args(["ofd", "status", "--json", "--ticket", "@-"])
+        .write_stdin(output.stdout.clone());
+    run(status)
+        .await
+        .success()
+        .stdout(predicate::str::contains(r#""state":"#));
 
     let mut wait = reports(&sandbox);
     wait.args(["ofd", "wait", "--quiet", "--ticket", &at_ticket]);
@@ -406,7 +415,31 @@ async fn exit_2_for_bad_input_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.zip");
     let out = out.to_str().unwrap();
+    let folder_with_slash = format!("{}/", dir.path().display());
+    let run_ofd_to = |out: &'static str| {
+        vec![
+            "ofd",
+            "run",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+            "--out",
+            out,
+        ]
+    };
+    let folder_with_slash: &'static str = Box::leak(folder_with_slash.into_boxed_str());
     let cases: Vec<Vec<&str>> = vec![
+        // --out is a folder, or ends like one
+        run_ofd_to(folder_with_slash),
+        run_ofd_to("/tmp"),
+        // --out in a folder nobody may write to
+        run_ofd_to("/proc/r.zip"),
+        // a "ticket file" without end: read only up to the ticket limit
+        vec!["ofd", "status", "--ticket", "@/dev/zero"],
         // --to before --from
         vec![
             "ofd",

@@ -18,6 +18,15 @@ const WRITE_BUFFER: usize = 256 * 1024;
 /// page cache does not fill with gigabytes of dirty pages).
 const SYNC_EVERY: u64 = 16 * 1024 * 1024;
 
+/// Default [`DownloadOptions::max_size`]: 4 GiB written, far beyond any real report.
+pub const DEFAULT_MAX_SIZE: u64 = 4 * 1024 * 1024 * 1024;
+/// Default [`DownloadOptions::max_ratio`]: gzip cannot pass ≈ 1032:1, which only runs of one
+/// byte reach (a gzip bomb); spreadsheets and CSV compress 5–50:1.
+pub const DEFAULT_MAX_RATIO: u32 = 1000;
+/// The ratio is checked only after this many bytes were written: a small file of blanks may
+/// legitimately compress very well.
+pub const RATIO_GRACE: u64 = 8 * 1024 * 1024;
+
 /// Options of [`Job::download_to`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -30,6 +39,16 @@ pub struct DownloadOptions {
     /// (default `true`). Without it a crash soon after the download may leave an empty or
     /// partial file at the destination; the rename is still atomic for running processes.
     pub fsync: bool,
+    /// Most bytes written (after decompression), default [`DEFAULT_MAX_SIZE`]; `None`: no
+    /// limit. Past it the download ends with [`Error::TooLarge`] and nothing is kept.
+    pub max_size: Option<u64>,
+    /// Most bytes written per byte received for a decompressed artifact, default
+    /// [`DEFAULT_MAX_RATIO`], checked after [`RATIO_GRACE`] bytes; `None`: no limit.
+    pub max_ratio: Option<u32>,
+    /// Where an interrupted transfer is kept to be resumed by a later `download_to` (see
+    /// [`partial_dir`](Self::partial_dir)); `None`: a temporary file beside the destination,
+    /// removed on any failure or when the download is dropped.
+    pub partial_dir: Option<PathBuf>,
 }
 
 impl Default for DownloadOptions {
@@ -38,6 +57,9 @@ impl Default for DownloadOptions {
             decompress: true,
             expected_sha256: None,
             fsync: true,
+            max_size: Some(DEFAULT_MAX_SIZE),
+            max_ratio: Some(DEFAULT_MAX_RATIO),
+            partial_dir: None,
         }
     }
 }
@@ -61,6 +83,46 @@ impl DownloadOptions {
         self.expected_sha256 = Some(hex.into());
         self
     }
+
+    /// Limits the bytes written, after decompression (`None`: no limit).
+    pub fn max_size(mut self, bytes: Option<u64>) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
+    /// Limits the decompression ratio (`None`: no limit).
+    pub fn max_ratio(mut self, ratio: Option<u32>) -> Self {
+        self.max_ratio = ratio;
+        self
+    }
+
+    /// Keeps the transfer in `dir` while it runs, so that an interrupted download (an error,
+    /// the deadline, the process killed) is resumed with `Range` by a later `download_to` of
+    /// the same ticket and artifact with the same `partial_dir`.
+    ///
+    /// The partial file holds the bytes as received (still compressed), named by a stable key
+    /// of the ticket and the artifact. Once complete it is decompressed or copied into a
+    /// temporary file beside the destination (so `dir` may be on another filesystem),
+    /// verified, renamed into place, and removed. A partial file that fails verification is
+    /// removed too. Nothing is ever left in the destination's folder.
+    pub fn partial_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.partial_dir = Some(dir.into());
+        self
+    }
+
+    fn limits(&self, ratio: bool) -> Limits {
+        Limits {
+            max_size: self.max_size,
+            max_ratio: self.max_ratio.filter(|_| ratio),
+        }
+    }
+}
+
+/// The guards a [`FileSink`] applies to what it writes.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    max_size: Option<u64>,
+    max_ratio: Option<u32>,
 }
 
 /// What a finished download wrote.
@@ -84,11 +146,14 @@ pub struct DownloadSummary {
 
 impl<A: ReportAdapter> Job<A> {
     /// Downloads `artifact` to `path`, streaming through a temporary file in the same folder
-    /// that is renamed into place only when complete and verified.
+    /// that is renamed into place only when complete and verified (or through a partial file
+    /// in [`DownloadOptions::partial_dir`]).
     ///
     /// Cut transfers resume with `Range` (or restart where the server ignores it) within the
-    /// policy's transient-error budget; an expired pre-signed URL is refreshed by asking the
-    /// vendor for the status again. On failure nothing is left at `path`.
+    /// policy's transient-error budget and the job's deadline; an expired pre-signed URL is
+    /// refreshed by asking the vendor for the status again. On failure, or when this future is
+    /// dropped, nothing is left at `path` or in its folder. The file gets the mode a plain
+    /// `open(O_CREAT, 0666)` would get under the process's umask.
     pub async fn download_to(
         &self,
         artifact: &Artifact,
@@ -106,16 +171,54 @@ impl<A: ReportAdapter> Job<A> {
             .to_string_lossy()
             .into_owned();
         let temp = || {
-            tempfile::Builder::new()
-                .prefix(&format!(".{file_name}."))
-                .suffix(".part")
+            let prefix = format!(".{file_name}.");
+            let mut builder = tempfile::Builder::new();
+            builder.prefix(&prefix).suffix(".part");
+            // Not tempfile's 0600: the umask decides, as for any file the user creates.
+            #[cfg(unix)]
+            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+            builder
                 .tempfile_in(&dir)
                 .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))
         };
-        // Created before any request, so an unwritable folder fails early.
-        let first = temp()?;
-
-        let (fetched, written) = self.fetch(artifact.clone(), first, &temp, &options).await?;
+        let (fetched, written) = match &options.partial_dir {
+            None => {
+                // Created before any request, so an unwritable folder fails early.
+                let mut store = Store::Beside {
+                    current: Some(temp()?),
+                    temp: &temp,
+                };
+                let (fetched, sink) = self.fetch(artifact.clone(), &mut store, &options).await?;
+                let sink = sink.expect("a transfer beside the destination always has a sink");
+                let (bytes, sha256) = sink.finish().await?;
+                let Store::Beside {
+                    current: Some(file),
+                    ..
+                } = store
+                else {
+                    unreachable!("the sink's file is kept in the store")
+                };
+                (fetched, Written { file, bytes, sha256 })
+            }
+            Some(partial_dir) => {
+                let partial = Partial::open(partial_dir, &self.partial_key(artifact))?;
+                // Checked before any request, like the temporary file above.
+                drop(temp()?);
+                let partial_path = partial.path.clone();
+                let result = self
+                    .fetch_partial(artifact, partial, &temp, &options)
+                    .await;
+                if let Err(e) = &result
+                    && !e.is_transient()
+                    && !matches!(e, Error::Deadline { .. } | Error::RetriesExhausted { .. })
+                {
+                    // Corrupt, refused or too large: resuming it would only fail again.
+                    let _ = std::fs::remove_file(&partial_path);
+                }
+                let (fetched, written) = result?;
+                (fetched, written)
+            }
+        };
         if let Some(expected) = &options.expected_sha256
             && !expected.eq_ignore_ascii_case(&written.sha256)
         {
@@ -139,6 +242,9 @@ impl<A: ReportAdapter> Job<A> {
         if options.fsync {
             sync_dir(&dir);
         }
+        if let Some(partial) = &fetched.partial {
+            let _ = std::fs::remove_file(partial);
+        }
         Ok(DownloadSummary {
             path: path.to_path_buf(),
             bytes: written.bytes,
@@ -150,29 +256,104 @@ impl<A: ReportAdapter> Job<A> {
         })
     }
 
-    /// Streams the artifact into `first` (or, after a restart, a fresh file made by `temp`),
-    /// resuming or restarting after cuts; a gzip artifact is decompressed on the way when the
-    /// options ask for it.
-    async fn fetch(
+    /// A stable name for the partial file of this ticket's artifact: the same ticket and
+    /// artifact (whatever the query string of a re-signed URL) give the same key.
+    fn partial_key(&self, artifact: &Artifact) -> String {
+        let ticket = self.ticket();
+        let url = artifact.url.split(['?', '#']).next().unwrap_or_default();
+        let mut hasher = Sha256::new();
+        for part in [
+            ticket.vendor.as_str(),
+            ticket.id.as_str(),
+            &ticket.started_at.to_rfc3339(),
+            url,
+            artifact.file_name.as_deref().unwrap_or_default(),
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        for (key, value) in &artifact.data {
+            hasher.update(key.as_bytes());
+            hasher.update([0]);
+            hasher.update(value.as_bytes());
+            hasher.update([0]);
+        }
+        let digest = hex::encode(hasher.finalize());
+        format!("{}-{}", ticket.vendor, &digest[..32])
+    }
+
+    /// Fetches into a partial file (resuming what it holds), then decompresses or copies it
+    /// into a temporary file beside the destination.
+    async fn fetch_partial(
         &self,
-        mut artifact: Artifact,
-        first: NamedTempFile,
+        artifact: &Artifact,
+        partial: Partial,
         temp: &(dyn Fn() -> Result<NamedTempFile> + Sync),
         options: &DownloadOptions,
     ) -> Result<(Fetched, Written)> {
-        let mut first = Some(first);
-        let mut fetched = Fetched::default();
+        let path = partial.path.clone();
+        let mut store = Store::Partial(partial);
+        let (mut fetched, sink) = self.fetch(artifact.clone(), &mut store, options).await?;
+        if let Some(sink) = sink {
+            sink.finish().await?;
+        }
+        let Store::Partial(partial) = store else {
+            unreachable!("the store stays partial")
+        };
+        fetched.partial = Some(path.clone());
+        let gunzip = fetched.compression == Compression::Gzip && options.decompress;
+        let file = temp()?;
+        let mut sink = FileSink::start(&file, gunzip, options.fsync, options.limits(gunzip))?;
+        let mut reader = tokio::fs::File::from_std(partial.file);
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        reader
+            .seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(|e| Error::io("cannot read", &path, e))?;
+        loop {
+            let mut buf = bytes::BytesMut::with_capacity(WRITE_BUFFER);
+            let n = reader
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| Error::io("cannot read", &path, e))?;
+            if n == 0 {
+                break;
+            }
+            sink.send(buf.freeze()).await?;
+        }
+        let (bytes, sha256) = sink.finish().await?;
+        Ok((fetched, Written { file, bytes, sha256 }))
+    }
+
+    /// Streams the artifact into the store, resuming or restarting after cuts; a gzip artifact
+    /// is decompressed on the way when the options ask for it and the store keeps the file as
+    /// it will be kept. Returns the sink still open (`None`: nothing was left to fetch).
+    async fn fetch(
+        &self,
+        mut artifact: Artifact,
+        store: &mut Store<'_>,
+        options: &DownloadOptions,
+    ) -> Result<(Fetched, Option<FileSink>)> {
+        let mut fetched = Fetched {
+            wire_bytes: store.kept_bytes(),
+            compression: artifact.compression,
+            ..Fetched::default()
+        };
         let mut sink: Option<FileSink> = None;
         let mut scheduler = self.policy().scheduler();
         let mut failures = 0u32;
         let mut refreshed = false;
         loop {
             let received = fetched.wire_bytes;
-            let outcome = match self.adapter().open(&artifact, received).await {
+            let opened = self
+                .within_deadline(self.adapter().open(&artifact, received))
+                .await;
+            let outcome = match opened {
                 Ok(download) => {
                     if download.offset != received {
                         // The server sent the file from the start again: begin anew.
                         sink = None;
+                        store.restart()?;
                         fetched.wire_bytes = 0;
                         if received > 0 {
                             fetched.restarts += 1;
@@ -181,26 +362,28 @@ impl<A: ReportAdapter> Job<A> {
                     if download.file_name.is_some() {
                         fetched.server_file_name = download.file_name.clone();
                     }
+                    fetched.compression = download.compression;
+                    let gunzip = download.compression == Compression::Gzip && options.decompress;
+                    let total = download.total_size.or(artifact.size);
+                    if let (Some(max), Some(total), false) = (options.max_size, total, gunzip)
+                        && total > max
+                    {
+                        return Err(too_large(max));
+                    }
                     let sink = match &mut sink {
                         Some(sink) => sink,
-                        None => {
-                            let gunzip =
-                                download.compression == Compression::Gzip && options.decompress;
-                            let file = match first.take() {
-                                Some(file) => file,
-                                None => temp()?,
-                            };
-                            sink.insert(FileSink::start(file, gunzip, options.fsync)?)
-                        }
+                        None => sink.insert(store.sink(gunzip, options)?),
                     };
-                    let total = download.total_size.or(artifact.size);
                     let mut body = download.body;
                     let mut cut = None;
-                    while let Some(chunk) = body.next().await {
+                    // Each read is bounded by the deadline (a body dripping a byte at a time
+                    // never ends otherwise); an idle body is cut by the client's read timeout.
+                    while let Some(chunk) = self.within_deadline(next_chunk(&mut body)).await? {
                         match chunk {
                             Ok(bytes) => {
                                 fetched.wire_bytes += bytes.len() as u64;
-                                // A write error or corrupt gzip ends the download (no retry).
+                                // A write error, corrupt gzip or a limit ends the download
+                                // (no retry).
                                 sink.send(bytes).await?;
                             }
                             Err(e) => {
@@ -223,11 +406,19 @@ impl<A: ReportAdapter> Job<A> {
                         (None, _) => Ok(()),
                     }
                 }
+                Err(Error::Api {
+                    status: Some(416), ..
+                }) if received > 0 && store.is_partial() => {
+                    // The partial file already holds the whole file (the process stopped
+                    // before it was moved into place): it is verified like any other.
+                    break;
+                }
                 Err(e) if !artifact.authenticated && is_expired_link(&e) && !refreshed => {
                     // A pre-signed link expired: ask the vendor for a fresh one, once.
                     refreshed = true;
                     artifact = self.refreshed_artifact().await?;
                     sink = None;
+                    store.restart()?;
                     fetched.wire_bytes = 0;
                     fetched.restarts += 1;
                     continue;
@@ -249,15 +440,13 @@ impl<A: ReportAdapter> Job<A> {
                         fetched.resumes += 1;
                     }
                     tracing::debug!(error = %e, at = fetched.wire_bytes, "download cut; resuming");
-                    self.clock()
-                        .sleep(scheduler.after_error(e.retry_after()))
-                        .await;
+                    self.sleep_within_deadline(scheduler.after_error(e.retry_after()))
+                        .await?;
                 }
                 Err(e) => return Err(e),
             }
         }
-        let sink = sink.expect("a successful transfer opened a sink");
-        Ok((fetched, sink.finish().await?))
+        Ok((fetched, sink))
     }
 
     async fn refreshed_artifact(&self) -> Result<Artifact> {
@@ -278,6 +467,108 @@ impl<A: ReportAdapter> Job<A> {
     }
 }
 
+/// The next chunk of a body, as a deadline-bounded step.
+async fn next_chunk(
+    body: &mut futures::stream::BoxStream<'static, Result<bytes::Bytes>>,
+) -> Result<Option<Result<bytes::Bytes>>> {
+    Ok(body.next().await)
+}
+
+fn too_large(max: u64) -> Error {
+    Error::TooLarge(format!(
+        "the file is larger than the limit of {max} bytes (DownloadOptions::max_size)"
+    ))
+}
+
+/// Where the received bytes go.
+enum Store<'a> {
+    /// A temporary file beside the destination, written as it will be kept (decompressed);
+    /// removed when dropped. `temp` makes a fresh one after a restart.
+    Beside {
+        current: Option<NamedTempFile>,
+        temp: &'a (dyn Fn() -> Result<NamedTempFile> + Sync),
+    },
+    /// A partial file of the bytes as received, kept across failures to be resumed.
+    Partial(Partial),
+}
+
+impl Store<'_> {
+    /// Bytes already received in an earlier attempt (a partial file's length).
+    fn kept_bytes(&self) -> u64 {
+        match self {
+            Store::Beside { .. } => 0,
+            Store::Partial(partial) => partial.len,
+        }
+    }
+
+    fn is_partial(&self) -> bool {
+        matches!(self, Store::Partial(_))
+    }
+
+    /// Forgets what was written: the transfer starts over.
+    fn restart(&mut self) -> Result<()> {
+        match self {
+            Store::Beside { current, .. } => *current = None,
+            Store::Partial(partial) => {
+                partial
+                    .file
+                    .set_len(0)
+                    .map_err(|e| Error::io("cannot truncate", &partial.path, e))?;
+                partial.len = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// A sink appending to the store's file.
+    fn sink(&mut self, gunzip: bool, options: &DownloadOptions) -> Result<FileSink> {
+        match self {
+            Store::Beside { current, temp } => {
+                let file = match current {
+                    Some(file) => file,
+                    None => current.insert(temp()?),
+                };
+                FileSink::start(file, gunzip, options.fsync, options.limits(gunzip))
+            }
+            // As received: decompressed (and its ratio checked) when moved into place.
+            Store::Partial(partial) => FileSink::start_raw(
+                &partial.file,
+                &partial.path,
+                false,
+                false,
+                options.limits(false),
+            ),
+        }
+    }
+}
+
+/// A partial download kept in [`DownloadOptions::partial_dir`].
+struct Partial {
+    file: std::fs::File,
+    path: PathBuf,
+    /// Its length when opened.
+    len: u64,
+}
+
+impl Partial {
+    /// Opens (or creates) the partial file `key.part` in `dir`, for appending.
+    fn open(dir: &Path, key: &str) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        let path = dir.join(format!("{key}.part"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("cannot read", &path, e))?
+            .len();
+        Ok(Partial { file, path, len })
+    }
+}
+
 /// What the transfer took.
 #[derive(Default)]
 struct Fetched {
@@ -285,6 +576,10 @@ struct Fetched {
     resumes: u32,
     restarts: u32,
     server_file_name: Option<String>,
+    /// How the bytes came (the last `open`'s say).
+    compression: Compression,
+    /// The partial file to remove once the download is in place.
+    partial: Option<PathBuf>,
 }
 
 /// Pre-signed URLs answer 403 (signature expired) or 404/410 once they lapse.
@@ -302,17 +597,16 @@ fn is_expired_link(e: &Error) -> bool {
 const SINK_QUEUE: usize = 8;
 
 /// The file a download is written into, by a task of its own: wire chunks go through a bounded
-/// channel to it, and it decompresses them (gzip, multi-member) if asked, hashes and writes
-/// them, so hashing, decompressing and writing overlap with receiving. A resumed transfer
-/// (`Range`) simply continues the stream; a restart drops the sink (its task is aborted and its
-/// file deleted) and begins a fresh one in a fresh file.
+/// channel to it, and it decompresses them (gzip, multi-member) if asked, checks the
+/// [`Limits`], hashes and writes them, so hashing, decompressing and writing overlap with
+/// receiving. A resumed transfer (`Range`) simply continues the stream; a restart drops the
+/// sink (its task is aborted) and begins a fresh one in a fresh (or truncated) file.
 struct FileSink {
     tx: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
     task: Option<tokio::task::JoinHandle<Result<(u64, String)>>>,
-    file: Option<NamedTempFile>,
 }
 
-/// What a [`FileSink`] wrote.
+/// What a download wrote, in a temporary file beside the destination.
 struct Written {
     file: NamedTempFile,
     bytes: u64,
@@ -322,24 +616,35 @@ struct Written {
 impl FileSink {
     /// Starts writing into `file`; `gunzip` decompresses the chunks, `flush` writes the data
     /// to disk in the background as it goes.
-    fn start(file: NamedTempFile, gunzip: bool, flush: bool) -> Result<Self> {
+    fn start(file: &NamedTempFile, gunzip: bool, flush: bool, limits: Limits) -> Result<Self> {
+        Self::start_raw(file.as_file(), file.path(), gunzip, flush, limits)
+    }
+
+    /// Like [`start`](Self::start), into any open file (written from its current end).
+    fn start_raw(
+        file: &std::fs::File,
+        path: &Path,
+        gunzip: bool,
+        flush: bool,
+        limits: Limits,
+    ) -> Result<Self> {
         let out = file
-            .as_file()
             .try_clone()
-            .map_err(|e| Error::io("cannot open", file.path(), e))?;
+            .map_err(|e| Error::io("cannot open", path, e))?;
         let write_behind = if flush {
-            Some(WriteBehind::new(&file)?)
+            Some(WriteBehind::new(file, path)?)
         } else {
             None
         };
-        let path = file.path().to_path_buf();
         let (tx, rx) = tokio::sync::mpsc::channel(SINK_QUEUE);
         let out = Output {
             file: BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(out)),
             write_behind,
             hasher: Sha256::new(),
             bytes: 0,
-            path,
+            received: std::sync::Arc::default(),
+            limits,
+            path: path.to_path_buf(),
         };
         let task = if gunzip {
             tokio::spawn(out.inflate(rx))
@@ -349,7 +654,6 @@ impl FileSink {
         Ok(FileSink {
             tx: Some(tx),
             task: Some(task),
-            file: Some(file),
         })
     }
 
@@ -371,14 +675,10 @@ impl FileSink {
         }
     }
 
-    async fn finish(mut self) -> Result<Written> {
+    /// Waits for everything sent to be written; the bytes written and their SHA-256.
+    async fn finish(mut self) -> Result<(u64, String)> {
         self.tx = None;
-        let (bytes, sha256) = self.join().await?;
-        Ok(Written {
-            file: self.file.take().expect("finished once"),
-            bytes,
-            sha256,
-        })
+        self.join().await
     }
 
     async fn join(&mut self) -> Result<(u64, String)> {
@@ -405,6 +705,9 @@ struct Output {
     write_behind: Option<WriteBehind>,
     hasher: Sha256,
     bytes: u64,
+    /// Bytes received (before decompression), for the ratio.
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    limits: Limits,
     path: PathBuf,
 }
 
@@ -414,6 +717,8 @@ impl Output {
     /// Writes the chunks as they come; returns the bytes written and their SHA-256.
     async fn copy(mut self, mut rx: Chunks) -> Result<(u64, String)> {
         while let Some(chunk) = rx.recv().await {
+            self.received
+                .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
             self.write(&chunk).await?;
         }
         self.finish().await
@@ -424,11 +729,15 @@ impl Output {
         use async_compression::tokio::bufread::GzipDecoder;
         use tokio::io::AsyncReadExt;
 
-        let chunks = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            // The reader wants `io::Result` items; the chunks themselves never fail.
-            rx.recv()
-                .await
-                .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+        let received = self.received.clone();
+        let chunks = Box::pin(futures::stream::unfold(rx, move |mut rx| {
+            let received = received.clone();
+            async move {
+                // The reader wants `io::Result` items; the chunks themselves never fail.
+                let chunk = rx.recv().await?;
+                received.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Some((Ok::<_, std::io::Error>(chunk), rx))
+            }
         }));
         let mut decoder = GzipDecoder::new(tokio_util::io::StreamReader::new(chunks));
         decoder.multiple_members(true);
@@ -447,6 +756,22 @@ impl Output {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let after = self.bytes + bytes.len() as u64;
+        if let Some(max) = self.limits.max_size
+            && after > max
+        {
+            return Err(too_large(max));
+        }
+        let received = self.received.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(ratio) = self.limits.max_ratio
+            && after > RATIO_GRACE
+            && after > received.saturating_mul(u64::from(ratio))
+        {
+            return Err(Error::TooLarge(format!(
+                "{after} bytes decompressed from {received}: more than {ratio} to 1, a \
+                 decompression bomb (DownloadOptions::max_ratio)"
+            )));
+        }
         self.hasher.update(bytes);
         self.file
             .write_all(bytes)
@@ -481,11 +806,10 @@ struct WriteBehind {
 }
 
 impl WriteBehind {
-    fn new(file: &NamedTempFile) -> Result<Self> {
+    fn new(file: &std::fs::File, path: &Path) -> Result<Self> {
         let clone = file
-            .as_file()
             .try_clone()
-            .map_err(|e| Error::io("cannot open", file.path(), e))?;
+            .map_err(|e| Error::io("cannot open", path, e))?;
         Ok(WriteBehind {
             file: std::sync::Arc::new(clone),
             in_flight: None,

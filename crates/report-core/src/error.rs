@@ -78,9 +78,10 @@ pub enum Error {
     #[error("{vendor}: the report was cancelled")]
     Cancelled { vendor: &'static str },
 
-    /// The overall deadline of the wait policy passed before the report was ready.
+    /// The overall deadline of the wait policy passed before the job was done (started,
+    /// ready and, when downloading, saved). It bounds every request, retry and sleep.
     #[error(
-        "deadline of {deadline:?} passed after {polls} status requests; the report is not ready"
+        "the deadline of {deadline:?} passed after {polls} status requests; the job was stopped"
     )]
     Deadline { deadline: Duration, polls: u32 },
 
@@ -94,6 +95,11 @@ pub enum Error {
         vendor: &'static str,
         operation: &'static str,
     },
+
+    /// A download went past a limit of [`DownloadOptions`](crate::DownloadOptions): its size
+    /// after decompression, or its decompression ratio (a gzip bomb). Nothing was kept.
+    #[error("the download was stopped: {0}")]
+    TooLarge(String),
 
     /// A ticket that this adapter cannot resume.
     #[error("invalid ticket: {0}")]
@@ -227,12 +233,189 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// At most this many bytes of a bad body are kept in [`Error::Decode`].
 pub const EXCERPT_LEN: usize = 200;
 
-/// A short, printable excerpt of a body for error messages.
+/// A short, printable excerpt of a body for error messages, with the values of
+/// credential-named keys masked (see [`mask_credentials`]).
+///
+/// The body is cut first and masked after, so a secret cut in the middle is masked to the end.
 pub fn excerpt(body: &[u8]) -> String {
     let cut = &body[..body.len().min(EXCERPT_LEN)];
-    let mut text = String::from_utf8_lossy(cut).into_owned();
+    let mut text = mask_credentials(&String::from_utf8_lossy(cut));
     if body.len() > EXCERPT_LEN {
         text.push('…');
     }
     text
+}
+
+/// What replaces a masked value.
+const MASK: &str = "***";
+
+/// Masks the values of keys that name credentials (`token`, `AuthToken`, `access_token`,
+/// `secret`, `secret_key`, `password`, `key`, `apiKey`, `authorization`, …, any case) in
+/// JSON (`"token": "…"`), form or query text (`AuthToken=…`) and header-like text
+/// (`Authorization: Bearer …`). Over-masking is harmless here; a leaked token is not.
+pub fn mask_credentials(text: &str) -> String {
+    mask_bare_keys(&mask_json_keys(text))
+}
+
+/// Whether a key names a credential (case and separators ignored).
+pub fn is_credential_name(name: &str) -> bool {
+    let n: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    const PARTS: [&str; 9] = [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "authorization",
+        "credential",
+        "cookie",
+        "signature",
+        "session",
+    ];
+    PARTS.iter().any(|p| n.contains(p))
+        || n.ends_with("key")
+        || matches!(n.as_str(), "auth" | "pass" | "pwd" | "sig" | "jwt" | "bearer")
+}
+
+/// `"credential-key": value` → `"credential-key": "***"` (strings, numbers, literals).
+fn mask_json_keys(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '"' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let end = string_end(&chars, i);
+        let key: String = chars[i + 1..end.min(chars.len())].iter().collect();
+        out.extend(&chars[i..(end + 1).min(chars.len())]);
+        i = end + 1;
+        let mut k = i;
+        while k < chars.len() && chars[k].is_whitespace() {
+            k += 1;
+        }
+        if k >= chars.len() || chars[k] != ':' || !is_credential_name(&key) {
+            continue;
+        }
+        k += 1;
+        while k < chars.len() && chars[k].is_whitespace() {
+            k += 1;
+        }
+        out.extend(&chars[i..k]);
+        i = k;
+        match chars.get(k) {
+            Some('"') => {
+                out.push('"');
+                out.push_str(MASK);
+                out.push('"');
+                i = string_end(&chars, k) + 1;
+            }
+            Some('{' | '[') | None => {}
+            Some(_) => {
+                out.push_str(MASK);
+                while i < chars.len() && !matches!(chars[i], ',' | '}' | ']') && !chars[i].is_whitespace() {
+                    i += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The index of the closing quote of the JSON string opening at `start` (or the text's end).
+fn string_end(chars: &[char], start: usize) -> usize {
+    let mut j = start + 1;
+    while j < chars.len() {
+        match chars[j] {
+            '\\' => j += 2,
+            '"' => return j,
+            _ => j += 1,
+        }
+    }
+    chars.len()
+}
+
+/// `AuthToken=…` and `Authorization: Bearer …` outside JSON strings' keys.
+fn mask_bare_keys(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !word(chars[i]) || (i > 0 && word(chars[i - 1])) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let mut end = i;
+        while end < chars.len() && word(chars[end]) {
+            end += 1;
+        }
+        let name: String = chars[i..end].iter().collect();
+        out.push_str(&name);
+        i = end;
+        let mut k = end;
+        while k < chars.len() && chars[k] == ' ' {
+            k += 1;
+        }
+        let separator = chars.get(k).copied();
+        if !matches!(separator, Some('=' | ':')) || !is_credential_name(&name) {
+            continue;
+        }
+        k += 1;
+        while k < chars.len() && chars[k] == ' ' {
+            k += 1;
+        }
+        let stops: &[char] = if separator == Some('=') {
+            &['&', '"', '\'', ',', ';', '<', '>', ' ', '\n', '\r', '\t']
+        } else {
+            &['&', '"', '\'', ',', ';', '<', '>', '\n', '\r']
+        };
+        let mut v = k;
+        while v < chars.len() && !stops.contains(&chars[v]) {
+            v += 1;
+        }
+        if v == k {
+            continue;
+        }
+        out.extend(&chars[end..k]);
+        out.push_str(MASK);
+        i = v;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_values_are_masked_in_excerpts() {
+        let cases = [
+            (r#"{"token":"tok-1","expiresInSeconds":"abc"}"#, r#"{"token":"***","expiresInSeconds":"abc"}"#),
+            (r#"{"AuthToken": "tok-1", "ExpirationDateUtc": 5}"#, r#"{"AuthToken": "***", "ExpirationDateUtc": 5}"#),
+            (r#"{"access_token":12345,"x":{"secret_key":"s","apiKey":null}}"#, r#"{"access_token":***,"x":{"secret_key":"***","apiKey":***}}"#),
+            (r#"{"Password":"p\"q","user":"u"}"#, r#"{"Password":"***","user":"u"}"#),
+            ("https://h/r?AuthToken=tok-1&Id=7", "https://h/r?AuthToken=***&Id=7"),
+            ("authorization: Bearer tok-1\nnext", "authorization: ***\nnext"),
+            ("key = tok-1; other=1", "key = ***; other=1"),
+            (r#"{"message":"bad","code":"E1"}"#, r#"{"message":"bad","code":"E1"}"#),
+        ];
+        for (raw, masked) in cases {
+            assert_eq!(mask_credentials(raw), masked, "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_secret_cut_by_the_excerpt_is_masked_to_the_end() {
+        let body = format!(r#"{{"padding":"{}","token":"{}"}}"#, "p".repeat(150), "t".repeat(300));
+        let text = excerpt(body.as_bytes());
+        assert!(!text.contains("ttt"), "{text}");
+        assert!(text.ends_with("\"token\":\"***\"…"), "{text}");
+    }
 }

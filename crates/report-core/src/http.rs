@@ -30,11 +30,14 @@ pub struct BodyTooLarge {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct HttpOptions {
-    /// Per-request timeout (the whole request, body included, for API calls).
+    /// Per-request timeout (the whole request, body included, for API calls). The job's
+    /// deadline ([`WaitPolicy::deadline`](crate::WaitPolicy::deadline)) bounds every request
+    /// too: whichever comes first ends it.
     pub timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
-    /// Read timeout of downloads (time without any byte), instead of a whole-request timeout.
+    /// Idle-read timeout of downloads (time without any byte), instead of a whole-request
+    /// timeout: a stalled body is a transient error (the download resumes with `Range`).
     pub download_read_timeout: Duration,
     /// `User-Agent` sent with every request.
     pub user_agent: String,
@@ -46,8 +49,8 @@ impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             timeout: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(15),
-            download_read_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            download_read_timeout: Duration::from_secs(30),
             user_agent: concat!("async-report-clients/", env!("CARGO_PKG_VERSION")).into(),
             allow_insecure_http: false,
         }
@@ -58,6 +61,18 @@ impl HttpOptions {
     /// Sets the per-request timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the connect timeout.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the idle-read timeout of downloads.
+    pub fn with_download_read_timeout(mut self, timeout: Duration) -> Self {
+        self.download_read_timeout = timeout;
         self
     }
 
@@ -224,7 +239,7 @@ pub async fn traced_execute(
             span.record("status", response.status().as_u16());
             span.in_scope(|| tracing::debug!("response"));
         }
-        Err(e) => span.in_scope(|| tracing::debug!(error = %without_url(e), "request failed")),
+        Err(e) => span.in_scope(|| tracing::debug!(error = %transport_cause(e), "request failed")),
     }
     result
 }
@@ -236,6 +251,46 @@ pub fn without_url(e: &reqwest::Error) -> String {
         text = text.replace(url.as_str(), &redact_query(url));
     }
     text
+}
+
+/// A transport failure for error messages: the root cause first (connection refused, DNS
+/// failure, TLS error, timeout, connection reset…), then the whole source chain, URLs
+/// redacted. reqwest's own text ("error sending request for url …") hides the cause.
+pub fn transport_cause(e: &reqwest::Error) -> String {
+    let mut chain = vec![without_url(e)];
+    let mut source = std::error::Error::source(e);
+    let mut io_kind = None;
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+        }
+        let text = cause.to_string();
+        if !chain.last().is_some_and(|last| last.contains(&text)) {
+            chain.push(text);
+        }
+        source = cause.source();
+    }
+    let all = chain.join(": ");
+    let lower = all.to_ascii_lowercase();
+    use std::io::ErrorKind as K;
+    let cause = match io_kind {
+        Some(K::ConnectionRefused) => "connection refused",
+        Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe) => "connection reset",
+        Some(K::TimedOut) => "timeout",
+        _ if lower.contains("dns error") || lower.contains("failed to lookup address") => {
+            "DNS failure"
+        }
+        _ if lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl") => {
+            "TLS error"
+        }
+        _ if e.is_timeout() => "timeout",
+        _ if lower.contains("connection refused") => "connection refused",
+        _ if lower.contains("reset") => "connection reset",
+        _ if e.is_connect() => "cannot connect",
+        _ if e.is_body() || e.is_decode() => "the answer was cut short",
+        _ => "request failed",
+    };
+    format!("{cause} ({all})")
 }
 
 /// The URL with its query values and userinfo blanked, safe for messages and logs.
@@ -296,7 +351,7 @@ impl<'a> VendorErrors<'a> {
             P::ResponseBodyError(e) => Error::Transport {
                 operation: operation.to_string(),
                 maybe_sent: true,
-                source: without_url(&e).into(),
+                source: transport_cause(&e).into(),
             },
             P::ErrorResponse(value) => {
                 let status = value.status().as_u16();
@@ -321,7 +376,7 @@ impl<'a> VendorErrors<'a> {
         Error::Transport {
             operation: operation.to_string(),
             maybe_sent: !e.is_connect(),
-            source: without_url(&e).into(),
+            source: transport_cause(&e).into(),
         }
     }
 
@@ -395,8 +450,9 @@ impl<'a> VendorErrors<'a> {
 
 /// What every vendor's `exec` hook runs on a response before the generated code reads it:
 /// error answers become decodable as the vendor's error schema
-/// ([`normalize_error_response`]), and JSON or text answers are cut off at
-/// [`API_BODY_LIMIT`] so a hostile server cannot exhaust memory.
+/// ([`normalize_error_response`]), and every answer, whatever its content type, is cut off at
+/// [`API_BODY_LIMIT`] so a hostile server cannot exhaust memory. Report files do not come
+/// this way: they are streamed by [`open_url`] and [`Job::download_to`](crate::Job::download_to).
 pub async fn guard_response(
     response: reqwest::Response,
     envelope: impl FnOnce(String) -> serde_json::Value,
@@ -405,20 +461,10 @@ pub async fn guard_response(
     Ok(limit_body(response, API_BODY_LIMIT))
 }
 
-/// Wraps a JSON or text body (or one without a content type) so reading past `limit` bytes
-/// fails with [`BodyTooLarge`]; binary bodies (report files) pass untouched.
+/// Wraps an API answer's body so reading past `limit` bytes fails with [`BodyTooLarge`],
+/// whatever its content type: a status answer declared `application/octet-stream` is read
+/// into memory by the generated code just the same.
 pub fn limit_body(response: reqwest::Response, limit: usize) -> reqwest::Response {
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_ascii_lowercase);
-    let textual = content_type
-        .as_deref()
-        .is_none_or(|t| t.contains("json") || t.starts_with("text/"));
-    if !textual {
-        return response;
-    }
     // A body of a declared length cannot grow past it (hyper reads exactly `Content-Length`
     // bytes; h2 refuses DATA beyond it): within the limit, nothing to guard, and the answer
     // is read as received instead of through a rebuilt response and a stream adapter.
@@ -515,7 +561,7 @@ pub async fn read_limited(response: reqwest::Response, limit: usize) -> Result<B
         let chunk = chunk.map_err(|e| Error::Transport {
             operation: "read body".into(),
             maybe_sent: true,
-            source: without_url(&e).into(),
+            source: transport_cause(&e).into(),
         })?;
         let room = limit.saturating_sub(out.len());
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -640,7 +686,7 @@ pub async fn open_url(
         .map_err(move |e| Error::Transport {
             operation: format!("{vendor} download"),
             maybe_sent: true,
-            source: without_url(&e).into(),
+            source: transport_cause(&e).into(),
         })
         .boxed();
     Ok(Download {

@@ -1,5 +1,6 @@
 //! A report job: start or resume, watch the status, wait, cancel, download.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +30,11 @@ struct Counters {
 
 /// A report job of one vendor.
 ///
+/// The policy's [`deadline`](WaitPolicy::deadline) bounds the whole job: its clock starts at
+/// [`Job::start`] (or [`Job::resume`]) and is kept as an absolute instant, so every request
+/// (token, start, status, download, body reads), every retry and every sleep after it ends
+/// with [`Error::Deadline`] once it passes. A sleep that would end past it is not begun.
+///
 /// ```no_run
 /// # async fn demo<A: report_core::ReportAdapter>(adapter: A, request: A::Request) -> report_core::Result<()> {
 /// use report_core::{Job, WaitPolicy};
@@ -43,6 +49,8 @@ pub struct Job<A: ReportAdapter> {
     ticket: Ticket,
     policy: WaitPolicy,
     clock: Arc<dyn Clock>,
+    /// When the policy's deadline passes, by `clock` (`None`: never).
+    deadline_at: Option<DateTime<Utc>>,
     /// The status the start answer carried; the first wait uses it instead of a poll.
     first_status: Mutex<Option<Status>>,
     /// Started by this process without a status: the first poll waits one backoff step
@@ -85,9 +93,15 @@ impl<A: ReportAdapter> Job<A> {
         let counters = Counters::default();
         let mut scheduler = policy.scheduler();
         let mut failures = 0;
-        let began = clock.now();
+        let deadline_at = deadline_from(clock.now(), &policy);
+        let bound = Bound {
+            clock: clock.as_ref(),
+            deadline_at,
+            policy: &policy,
+            counters: &counters,
+        };
         let started = loop {
-            match adapter.start(request).await {
+            match bound.run(adapter.start(request)).await {
                 Ok(started) => break started,
                 Err(e)
                     if e.is_transient()
@@ -103,10 +117,7 @@ impl<A: ReportAdapter> Job<A> {
                     }
                     let delay = scheduler.after_error(e.retry_after());
                     // The overall deadline bounds the retries of a start too.
-                    let spent = (clock.now() - began).to_std().unwrap_or_default();
-                    if policy.deadline.is_some_and(|d| spent + delay > d) {
-                        return Err(e);
-                    }
+                    bound.check_sleep(delay)?;
                     counters.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(vendor = adapter.vendor(), error = %e, "start failed before reaching the server; retrying");
                     clock.sleep(delay).await;
@@ -120,6 +131,7 @@ impl<A: ReportAdapter> Job<A> {
             ticket,
             policy,
             clock,
+            deadline_at,
             just_started: status.is_none().into(),
             first_status: Mutex::new(status),
             counters,
@@ -130,21 +142,36 @@ impl<A: ReportAdapter> Job<A> {
     pub fn resume(adapter: impl Into<Arc<A>>, ticket: Ticket, policy: WaitPolicy) -> Result<Self> {
         let adapter = adapter.into();
         ticket.expect_vendor(adapter.vendor())?;
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
         Ok(Job {
             adapter,
             ticket,
+            deadline_at: deadline_from(clock.now(), &policy),
             policy,
-            clock: Arc::new(TokioClock::new()),
+            clock,
             first_status: Mutex::new(None),
             just_started: false.into(),
             counters: Counters::default(),
         })
     }
 
-    /// Replaces the clock (tests, simulations).
+    /// Replaces the clock (tests, simulations). The time left until the deadline is kept.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        let left = self.deadline_at.map(|at| at - self.clock.now());
+        self.deadline_at = left.map(|left| clock.now() + left);
         self.clock = clock;
         self
+    }
+
+    /// When the policy's deadline passes, by the job's clock (`None`: never). It is counted
+    /// from [`Job::start`] or [`Job::resume`].
+    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+        self.deadline_at
+    }
+
+    /// The time left until the deadline (`None`: no deadline).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.bound().remaining()
     }
 
     /// The ticket: serialize it to resume this job elsewhere.
@@ -170,18 +197,39 @@ impl<A: ReportAdapter> Job<A> {
         }
     }
 
-    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
     pub(crate) fn count_retry(&self) {
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Asks for the status once (no retries).
+    fn bound(&self) -> Bound<'_> {
+        Bound {
+            clock: self.clock.as_ref(),
+            deadline_at: self.deadline_at,
+            policy: &self.policy,
+            counters: &self.counters,
+        }
+    }
+
+    /// Runs `work` until it ends or the deadline passes ([`Error::Deadline`]).
+    pub(crate) async fn within_deadline<T>(
+        &self,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.bound().run(work).await
+    }
+
+    /// Sleeps `delay`, or ends at once with [`Error::Deadline`] when the sleep would end past
+    /// the deadline (waking up only to give up is pointless).
+    pub(crate) async fn sleep_within_deadline(&self, delay: Duration) -> Result<()> {
+        self.bound().check_sleep(delay)?;
+        self.clock.sleep(delay).await;
+        Ok(())
+    }
+
+    /// Asks for the status once (no retries), within the deadline.
     pub async fn poll(&self) -> Result<Status> {
         self.counters.polls.fetch_add(1, Ordering::Relaxed);
-        self.adapter.poll(&self.ticket).await
+        self.within_deadline(self.adapter.poll(&self.ticket)).await
     }
 
     /// Every status observed until the report is ready, failed or cancelled, polling as the
@@ -195,7 +243,6 @@ impl<A: ReportAdapter> Job<A> {
             .then(|| scheduler.first_delay());
         let state = WaitState {
             scheduler,
-            began: self.clock.now(),
             next_sleep,
             failures: 0,
             done: false,
@@ -222,15 +269,7 @@ impl<A: ReportAdapter> Job<A> {
         }
         loop {
             if let Some(delay) = state.next_sleep.take() {
-                let remaining = self.remaining(state.began);
-                if remaining == Some(Duration::ZERO) {
-                    return Err(Error::Deadline {
-                        deadline: self.policy.deadline.unwrap_or_default(),
-                        polls: self.stats().polls,
-                    });
-                }
-                let delay = remaining.map_or(delay, |r| delay.min(r));
-                self.clock.sleep(delay).await;
+                self.sleep_within_deadline(delay).await?;
             }
             match self.poll().await {
                 Ok(status) => {
@@ -255,12 +294,6 @@ impl<A: ReportAdapter> Job<A> {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    fn remaining(&self, began: DateTime<Utc>) -> Option<Duration> {
-        let deadline = self.policy.deadline?;
-        let spent = (self.clock.now() - began).to_std().unwrap_or_default();
-        Some(deadline.saturating_sub(spent))
     }
 
     /// Waits until the report is ready and returns its artifact; a failed or cancelled report
@@ -310,8 +343,55 @@ impl<A: ReportAdapter> Job<A> {
 
 struct WaitState {
     scheduler: Scheduler,
-    began: DateTime<Utc>,
     next_sleep: Option<Duration>,
     failures: u32,
     done: bool,
+}
+
+/// The absolute deadline of a job begun at `now`.
+fn deadline_from(now: DateTime<Utc>, policy: &WaitPolicy) -> Option<DateTime<Utc>> {
+    let deadline = chrono::Duration::from_std(policy.deadline?).ok()?;
+    now.checked_add_signed(deadline)
+}
+
+/// A job's deadline, usable before the job exists (its start).
+struct Bound<'a> {
+    clock: &'a dyn Clock,
+    deadline_at: Option<DateTime<Utc>>,
+    policy: &'a WaitPolicy,
+    counters: &'a Counters,
+}
+
+impl Bound<'_> {
+    fn remaining(&self) -> Option<Duration> {
+        let at = self.deadline_at?;
+        Some((at - self.clock.now()).to_std().unwrap_or_default())
+    }
+
+    fn passed(&self) -> Error {
+        Error::Deadline {
+            deadline: self.policy.deadline.unwrap_or_default(),
+            polls: self.counters.polls.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `work`, cut off at the deadline. The remaining time is measured on the job's clock and
+    /// enforced with the runtime's timer (the same thing with [`TokioClock`]).
+    async fn run<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        match self.remaining() {
+            None => work.await,
+            Some(Duration::ZERO) => Err(self.passed()),
+            Some(left) => tokio::time::timeout(left, work)
+                .await
+                .unwrap_or_else(|_| Err(self.passed())),
+        }
+    }
+
+    /// `Err(Deadline)` when sleeping `delay` would end past the deadline.
+    fn check_sleep(&self, delay: Duration) -> Result<()> {
+        match self.remaining() {
+            Some(left) if delay >= left => Err(self.passed()),
+            _ => Ok(()),
+        }
+    }
 }

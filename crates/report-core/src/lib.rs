@@ -29,8 +29,12 @@ mod ticket;
 
 pub use adapter::{Download, ReportAdapter, Started};
 pub use clock::{Clock, TokioClock, VirtualClock};
-pub use download::{DownloadOptions, DownloadSummary};
-pub use error::{BoxError, EXCERPT_LEN, Error, Result, excerpt};
+pub use download::{
+    DEFAULT_MAX_RATIO, DEFAULT_MAX_SIZE, DownloadOptions, DownloadSummary, RATIO_GRACE,
+};
+pub use error::{
+    BoxError, EXCERPT_LEN, Error, Result, excerpt, is_credential_name, mask_credentials,
+};
 pub use job::{Job, JobStats};
 pub use policy::{Scheduler, WaitPolicy};
 pub use status::{Artifact, Compression, Progress, Status};

@@ -111,7 +111,9 @@ impl ReportAdapter for MetaKockaAdapter {
                 vendor: VENDOR,
                 operation: "printReport (start)".into(),
                 message: "the answer has no `token`".into(),
-                excerpt: serde_json::to_string(&answer).unwrap_or_default(),
+                excerpt: report_core::excerpt(
+                    serde_json::to_string(&answer).unwrap_or_default().as_bytes(),
+                ),
                 source: None,
             })?;
         let ticket = Ticket::new(VENDOR, token, Utc::now())

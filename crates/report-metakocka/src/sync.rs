@@ -70,7 +70,7 @@ impl MetaKockaClient {
         let mut stream = response.bytes_stream().map_err(|e| Error::Transport {
             operation: OPERATION.to_string(),
             maybe_sent: true,
-            source: http::without_url(&e).into(),
+            source: http::transport_cause(&e).into(),
         });
         let mut head = Vec::new();
         if is_json {
