@@ -20,7 +20,9 @@ Examples:
   reports sandbox                               serve the five simulators until Ctrl-C
 
 Exit codes: 0 done; 1 the vendor reports the job failed or cancelled; 2 usage or invalid input
-(nothing was sent); 3 credentials rejected; 4 transport error, vendor error or deadline.";
+(nothing was sent); 3 credentials rejected; 4 transport error, vendor error or deadline;
+5 not ready yet (status --exit-status); 130/143 interrupted by SIGINT/SIGTERM (the resume command
+is printed).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -100,6 +102,14 @@ pub enum Action<O: Args> {
         /// Where to save the report.
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
+        /// Keep the ticket in FILE before waiting: a re-run with the same request resumes that
+        /// report instead of starting another (for cron and scripts).
+        #[arg(long, value_name = "FILE")]
+        state_file: Option<PathBuf>,
+        /// Do nothing if --out already holds the finished report (the one the state file saved,
+        /// or, without a state file, any file at --out).
+        #[arg(long)]
+        skip_existing: bool,
     },
     /// Start a report and print its ticket (JSON) for status, wait, download and cancel.
     Start {
@@ -107,7 +117,13 @@ pub enum Action<O: Args> {
         options: O,
     },
     /// Ask once for the status of a started report.
-    Status(TicketArg),
+    Status {
+        #[command(flatten)]
+        ticket: TicketArg,
+        /// Exit 0 only if the report is ready: 1 if it failed or was cancelled, 5 if pending.
+        #[arg(long)]
+        exit_status: bool,
+    },
     /// Wait until a started report is ready (or failed).
     Wait(TicketArg),
     /// Wait for a started report if needed, then download it.
@@ -124,7 +140,7 @@ pub enum Action<O: Args> {
 
 #[derive(Debug, Clone, Args)]
 pub struct TicketArg {
-    /// The ticket `start` printed: JSON, or @FILE to read it from a file.
+    /// The ticket `start` printed: JSON, @FILE to read it from a file, or @- from stdin.
     #[arg(long, value_name = "T")]
     pub ticket: String,
 }

@@ -40,6 +40,9 @@ pub enum Failure {
     Local(String),
     /// SIGINT or SIGTERM stopped the command.
     Interrupted(Signal),
+    /// The outcome is already printed; only the exit code is left to give
+    /// (`status --exit-status`).
+    Printed(u8),
     /// A failure once something was sent to the vendor: never "invalid input" (a refusal now
     /// is about what the vendor answered); once the report is started, its ticket and the
     /// command that resumes it are kept for the operator.
@@ -72,6 +75,7 @@ impl Failure {
     /// Wraps a failure that happened after the report was started.
     pub fn started(self, ticket: &Ticket, resume: String) -> Failure {
         let failure = match self {
+            Failure::Printed(_) => return self,
             Failure::Sent { failure, .. } => failure,
             failure => Box::new(failure),
         };
@@ -109,6 +113,7 @@ impl Failure {
             Failure::Local(_) => 4,
             Failure::Job(e) => job_exit_code(e),
             Failure::Interrupted(signal) => signal.exit_code(),
+            Failure::Printed(code) => *code,
             // Something was sent: what the vendor answered is the vendor's error, not ours.
             Failure::Sent { failure, .. } => match failure.code() {
                 2 => 4,
@@ -123,6 +128,7 @@ impl Failure {
         match self {
             Failure::Usage(m) | Failure::Local(m) => vec![format!("error: {m}")],
             Failure::Interrupted(signal) => vec![format!("error: interrupted ({})", signal.name())],
+            Failure::Printed(_) => Vec::new(),
             Failure::Job(e) => {
                 let mut lines = vec![format!("error: {}", with_root_cause(e))];
                 if verbose {
@@ -168,12 +174,15 @@ impl Failure {
             Failure::Usage(_) => "usage",
             Failure::Local(_) => "local",
             Failure::Interrupted(_) => "interrupted",
+            Failure::Printed(_) => "status",
             Failure::Job(e) => error_kind(e),
             Failure::Sent { .. } => "error",
         };
-        let message = self.lines(false)[0]
-            .trim_start_matches("error: ")
-            .to_string();
+        let message = self
+            .lines(false)
+            .first()
+            .map(|line| line.trim_start_matches("error: ").to_string())
+            .unwrap_or_default();
         json!({
             "error": { "kind": kind, "message": message },
             "exit_code": self.code(),

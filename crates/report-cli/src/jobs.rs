@@ -14,6 +14,7 @@ use crate::cli::{Action, Common, TicketArg, VendorCommand};
 use crate::failure::Failure;
 use crate::output::{stderr_line, stdout_line};
 use crate::progress::{Reporter, describe};
+use crate::state::{self, RunState, Saved};
 use crate::stop::{Stop, Stopper};
 
 /// A ticket is a few hundred bytes; anything much larger is not a ticket (`@/dev/zero`).
@@ -44,12 +45,13 @@ pub async fn execute<C, O>(command: VendorCommand<C, O>, common: &Common) -> Res
 where
     C: Connect + Args,
     O: Args + BuildRequest<<C::Adapter as ReportAdapter>::Request>,
+    <C::Adapter as ReportAdapter>::Request: std::fmt::Debug,
 {
     // From here on SIGINT/SIGTERM and the deadline end the command cleanly.
     let mut stopper = Stopper::new(common.timeout)?;
     // Everything that can be checked locally is checked before the first request.
     let request = match &command.action {
-        Action::Run { options, out } => {
+        Action::Run { options, out, .. } => {
             check_destination(out)?;
             Some(options.build()?)
         }
@@ -60,30 +62,97 @@ where
         }
         _ => None,
     };
-    let ticket = match &command.action {
-        Action::Status(t) | Action::Wait(t) | Action::Cancel(t) => Some(read_ticket(t)?),
-        Action::Download { ticket, .. } => Some(read_ticket(ticket)?),
+    let mut ticket = match &command.action {
+        Action::Status { ticket, .. } | Action::Download { ticket, .. } => {
+            Some(read_ticket(ticket)?)
+        }
+        Action::Wait(t) | Action::Cancel(t) => Some(read_ticket(t)?),
         _ => None,
     };
+    // `run --state-file`: resume the report a previous run started for the same request.
+    let fingerprint = request
+        .as_ref()
+        .map(|r| format!("{r:?}"))
+        .unwrap_or_default();
+    if let Action::Run {
+        out,
+        state_file,
+        skip_existing,
+        ..
+    } = &command.action
+    {
+        let previous = match state_file {
+            Some(path) => {
+                state::check_writable(path)?;
+                state::load(path)?.filter(|s| s.is_for(&fingerprint, out))
+            }
+            None => None,
+        };
+        if *skip_existing && out.is_file() && previous.as_ref().is_none_or(|s| s.saved_at_out()) {
+            if common.json {
+                print_json(&json!({ "file": { "path": out }, "skipped": true }));
+            } else if !common.quiet {
+                stdout_line(&format!(
+                    "{} already holds the report; skipped",
+                    out.display()
+                ));
+            }
+            return Ok(());
+        }
+        ticket = previous.map(|s| s.ticket);
+    }
     let adapter = command.connection.connect(common)?;
     let policy = policy(common);
+    let resuming = ticket.is_some();
     let job = match (request, ticket) {
-        (Some(request), _) => match stopper.run(Job::start(adapter, &request, policy)).await {
+        (_, Some(ticket)) => Job::resume(adapter, ticket, policy)?,
+        (Some(request), None) => match stopper.run(Job::start(adapter, &request, policy)).await {
             Ok(started) => started.map_err(|e| Failure::from(e).sent())?,
             // No ticket yet: the start may or may not have reached the vendor.
             Err(stop) => return Err(stopped(stop, 0).sent()),
         },
-        (None, Some(ticket)) => Job::resume(adapter, ticket, policy)?,
         (None, None) => unreachable!("every action has a request or a ticket"),
     };
     let resume = resume_command(&job, &command.action);
+    let state_file = match &command.action {
+        Action::Run {
+            state_file: Some(path),
+            out,
+            ..
+        } => Some((path.clone(), out.clone())),
+        _ => None,
+    };
+    let mut run_state = state_file.map(|(path, out)| {
+        let state = RunState {
+            request: fingerprint,
+            out,
+            ticket: job.ticket().clone(),
+            saved: None,
+        };
+        (path, state)
+    });
+    if let Some((path, state)) = &run_state {
+        // Before waiting: a kill from now on loses nothing.
+        state::save(path, state).map_err(|f| f.started(job.ticket(), resume.clone()))?;
+        if resuming && !common.quiet && !common.json {
+            stderr_line(&format!("resuming the report of {}", path.display()));
+        }
+    }
     let action = command.action;
     let outcome = stopper.run(act(&job, action, common)).await;
     let result = match outcome {
         Ok(result) => result,
         Err(stop) => Err(stopped(stop, job.stats().polls)),
     };
-    result.map_err(|failure| failure.started(job.ticket(), resume))
+    let summary = result.map_err(|failure| failure.started(job.ticket(), resume.clone()))?;
+    if let (Some((path, state)), Some(summary)) = (&mut run_state, summary) {
+        state.saved = Some(Saved {
+            bytes: summary.bytes,
+            sha256: summary.sha256,
+        });
+        state::save(path, state).map_err(|f| f.started(job.ticket(), resume))?;
+    }
+    Ok(())
 }
 
 fn stopped(stop: Stop, polls: u32) -> Failure {
@@ -102,7 +171,7 @@ fn resume_command<A: ReportAdapter, O: Args>(job: &Job<A>, action: &Action<O>) -
             "reports {vendor} download --ticket {ticket} --out {}",
             shell_quote(&out.to_string_lossy())
         ),
-        Action::Status(_) => format!("reports {vendor} status --ticket {ticket}"),
+        Action::Status { .. } => format!("reports {vendor} status --ticket {ticket}"),
         Action::Cancel(_) => format!("reports {vendor} cancel --ticket {ticket}"),
         Action::Start { .. } | Action::Wait(_) => {
             format!("reports {vendor} wait --ticket {ticket}")
@@ -115,19 +184,19 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// The action itself, once the job exists.
+/// The action itself, once the job exists; what a download saved.
 async fn act<A: ReportAdapter, O: Args>(
     job: &Job<A>,
     action: Action<O>,
     common: &Common,
-) -> Result<(), Failure> {
+) -> Result<Option<DownloadSummary>, Failure> {
     let vendor = job.adapter().vendor();
     match action {
         Action::Start { .. } => {
             stdout_line(&job.ticket().to_json());
-            Ok(())
+            Ok(None)
         }
-        Action::Status(_) => {
+        Action::Status { exit_status, .. } => {
             let status = job.poll().await?;
             if common.json {
                 print_json(&json!({
@@ -138,7 +207,12 @@ async fn act<A: ReportAdapter, O: Args>(
             } else {
                 stdout_line(&status_line(&status));
             }
-            Ok(())
+            match status {
+                _ if !exit_status => Ok(None),
+                Status::Ready(_) => Ok(None),
+                Status::Failed { .. } | Status::Cancelled => Err(Failure::Printed(1)),
+                _ => Err(Failure::Printed(5)),
+            }
         }
         Action::Wait(_) => {
             let artifact = wait(job, common).await?;
@@ -152,7 +226,7 @@ async fn act<A: ReportAdapter, O: Args>(
             } else {
                 stdout_line("ready");
             }
-            Ok(())
+            Ok(None)
         }
         Action::Run { out, .. } | Action::Download { out, .. } => {
             if !common.quiet && !common.json {
@@ -176,7 +250,7 @@ async fn act<A: ReportAdapter, O: Args>(
                     summary.sha256
                 ));
             }
-            Ok(())
+            Ok(Some(summary))
         }
         Action::Cancel(_) => {
             job.cancel().await?;
@@ -185,7 +259,7 @@ async fn act<A: ReportAdapter, O: Args>(
             } else {
                 stdout_line("cancelled");
             }
-            Ok(())
+            Ok(None)
         }
     }
 }

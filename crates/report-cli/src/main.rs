@@ -8,6 +8,7 @@ mod jobs;
 mod output;
 mod progress;
 mod sandbox_cmd;
+mod state;
 mod stop;
 mod units;
 mod vendors;
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
             // Errors and the resume line go to stderr in every mode (also with -q); with
             // --json the same failure is one JSON object on stdout.
             output::stderr_lines(failure.lines(verbose).iter().map(String::as_str));
-            if json {
+            if json && !matches!(failure, Failure::Printed(_)) {
                 jobs::print_json(&failure.to_json());
             }
             failure.exit_code()

@@ -440,6 +440,52 @@ async fn exit_2_for_bad_input_before_any_request() {
         run_ofd_to("/proc/r.zip"),
         // a "ticket file" without end: read only up to the ticket limit
         vec!["ofd", "status", "--ticket", "@/dev/zero"],
+        // bad periods and zones, and a period with --from
+        vec![
+            "ofd",
+            "start",
+            "--period",
+            "2024-13",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+        ],
+        vec![
+            "ofd",
+            "start",
+            "--period",
+            "last-month",
+            "--tz",
+            "Mars/Olympus",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+        ],
+        vec![
+            "ofd",
+            "start",
+            "--period",
+            "yesterday",
+            "--from",
+            "2024-01-01",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+        ],
+        // a state file that is not one
+        vec![
+            "ofd",
+            "run",
+            "--period",
+            "2024-01",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+            "--out",
+            out,
+            "--state-file",
+            "/dev/zero",
+        ],
         // --to before --from
         vec![
             "ofd",
@@ -632,4 +678,49 @@ fn help_and_completions() {
         .assert()
         .success()
         .stdout(predicate::str::contains("_reports"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_exit_status_says_pending_ready_or_failed() {
+    let sandbox = sandbox(false).await;
+    let mut start = reports(&sandbox);
+    start.args([
+        "ofd",
+        "start",
+        "--period",
+        "2024-01",
+        "--tz",
+        "Europe/Moscow",
+        "--type",
+        "ReceiptReport",
+        "--all-kkts",
+    ]);
+    let ticket = String::from_utf8(run(start).await.success().get_output().stdout.clone()).unwrap();
+    let status = |extra: &[&str]| {
+        let mut cmd = reports(&sandbox);
+        cmd.args(["ofd", "status", "--ticket", ticket.trim()])
+            .args(extra);
+        cmd
+    };
+    run(status(&["--exit-status"]))
+        .await
+        .code(5)
+        .stdout(predicate::str::starts_with("pending"));
+    // Without the flag, pending is a successful answer.
+    run(status(&[])).await.success();
+    let mut wait = reports(&sandbox);
+    wait.args(["ofd", "wait", "-q", "--ticket", ticket.trim()]);
+    run(wait).await.success();
+    run(status(&["--exit-status", "--json"])).await.success();
+
+    let failing = self::sandbox(true).await;
+    let mut start = reports(&failing);
+    start.args(args(&["ofd", "start"], OFD_JOB));
+    let ticket = String::from_utf8(run(start).await.success().get_output().stdout.clone()).unwrap();
+    let mut wait = reports(&failing);
+    wait.args(["ofd", "wait", "-q", "--ticket", ticket.trim()]);
+    run(wait).await.code(1);
+    let mut status = reports(&failing);
+    status.args(["ofd", "status", "--exit-status", "--ticket", ticket.trim()]);
+    run(status).await.code(1).stderr("");
 }

@@ -6,7 +6,7 @@ use report_cloudblue::{
 };
 
 use crate::cli::Common;
-use crate::dates::{self, DateArg};
+use crate::dates;
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect};
 use crate::vendors::{http_options, required};
@@ -47,12 +47,8 @@ pub struct Connection {
 
 #[derive(Debug, Clone, Args)]
 pub struct Options {
-    /// First day (YYYY-MM-DD, UTC).
-    #[arg(long, value_parser = dates::parse)]
-    pub from: DateArg,
-    /// Last day (inclusive).
-    #[arg(long, value_parser = dates::parse)]
-    pub to: DateArg,
+    #[command(flatten)]
+    pub span: dates::Span,
     /// json (delivered gzip-compressed, saved decompressed), xml, csv or xlsx.
     #[arg(long)]
     pub format: String,
@@ -85,14 +81,14 @@ impl Connect for Connection {
 
 impl BuildRequest<CloudBlueReportRequest> for Options {
     fn build(&self) -> Result<CloudBlueReportRequest, Failure> {
-        dates::check_period(&self.from, &self.to).map_err(Failure::Usage)?;
+        let (from, to) = self.span.resolve()?;
         let format: ReportFormat = self.format.parse().unwrap_or_else(|never| match never {});
         if let ReportFormat::Unknown(name) = &format {
             return Err(Failure::Usage(format!(
                 "unknown format `{name}`: use json, xml, csv or xlsx"
             )));
         }
-        let (from, to) = (self.from.day(), self.to.day());
+        let (from, to) = (from.day(), to.day());
         let name = self
             .name
             .clone()

@@ -21,12 +21,8 @@ pub struct Connection {
 
 #[derive(Debug, Clone, Args)]
 pub struct Options {
-    /// First day (YYYY-MM-DD, UTC) or moment (RFC 3339).
-    #[arg(long, value_parser = dates::parse)]
-    pub from: DateArg,
-    /// Last day (inclusive) or moment.
-    #[arg(long, value_parser = dates::parse)]
-    pub to: DateArg,
+    #[command(flatten)]
+    pub span: dates::Span,
     /// Only operations of this participant (customer).
     #[arg(long, value_name = "NAME")]
     pub participant: Option<String>,
@@ -51,12 +47,12 @@ impl Connect for Connection {
 
 impl BuildRequest<DocSpaceReportRequest> for Options {
     fn build(&self) -> Result<DocSpaceReportRequest, Failure> {
-        dates::check_period(&self.from, &self.to).map_err(Failure::Usage)?;
-        let mut request = DocSpaceReportRequest::for_days(self.from.day(), self.to.day());
-        if let DateArg::Moment(m) = self.from {
+        let (from, to) = self.span.resolve()?;
+        let mut request = DocSpaceReportRequest::for_days(from.day(), to.day());
+        if let DateArg::Moment(m) = from {
             request.start_date = Some(m.to_utc());
         }
-        if let DateArg::Moment(m) = self.to {
+        if let DateArg::Moment(m) = to {
             request.end_date = Some(m.to_utc());
         }
         request.participant_name = self.participant.clone();

@@ -4,7 +4,7 @@ use clap::Args;
 use report_evovoice::{EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceReportRequest};
 
 use crate::cli::Common;
-use crate::dates::{self, DateArg};
+use crate::dates;
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect};
 use crate::vendors::{http_options, required};
@@ -24,12 +24,8 @@ pub struct Connection {
 
 #[derive(Debug, Clone, Args)]
 pub struct Options {
-    /// First day (YYYY-MM-DD).
-    #[arg(long, value_parser = dates::parse)]
-    pub from: DateArg,
-    /// Last day (inclusive).
-    #[arg(long, value_parser = dates::parse)]
-    pub to: DateArg,
+    #[command(flatten)]
+    pub span: dates::Span,
     /// The account to report on.
     #[arg(long, value_name = "ID")]
     pub account_id: String,
@@ -59,10 +55,9 @@ impl Connect for Connection {
 
 impl BuildRequest<EvoVoiceReportRequest> for Options {
     fn build(&self) -> Result<EvoVoiceReportRequest, Failure> {
-        dates::check_period(&self.from, &self.to).map_err(Failure::Usage)?;
-        let mut request =
-            EvoVoiceReportRequest::new(&self.account_id, self.from.day(), self.to.day())
-                .with_customer_ids(self.include_customer_ids);
+        let (from, to) = self.span.resolve()?;
+        let mut request = EvoVoiceReportRequest::new(&self.account_id, from.day(), to.day())
+            .with_customer_ids(self.include_customer_ids);
         if let Some(email) = &self.notify {
             request = request.with_notify_email(email);
         }

@@ -26,12 +26,8 @@ pub struct Connection {
 
 #[derive(Debug, Clone, Args)]
 pub struct Options {
-    /// First day (YYYY-MM-DD, Moscow time) or moment (RFC 3339).
-    #[arg(long, value_parser = dates::parse)]
-    pub from: DateArg,
-    /// Last day (inclusive) or moment.
-    #[arg(long, value_parser = dates::parse)]
-    pub to: DateArg,
+    #[command(flatten)]
+    pub span: dates::Span,
     /// Report type, e.g. ReceiptReport, CloseShiftReport, KKTReport.
     #[arg(long = "type", value_name = "REPORT_TYPE")]
     pub report_type: String,
@@ -67,7 +63,7 @@ impl Connect for Connection {
 
 impl BuildRequest<OfdReportRequest> for Options {
     fn build(&self) -> Result<OfdReportRequest, Failure> {
-        dates::check_period(&self.from, &self.to).map_err(Failure::Usage)?;
+        let (from, to) = self.span.resolve()?;
         let report_type: ReportType = self
             .report_type
             .parse()
@@ -84,12 +80,11 @@ impl BuildRequest<OfdReportRequest> for Options {
         } else {
             Registers::List(self.kkts.clone())
         };
-        let mut request =
-            OfdReportRequest::for_days(report_type, self.from.day(), self.to.day(), registers);
-        if let DateArg::Moment(m) = self.from {
+        let mut request = OfdReportRequest::for_days(report_type, from.day(), to.day(), registers);
+        if let DateArg::Moment(m) = from {
             request.date_from = m;
         }
-        if let DateArg::Moment(m) = self.to {
+        if let DateArg::Moment(m) = to {
             request.date_to = m;
         }
         request.agreement = match (&self.agreement_id, &self.inn, &self.kpp) {
