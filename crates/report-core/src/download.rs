@@ -198,16 +198,21 @@ impl<A: ReportAdapter> Job<A> {
                 else {
                     unreachable!("the sink's file is kept in the store")
                 };
-                (fetched, Written { file, bytes, sha256 })
+                (
+                    fetched,
+                    Written {
+                        file,
+                        bytes,
+                        sha256,
+                    },
+                )
             }
             Some(partial_dir) => {
                 let partial = Partial::open(partial_dir, &self.partial_key(artifact))?;
                 // Checked before any request, like the temporary file above.
                 drop(temp()?);
                 let partial_path = partial.path.clone();
-                let result = self
-                    .fetch_partial(artifact, partial, &temp, &options)
-                    .await;
+                let result = self.fetch_partial(artifact, partial, &temp, &options).await;
                 if let Err(e) = &result
                     && !e.is_transient()
                     && !matches!(e, Error::Deadline { .. } | Error::RetriesExhausted { .. })
@@ -322,7 +327,14 @@ impl<A: ReportAdapter> Job<A> {
             sink.send(buf.freeze()).await?;
         }
         let (bytes, sha256) = sink.finish().await?;
-        Ok((fetched, Written { file, bytes, sha256 }))
+        Ok((
+            fetched,
+            Written {
+                file,
+                bytes,
+                sha256,
+            },
+        ))
     }
 
     /// Streams the artifact into the store, resuming or restarting after cuts; a gzip artifact
@@ -330,16 +342,37 @@ impl<A: ReportAdapter> Job<A> {
     /// it will be kept. Returns the sink still open (`None`: nothing was left to fetch).
     async fn fetch(
         &self,
-        mut artifact: Artifact,
+        artifact: Artifact,
         store: &mut Store<'_>,
         options: &DownloadOptions,
     ) -> Result<(Fetched, Option<FileSink>)> {
+        let mut sink = None;
+        match self.transfer(artifact, store, options, &mut sink).await {
+            Ok(fetched) => Ok((fetched, sink)),
+            Err(e) => {
+                if store.is_partial()
+                    && let Some(sink) = sink
+                {
+                    // Every byte received stays in the partial file, to be resumed.
+                    let _ = sink.finish().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn transfer(
+        &self,
+        mut artifact: Artifact,
+        store: &mut Store<'_>,
+        options: &DownloadOptions,
+        sink: &mut Option<FileSink>,
+    ) -> Result<Fetched> {
         let mut fetched = Fetched {
             wire_bytes: store.kept_bytes(),
             compression: artifact.compression,
             ..Fetched::default()
         };
-        let mut sink: Option<FileSink> = None;
         let mut scheduler = self.policy().scheduler();
         let mut failures = 0u32;
         let mut refreshed = false;
@@ -352,7 +385,7 @@ impl<A: ReportAdapter> Job<A> {
                 Ok(download) => {
                     if download.offset != received {
                         // The server sent the file from the start again: begin anew.
-                        sink = None;
+                        *sink = None;
                         store.restart()?;
                         fetched.wire_bytes = 0;
                         if received > 0 {
@@ -370,7 +403,7 @@ impl<A: ReportAdapter> Job<A> {
                     {
                         return Err(too_large(max));
                     }
-                    let sink = match &mut sink {
+                    let sink = match sink {
                         Some(sink) => sink,
                         None => sink.insert(store.sink(gunzip, options)?),
                     };
@@ -417,7 +450,7 @@ impl<A: ReportAdapter> Job<A> {
                     // A pre-signed link expired: ask the vendor for a fresh one, once.
                     refreshed = true;
                     artifact = self.refreshed_artifact().await?;
-                    sink = None;
+                    *sink = None;
                     store.restart()?;
                     fetched.wire_bytes = 0;
                     fetched.restarts += 1;
@@ -446,7 +479,7 @@ impl<A: ReportAdapter> Job<A> {
                 Err(e) => return Err(e),
             }
         }
-        Ok((fetched, sink))
+        Ok(fetched)
     }
 
     async fn refreshed_artifact(&self) -> Result<Artifact> {

@@ -277,7 +277,10 @@ pub fn is_credential_name(name: &str) -> bool {
     ];
     PARTS.iter().any(|p| n.contains(p))
         || n.ends_with("key")
-        || matches!(n.as_str(), "auth" | "pass" | "pwd" | "sig" | "jwt" | "bearer")
+        || matches!(
+            n.as_str(),
+            "auth" | "pass" | "pwd" | "sig" | "jwt" | "bearer"
+        )
 }
 
 /// `"credential-key": value` → `"credential-key": "***"` (strings, numbers, literals).
@@ -318,7 +321,10 @@ fn mask_json_keys(text: &str) -> String {
             Some('{' | '[') | None => {}
             Some(_) => {
                 out.push_str(MASK);
-                while i < chars.len() && !matches!(chars[i], ',' | '}' | ']') && !chars[i].is_whitespace() {
+                while i < chars.len()
+                    && !matches!(chars[i], ',' | '}' | ']')
+                    && !chars[i].is_whitespace()
+                {
                     i += 1;
                 }
             }
@@ -397,14 +403,35 @@ mod tests {
     #[test]
     fn credential_values_are_masked_in_excerpts() {
         let cases = [
-            (r#"{"token":"tok-1","expiresInSeconds":"abc"}"#, r#"{"token":"***","expiresInSeconds":"abc"}"#),
-            (r#"{"AuthToken": "tok-1", "ExpirationDateUtc": 5}"#, r#"{"AuthToken": "***", "ExpirationDateUtc": 5}"#),
-            (r#"{"access_token":12345,"x":{"secret_key":"s","apiKey":null}}"#, r#"{"access_token":***,"x":{"secret_key":"***","apiKey":***}}"#),
-            (r#"{"Password":"p\"q","user":"u"}"#, r#"{"Password":"***","user":"u"}"#),
-            ("https://h/r?AuthToken=tok-1&Id=7", "https://h/r?AuthToken=***&Id=7"),
-            ("authorization: Bearer tok-1\nnext", "authorization: ***\nnext"),
+            (
+                r#"{"token":"tok-1","expiresInSeconds":"abc"}"#,
+                r#"{"token":"***","expiresInSeconds":"abc"}"#,
+            ),
+            (
+                r#"{"AuthToken": "tok-1", "ExpirationDateUtc": 5}"#,
+                r#"{"AuthToken": "***", "ExpirationDateUtc": 5}"#,
+            ),
+            (
+                r#"{"access_token":12345,"x":{"secret_key":"s","apiKey":null}}"#,
+                r#"{"access_token":***,"x":{"secret_key":"***","apiKey":***}}"#,
+            ),
+            (
+                r#"{"Password":"p\"q","user":"u"}"#,
+                r#"{"Password":"***","user":"u"}"#,
+            ),
+            (
+                "https://h/r?AuthToken=tok-1&Id=7",
+                "https://h/r?AuthToken=***&Id=7",
+            ),
+            (
+                "authorization: Bearer tok-1\nnext",
+                "authorization: ***\nnext",
+            ),
             ("key = tok-1; other=1", "key = ***; other=1"),
-            (r#"{"message":"bad","code":"E1"}"#, r#"{"message":"bad","code":"E1"}"#),
+            (
+                r#"{"message":"bad","code":"E1"}"#,
+                r#"{"message":"bad","code":"E1"}"#,
+            ),
         ];
         for (raw, masked) in cases {
             assert_eq!(mask_credentials(raw), masked, "{raw}");
@@ -413,7 +440,11 @@ mod tests {
 
     #[test]
     fn a_secret_cut_by_the_excerpt_is_masked_to_the_end() {
-        let body = format!(r#"{{"padding":"{}","token":"{}"}}"#, "p".repeat(150), "t".repeat(300));
+        let body = format!(
+            r#"{{"padding":"{}","token":"{}"}}"#,
+            "p".repeat(150),
+            "t".repeat(300)
+        );
         let text = excerpt(body.as_bytes());
         assert!(!text.contains("ttt"), "{text}");
         assert!(text.ends_with("\"token\":\"***\"…"), "{text}");

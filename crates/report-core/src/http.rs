@@ -260,9 +260,21 @@ pub fn transport_cause(e: &reqwest::Error) -> String {
     let mut chain = vec![without_url(e)];
     let mut source = std::error::Error::source(e);
     let mut io_kind = None;
+    let mut tls = false;
     while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            io_kind.get_or_insert(io.kind());
+        // An `io::Error`'s `source()` skips the error it wraps: look inside by hand.
+        let mut inner = Some(cause);
+        while let Some(e) = inner {
+            tls |= is_tls_error(e);
+            let io = e.downcast_ref::<std::io::Error>();
+            if let Some(io) = io
+                && io.kind() != std::io::ErrorKind::Other
+            {
+                io_kind.get_or_insert(io.kind());
+            }
+            inner = io
+                .and_then(|io| io.get_ref())
+                .map(|e| e as &(dyn std::error::Error + 'static));
         }
         let text = cause.to_string();
         if !chain.last().is_some_and(|last| last.contains(&text)) {
@@ -274,6 +286,7 @@ pub fn transport_cause(e: &reqwest::Error) -> String {
     let lower = all.to_ascii_lowercase();
     use std::io::ErrorKind as K;
     let cause = match io_kind {
+        _ if tls => "TLS error",
         Some(K::ConnectionRefused) => "connection refused",
         Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe) => "connection reset",
         Some(K::TimedOut) => "timeout",
@@ -291,6 +304,17 @@ pub fn transport_cause(e: &reqwest::Error) -> String {
         _ => "request failed",
     };
     format!("{cause} ({all})")
+}
+
+#[cfg(feature = "rustls")]
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.is::<rustls::Error>()
+}
+
+#[cfg(not(feature = "rustls"))]
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("tls") || text.contains("ssl") || text.contains("certificate")
 }
 
 /// The URL with its query values and userinfo blanked, safe for messages and logs.
