@@ -38,7 +38,7 @@ pub use error::{
 pub use job::{Job, JobStats};
 pub use policy::{Scheduler, WaitPolicy};
 pub use status::{Artifact, Compression, Progress, Status};
-pub use ticket::{TICKET_VERSION, Ticket};
+pub use ticket::{TICKET_MAX_BYTES, TICKET_VERSION, Ticket};
 
 /// Secret strings: redacted in `Debug`, zeroed on drop. Credentials are always held in these.
 pub use secrecy::{ExposeSecret, SecretString};

@@ -11,6 +11,11 @@ use crate::{Error, Result};
 /// The ticket format this version writes. Readers accept this version and older ones.
 pub const TICKET_VERSION: u32 = 1;
 
+/// Most bytes of a serialized ticket: real tickets take a few hundred. Read ticket files with
+/// [`Ticket::from_reader_limited`] (or stop at this many bytes) so `/dev/zero` cannot
+/// exhaust memory.
+pub const TICKET_MAX_BYTES: usize = 64 * 1024;
+
 /// A started report job.
 ///
 /// Serialize it (`serde_json::to_string`) to resume the job later with
@@ -83,6 +88,25 @@ impl Ticket {
         serde_json::from_value(probe).map_err(|e| Error::Ticket(e.to_string()))
     }
 
+    /// Reads and parses a ticket from `reader`, at most [`TICKET_MAX_BYTES`] bytes: a larger
+    /// input is refused without reading it all.
+    pub fn from_reader_limited(reader: impl std::io::Read) -> Result<Self> {
+        use std::io::Read as _;
+        let mut text = Vec::new();
+        reader
+            .take(TICKET_MAX_BYTES as u64 + 1)
+            .read_to_end(&mut text)
+            .map_err(|e| Error::Ticket(format!("cannot read it: {e}")))?;
+        if text.len() > TICKET_MAX_BYTES {
+            return Err(Error::Ticket(format!(
+                "larger than {TICKET_MAX_BYTES} bytes: not a ticket"
+            )));
+        }
+        let text = String::from_utf8(text)
+            .map_err(|_| Error::Ticket("not UTF-8 text: not a ticket".into()))?;
+        Self::from_json(&text)
+    }
+
     /// The ticket as compact JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a ticket always serializes")
@@ -98,5 +122,21 @@ impl Ticket {
                 self.vendor
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticket_input_is_read_up_to_its_limit_only() {
+        let ticket = Ticket::new("ofd", "r-1", Utc::now()).with("agreement", "7");
+        let read = Ticket::from_reader_limited(ticket.to_json().as_bytes()).unwrap();
+        assert_eq!(read, ticket);
+        // An endless input (`--ticket @/dev/zero`): refused after the limit.
+        let endless = std::io::repeat(0);
+        let err = Ticket::from_reader_limited(endless).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
     }
 }
