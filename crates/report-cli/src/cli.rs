@@ -22,7 +22,11 @@ Examples:
 Exit codes: 0 done; 1 the vendor reports the job failed or cancelled; 2 usage or invalid input
 (nothing was sent); 3 credentials rejected; 4 transport error, vendor error or deadline;
 5 not ready yet (status --exit-status); 130/143 interrupted by SIGINT/SIGTERM (the resume command
-is printed).";
+is printed).
+
+Environment: REPORTS_LOG sets the log filter (tracing EnvFilter syntax, e.g. REPORTS_LOG=debug or
+REPORTS_LOG=report_core=trace); NO_COLOR turns colours off. Every secret can come from a file
+named by <VAR>_FILE (e.g. OFD_PASSWORD_FILE=/run/secrets/ofd).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +45,7 @@ pub struct Cli {
 
 /// Options every subcommand accepts.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Common {
     /// Overall deadline of the whole command (start, wait, download): 90, 90s, 30m, 2h, 1d
     /// (default: 24 hours for waiting).
@@ -55,6 +60,13 @@ pub struct Common {
     /// More detail on errors and progress (repeat for HTTP tracing).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Read the vendor's password, API key or secret key from the first line of standard input
+    /// (secrets also come from <VAR>_FILE, e.g. OFD_PASSWORD_FILE).
+    #[arg(long, global = true)]
+    pub password_stdin: bool,
+    /// Also append every line printed and every log event, with timestamps, to FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
     /// Allow plain http:// to hosts other than loopback (credentials would travel unencrypted).
     #[arg(long, global = true)]
     pub allow_insecure_http: bool,
@@ -99,7 +111,8 @@ pub enum Action<O: Args> {
     Run {
         #[command(flatten)]
         options: O,
-        /// Where to save the report.
+        /// Where to save the report (renamed into place only when complete); `-` writes it to
+        /// standard output once downloaded, with no such atomicity.
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
         /// Keep the ticket in FILE before waiting: a re-run with the same request resumes that
@@ -130,7 +143,8 @@ pub enum Action<O: Args> {
     Download {
         #[command(flatten)]
         ticket: TicketArg,
-        /// Where to save the report.
+        /// Where to save the report (renamed into place only when complete); `-` writes it to
+        /// standard output once downloaded, with no such atomicity.
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
     },

@@ -52,23 +52,28 @@ where
     // Everything that can be checked locally is checked before the first request.
     let request = match &command.action {
         Action::Run { options, out, .. } => {
-            check_destination(out)?;
+            check_destination(out, common)?;
             Some(options.build()?)
         }
         Action::Start { options } => Some(options.build()?),
         Action::Download { out, .. } => {
-            check_destination(out)?;
+            check_destination(out, common)?;
             None
         }
         _ => None,
     };
-    let mut ticket = match &command.action {
-        Action::Status { ticket, .. } | Action::Download { ticket, .. } => {
-            Some(read_ticket(ticket)?)
-        }
-        Action::Wait(t) | Action::Cancel(t) => Some(read_ticket(t)?),
+    let ticket_arg = match &command.action {
+        Action::Status { ticket, .. } | Action::Download { ticket, .. } => Some(ticket),
+        Action::Wait(t) | Action::Cancel(t) => Some(t),
         _ => None,
     };
+    if common.password_stdin && ticket_arg.is_some_and(|t| t.ticket == "@-") {
+        return Err(Failure::Usage(
+            "--password-stdin and --ticket @- both read standard input; put the ticket in a file"
+                .into(),
+        ));
+    }
+    let mut ticket = ticket_arg.map(read_ticket).transpose()?;
     // `run --state-file`: resume the report a previous run started for the same request.
     let fingerprint = request
         .as_ref()
@@ -101,7 +106,10 @@ where
         }
         ticket = previous.map(|s| s.ticket);
     }
-    let adapter = command.connection.connect(common)?;
+    let adapter = command
+        .connection
+        .connect(common)
+        .map_err(name_the_opt_in)?;
     let policy = policy(common);
     let resuming = ticket.is_some();
     let job = match (request, ticket) {
@@ -153,6 +161,16 @@ where
         state::save(path, state).map_err(|f| f.started(job.ticket(), resume))?;
     }
     Ok(())
+}
+
+/// The library refuses plain http:// to other hosts; the operator needs the flag's name.
+fn name_the_opt_in(failure: Failure) -> Failure {
+    match failure {
+        Failure::Job(Error::InvalidInput(message)) if message.contains("plain http://") => {
+            Failure::Usage(format!("{message}; pass --allow-insecure-http to allow it"))
+        }
+        other => other,
+    }
 }
 
 fn stopped(stop: Stop, polls: u32) -> Failure {
@@ -233,6 +251,16 @@ async fn act<A: ReportAdapter, O: Args>(
                 stderr_line(&format!("ticket: {}", job.ticket().to_json()));
             }
             let artifact = wait(job, common).await?;
+            if is_stdout(&out) {
+                let summary = download_to_stdout(job, &artifact, common).await?;
+                if !common.quiet {
+                    stderr_line(&format!(
+                        "wrote {} bytes to standard output, sha256 {}",
+                        summary.bytes, summary.sha256
+                    ));
+                }
+                return Ok(Some(summary));
+            }
             let summary = download(job, &artifact, &out, common).await?;
             if common.json {
                 print_json(&json!({
@@ -306,6 +334,36 @@ async fn download<A: ReportAdapter>(
     }
 }
 
+/// `--out -`: the report goes to standard output.
+fn is_stdout(out: &Path) -> bool {
+    out.as_os_str() == "-"
+}
+
+/// Downloads into a private temporary folder (so gzip, resumption and verification work as
+/// for a file), then copies the file to standard output. No atomicity on a pipe: a reader may
+/// see part of the file if the copy fails midway.
+async fn download_to_stdout<A: ReportAdapter>(
+    job: &Job<A>,
+    artifact: &Artifact,
+    common: &Common,
+) -> Result<DownloadSummary, Failure> {
+    let dir = tempfile::tempdir()
+        .map_err(|e| Failure::Local(format!("cannot create a temporary folder: {e}")))?;
+    let path = dir.path().join("report");
+    let mut summary = download(job, artifact, &path, common).await?;
+    let copied = tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let mut stdout = std::io::stdout().lock();
+        std::io::copy(&mut file, &mut stdout)?;
+        std::io::Write::flush(&mut stdout)
+    })
+    .await
+    .map_err(|e| Failure::Local(format!("cannot write to standard output: {e}")))?;
+    copied.map_err(|e| Failure::Local(format!("cannot write to standard output: {e}")))?;
+    summary.path = "-".into();
+    Ok(summary)
+}
+
 /// `--ticket`: inline JSON, `@FILE`, or `@-` for standard input; at most
 /// [`MAX_TICKET_BYTES`] are read.
 pub fn read_ticket(arg: &TicketArg) -> Result<Ticket, Failure> {
@@ -339,7 +397,15 @@ fn read_bounded(source: impl Read, name: &str) -> Result<String, Failure> {
 
 /// The destination must be a file path in an existing folder we may write to: checked before
 /// anything is sent, so a bad `--out` never costs a started report.
-fn check_destination(out: &Path) -> Result<(), Failure> {
+fn check_destination(out: &Path, common: &Common) -> Result<(), Failure> {
+    if is_stdout(out) {
+        return match common.json {
+            true => Err(Failure::Usage(
+                "--out - and --json both write to standard output; choose one".into(),
+            )),
+            false => Ok(()),
+        };
+    }
     let bad = |why: String| Err(Failure::Usage(format!("--out {}: {why}", out.display())));
     let text = out.as_os_str().to_string_lossy();
     if text.is_empty() {

@@ -10,6 +10,7 @@ mod progress;
 mod sandbox_cmd;
 mod state;
 mod stop;
+mod suggest;
 mod units;
 mod vendors;
 
@@ -17,13 +18,19 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = suggest::parse();
+    if let Some(path) = &cli.common.log_file
+        && let Err(e) = output::open_log(path)
+    {
+        output::stderr_line(&format!("error: --log-file {}: {e}", path.display()));
+        return ExitCode::from(2);
+    }
     init_tracing(cli.common.verbose, cli.common.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -89,10 +96,20 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let terminal = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour)
-        .with_target(false)
+        .with_target(false);
+    let log_file = output::logging().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(|| output::LogWriter)
+            .with_ansi(false)
+            .with_target(false)
+    });
+    use tracing_subscriber::prelude::*;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(terminal)
+        .with(log_file)
         .init();
 }

@@ -2,7 +2,58 @@
 //! forge a line or drive the terminal: control characters are shown escaped.
 
 use std::fmt::Write as _;
+use std::fs::File;
 use std::io::Write as _;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+/// `--log-file`: every printed line and every log event, with a timestamp.
+static LOG: OnceLock<Mutex<File>> = OnceLock::new();
+
+/// Appends to `path` from now on.
+pub fn open_log(path: &Path) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let _ = LOG.set(Mutex::new(file));
+    Ok(())
+}
+
+/// Whether `--log-file` is on.
+pub fn logging() -> bool {
+    LOG.get().is_some()
+}
+
+fn log_line(text: &str) {
+    if let Some(file) = LOG.get() {
+        let line = format!(
+            "{} {text}\n",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+        if let Ok(mut file) = file.lock() {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// The log file as a writer for tracing's events (which carry their own timestamps).
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(file) = LOG.get()
+            && let Ok(mut file) = file.lock()
+        {
+            file.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// `text` with every control character escaped (`\n`, `\r`, `\t`, `\u{1b}`…), so it prints as
 /// exactly one inert line.
@@ -24,14 +75,23 @@ pub fn clean(text: &str) -> String {
 
 /// Prints one line on stdout. A closed pipe (`reports … | head`) is not an error worth a panic.
 pub fn stdout_line(text: &str) {
+    let text = clean(text);
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", clean(text));
+    let _ = writeln!(out, "{text}");
     let _ = out.flush();
+    log_line(&text);
 }
 
 /// Prints one line on stderr.
 pub fn stderr_line(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{}", clean(text));
+    let text = clean(text);
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    log_line(&text);
+}
+
+/// Writes a line to the log file only (progress that `-q` keeps off the terminal).
+pub fn log_only(text: &str) {
+    log_line(&clean(text));
 }
 
 /// Prints lines on stderr, each cleaned on its own (for messages of several lines).

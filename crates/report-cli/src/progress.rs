@@ -6,7 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use report_core::Status;
 
-use crate::output::{clean, stderr_line};
+use crate::output::{clean, log_only, stderr_line};
 
 /// Shows a job's progress.
 pub struct Reporter {
@@ -67,15 +67,14 @@ impl Reporter {
                 bar.set_position(p);
             }
             bar.set_message(clean(&text));
-        } else if self.plain {
-            let line = match percent {
-                Some(p) => format!("{}: {text} ({p}%)", self.vendor),
-                None => format!("{}: {text}", self.vendor),
-            };
-            if line != self.last {
-                plain_line(&line);
-                self.last = line;
-            }
+        }
+        let line = match percent {
+            Some(p) => format!("{}: {text} ({p}%)", self.vendor),
+            None => format!("{}: {text}", self.vendor),
+        };
+        if line != self.last {
+            self.line(&line);
+            self.last = line;
         }
     }
 
@@ -83,9 +82,8 @@ impl Reporter {
     pub fn phase(&mut self, text: &str) {
         if let Some(bar) = &self.bar {
             bar.set_message(clean(text));
-        } else if self.plain {
-            plain_line(&format!("{}: {text}", self.vendor));
         }
+        self.line(&format!("{}: {text}", self.vendor));
     }
 
     /// Ends the display with a final line.
@@ -93,8 +91,16 @@ impl Reporter {
         if let Some(bar) = &self.bar {
             bar.set_position(100);
             bar.finish_with_message(clean(text));
-        } else if self.plain {
-            plain_line(&format!("{}: {text}", self.vendor));
+        }
+        self.line(&format!("{}: {text}", self.vendor));
+    }
+
+    /// A plain progress line on stderr; with a bar or `-q`, in the log file only.
+    fn line(&self, text: &str) {
+        if self.plain {
+            plain_line(text);
+        } else {
+            log_only(text);
         }
     }
 

@@ -9,9 +9,10 @@ use crate::cli::Common;
 use crate::dates;
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect};
-use crate::vendors::{http_options, required};
+use crate::vendors::{http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
 pub struct Connection {
     /// API root including the marketplace, e.g. https://api.cloud.im/marketplace/eu.
     #[arg(long, global = true, env = "CLOUDBLUE_BASE_URL", default_value = report_cloudblue::DEFAULT_BASE_URL)]
@@ -62,7 +63,7 @@ impl Connect for Connection {
 
     fn connect(&self, common: &Common) -> Result<CloudBlueAdapter, Failure> {
         let user = required(&self.username, "--username", "CLOUDBLUE_USERNAME")?;
-        let password = required(&self.password, "--password", "CLOUDBLUE_PASSWORD")?;
+        let password = secret(&self.password, "--password", "CLOUDBLUE_PASSWORD", common)?;
         let key = required(
             &self.subscription_key,
             "--subscription-key",

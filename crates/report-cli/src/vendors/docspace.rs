@@ -7,9 +7,10 @@ use crate::cli::Common;
 use crate::dates::{self, DateArg};
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect};
-use crate::vendors::{http_options, required};
+use crate::vendors::{http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
 pub struct Connection {
     /// Portal URL, e.g. https://yourportal.onlyoffice.com (DocSpace has no default).
     #[arg(long, global = true, env = "DOCSPACE_BASE_URL")]
@@ -39,7 +40,7 @@ impl Connect for Connection {
 
     fn connect(&self, common: &Common) -> Result<DocSpaceAdapter, Failure> {
         let portal = required(&self.base_url, "--base-url", "DOCSPACE_BASE_URL")?;
-        let key = required(&self.api_key, "--api-key", "DOCSPACE_API_KEY")?;
+        let key = secret(&self.api_key, "--api-key", "DOCSPACE_API_KEY", common)?;
         let config = DocSpaceConfig::new(portal, key).with_http(http_options(common));
         Ok(DocSpaceAdapter::new(DocSpaceClient::new(config)?))
     }

@@ -7,9 +7,10 @@ use crate::cli::Common;
 use crate::dates;
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect};
-use crate::vendors::{http_options, required};
+use crate::vendors::{http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
 pub struct Connection {
     /// API base URL.
     #[arg(long, global = true, env = "EVOVOICE_BASE_URL", default_value = report_evovoice::DEFAULT_BASE_URL)]
@@ -45,7 +46,7 @@ impl Connect for Connection {
 
     fn connect(&self, common: &Common) -> Result<EvoVoiceAdapter, Failure> {
         let user = required(&self.username, "--username", "EVOVOICE_USERNAME")?;
-        let password = required(&self.password, "--password", "EVOVOICE_PASSWORD")?;
+        let password = secret(&self.password, "--password", "EVOVOICE_PASSWORD", common)?;
         let config = EvoVoiceConfig::new(user, password)
             .with_base_url(&self.base_url)
             .with_http(http_options(common));

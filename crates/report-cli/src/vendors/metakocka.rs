@@ -8,9 +8,10 @@ use report_metakocka::{
 use crate::cli::Common;
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect};
-use crate::vendors::{http_options, required};
+use crate::vendors::{http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
 pub struct Connection {
     /// API base URL.
     #[arg(long, global = true, env = "METAKOCKA_BASE_URL", default_value = report_metakocka::DEFAULT_BASE_URL)]
@@ -54,7 +55,12 @@ impl Connect for Connection {
     type Adapter = MetaKockaAdapter;
 
     fn connect(&self, common: &Common) -> Result<MetaKockaAdapter, Failure> {
-        let key = required(&self.secret_key, "--secret-key", "METAKOCKA_SECRET_KEY")?;
+        let key = secret(
+            &self.secret_key,
+            "--secret-key",
+            "METAKOCKA_SECRET_KEY",
+            common,
+        )?;
         let company = required(&self.company_id, "--company-id", "METAKOCKA_COMPANY_ID")?;
         let config = MetaKockaConfig::new(company, key)
             .with_base_url(&self.base_url)

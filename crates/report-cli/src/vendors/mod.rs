@@ -18,12 +18,75 @@ pub fn http_options(common: &Common) -> HttpOptions {
         .with_user_agent(concat!("reports/", env!("CARGO_PKG_VERSION")))
 }
 
-/// A credential that must be present, from its flag or environment variable.
+/// A value that must be present: from its flag or environment variable, else from the file
+/// named by `<VAR>_FILE` (the Docker and Kubernetes convention for secrets).
 pub fn required(value: &Option<String>, flag: &str, env: &str) -> Result<String, Failure> {
+    if let Some(v) = given(value) {
+        return Ok(v);
+    }
+    if let Some(v) = from_file_var(env)? {
+        return Ok(v);
+    }
+    Err(Failure::Usage(format!(
+        "missing credential: set {env} (or {env}_FILE) or pass {flag}"
+    )))
+}
+
+/// The vendor's main secret: as [`required`], or from standard input with `--password-stdin`.
+pub fn secret(
+    value: &Option<String>,
+    flag: &str,
+    env: &str,
+    common: &Common,
+) -> Result<String, Failure> {
+    if !common.password_stdin {
+        return required(value, flag, env);
+    }
+    let text = read_secret(std::io::stdin().lock(), "standard input")?;
+    Ok(text)
+}
+
+fn given(value: &Option<String>) -> Option<String> {
     match value.as_deref().map(str::trim) {
-        Some(v) if !v.is_empty() => Ok(v.to_string()),
-        _ => Err(Failure::Usage(format!(
-            "missing credential: set {env} or pass {flag}"
-        ))),
+        Some(v) if !v.is_empty() => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+/// A secret file is one short line; a larger one is a mistake.
+const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+fn from_file_var(env: &str) -> Result<Option<String>, Failure> {
+    let var = format!("{env}_FILE");
+    let Some(path) = std::env::var_os(&var).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let file = std::fs::File::open(&path).map_err(|e| {
+        Failure::Usage(format!(
+            "{var}: cannot read {}: {e}",
+            std::path::Path::new(&path).display()
+        ))
+    })?;
+    read_secret(file, &var).map(Some)
+}
+
+/// The first line of `source`, at most [`MAX_SECRET_BYTES`] read; never echoed in errors.
+fn read_secret(source: impl std::io::Read, name: &str) -> Result<String, Failure> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    source
+        .take(MAX_SECRET_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::Usage(format!("cannot read the secret from {name}: {e}")))?;
+    if bytes.len() as u64 > MAX_SECRET_BYTES {
+        return Err(Failure::Usage(format!(
+            "the secret from {name} is larger than 64 KiB"
+        )));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Failure::Usage(format!("the secret from {name} is not UTF-8 text")))?;
+    match text.lines().next().map(str::trim) {
+        Some(line) if !line.is_empty() => Ok(line.to_string()),
+        _ => Err(Failure::Usage(format!("the secret from {name} is empty"))),
     }
 }

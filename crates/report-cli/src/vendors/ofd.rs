@@ -9,9 +9,10 @@ use crate::cli::Common;
 use crate::dates::{self, DateArg};
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect};
-use crate::vendors::{http_options, required};
+use crate::vendors::{http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
 pub struct Connection {
     /// API base URL.
     #[arg(long, global = true, env = "OFD_BASE_URL", default_value = report_ofd::DEFAULT_BASE_URL)]
@@ -53,7 +54,7 @@ impl Connect for Connection {
 
     fn connect(&self, common: &Common) -> Result<OfdAdapter, Failure> {
         let login = required(&self.login, "--login", "OFD_LOGIN")?;
-        let password = required(&self.password, "--password", "OFD_PASSWORD")?;
+        let password = secret(&self.password, "--password", "OFD_PASSWORD", common)?;
         let config = OfdConfig::new(login, password)
             .with_base_url(&self.base_url)
             .with_http(http_options(common));

@@ -1,0 +1,200 @@
+//! What a user of gh, aws or kubectl expects of a command line: suggestions for typos, help that
+//! documents its environment (snapshots), secrets from files or stdin, `--out -`, `--log-file`,
+//! a broken pipe that is not a panic.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use report_sandbox::{Sandbox, SandboxConfig, Vendor, credentials as c};
+
+/// `reports` with a clean environment.
+fn reports() -> Command {
+    let mut cmd = Command::cargo_bin("reports").expect("the binary is built");
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .timeout(Duration::from_secs(60));
+    cmd
+}
+
+async fn sandbox() -> Sandbox {
+    Sandbox::start(SandboxConfig {
+        job_duration: Duration::from_millis(200),
+        report_size: 4096,
+        ..SandboxConfig::fast()
+    })
+    .await
+    .expect("sandbox starts")
+}
+
+const OFD_RUN: &[&str] = &[
+    "ofd",
+    "run",
+    "--period",
+    "2024-01",
+    "--type",
+    "ReceiptReport",
+    "--all-kkts",
+];
+
+/// `reports ofd run` against the sandbox, without the password (each test brings its own).
+fn ofd_run(sandbox: &Sandbox) -> Command {
+    let mut cmd = reports();
+    cmd.env("OFD_BASE_URL", sandbox.base_url(Vendor::Ofd))
+        .env("OFD_LOGIN", c::OFD_LOGIN)
+        .args(OFD_RUN);
+    cmd
+}
+
+async fn run(mut cmd: Command) -> assert_cmd::assert::Assert {
+    tokio::task::spawn_blocking(move || cmd.assert())
+        .await
+        .expect("the command thread finishes")
+}
+
+#[test]
+fn typos_get_a_suggestion_at_their_level() {
+    reports()
+        .arg("odf")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("'ofd'"));
+    reports()
+        .args(["ofd", "rn"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("'run'"));
+}
+
+#[test]
+fn help_is_a_snapshot_and_documents_the_environment() {
+    let help = |args: &[&str]| {
+        let output = reports().args(args).output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    assert!(
+        top.contains("REPORTS_LOG") && top.contains("_FILE"),
+        "{top}"
+    );
+    insta::assert_snapshot!("help", top);
+    insta::assert_snapshot!("help_ofd", help(&["ofd", "--help"]));
+    insta::assert_snapshot!("help_ofd_run", help(&["ofd", "run", "--help"]));
+    // Secret values never show, even when set; other values show only when set.
+    let mut cmd = reports();
+    cmd.env("OFD_PASSWORD", "hunter2-secret")
+        .env("OFD_BASE_URL", "https://ofd.example")
+        .args(["ofd", "--help"]);
+    cmd.assert()
+        .success()
+        .stdout(predicate::str::contains("hunter2-secret").not())
+        .stdout(predicate::str::contains("OFD_BASE_URL=https://ofd.example"));
+}
+
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("reports"))
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -0`: the reader is gone before the script is written.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn the_insecure_http_refusal_names_the_flag() {
+    reports()
+        .args(OFD_RUN)
+        .args(["--out", "r.zip", "--login", "l", "--password", "p"])
+        .args(["--base-url", "http://ofd.example"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--allow-insecure-http"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_var_file_or_stdin_never_echoed() {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("ofd-password");
+    std::fs::write(&secret, format!("{}\n", c::OFD_PASSWORD)).unwrap();
+    let out = dir.path().join("a.zip");
+
+    let mut cmd = ofd_run(&sandbox);
+    cmd.env("OFD_PASSWORD_FILE", &secret).arg("--out").arg(&out);
+    run(cmd).await.success();
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 4096);
+
+    let out = dir.path().join("b.zip");
+    let mut cmd = ofd_run(&sandbox);
+    cmd.args(["--password-stdin", "-q"])
+        .arg("--out")
+        .arg(&out)
+        .write_stdin(format!("{}\n", c::OFD_PASSWORD));
+    run(cmd).await.success();
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 4096);
+
+    // A missing secret file is named, and nothing is sent.
+    let started = sandbox.stats(Vendor::Ofd).reports_started;
+    let mut cmd = ofd_run(&sandbox);
+    cmd.env("OFD_PASSWORD_FILE", dir.path().join("missing"))
+        .arg("--out")
+        .arg(dir.path().join("c.zip"));
+    run(cmd)
+        .await
+        .code(2)
+        .stderr(predicate::str::contains("OFD_PASSWORD_FILE"));
+    // A wrong secret from a file is refused without being echoed.
+    std::fs::write(&secret, "wrong-secret-from-file\n").unwrap();
+    let mut cmd = ofd_run(&sandbox);
+    cmd.env("OFD_PASSWORD_FILE", &secret)
+        .arg("--out")
+        .arg(dir.path().join("d.zip"));
+    run(cmd)
+        .await
+        .code(3)
+        .stderr(predicate::str::contains("wrong-secret-from-file").not());
+    assert_eq!(sandbox.stats(Vendor::Ofd).reports_started, started);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_dash_streams_the_report_to_stdout_and_log_file_keeps_timestamped_lines() {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("reports.log");
+    let mut cmd = ofd_run(&sandbox);
+    cmd.env("OFD_PASSWORD", c::OFD_PASSWORD)
+        .args(["--out", "-", "--log-file"])
+        .arg(&log);
+    let output = run(cmd).await.success().get_output().clone();
+    assert_eq!(output.stdout.len(), 4096, "the report, and nothing else");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("wrote 4096 bytes to standard output"),
+        "{stderr}"
+    );
+
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("ticket: {"), "{log}");
+    assert!(log.contains("wrote 4096 bytes"), "{log}");
+    for line in log.lines() {
+        let stamp = line.split(' ').next().unwrap_or_default();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "a line without a timestamp: {line}"
+        );
+    }
+    // `--out -` and `--json` would mix on stdout.
+    let mut cmd = ofd_run(&sandbox);
+    cmd.env("OFD_PASSWORD", c::OFD_PASSWORD)
+        .args(["--out", "-", "--json"]);
+    run(cmd).await.code(2);
+}
