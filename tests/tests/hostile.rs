@@ -919,3 +919,90 @@ async fn token_answers_with_odd_fields_never_show_the_token() {
     assert!(!logged.contains(ISSUED), "{logged}");
     assert!(!logged.is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// Item 3: a DocSpace ticket never yields another report's bytes.
+
+#[tokio::test]
+async fn a_replaced_docspace_task_never_yields_another_report() {
+    use integration_tests::vendors::{day, docspace_adapter};
+    use report_docspace::{DocSpaceErrorCode, DocSpaceReportRequest, TICKET_FILE_ID};
+    use report_sandbox::{Faults, Sandbox, SandboxConfig, Vendor, credentials as c};
+
+    let sandbox = Sandbox::start(SandboxConfig {
+        job_duration: Duration::from_millis(100),
+        report_size: 8 * 1024,
+        faults: Faults::none(),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let base = sandbox.base_url(Vendor::DocSpace);
+    let adapter = Arc::new(docspace_adapter(&base, c::DOCSPACE_API_KEY));
+    let policy = || {
+        WaitPolicy::default()
+            .with_backoff(Duration::from_millis(20), Duration::from_millis(50))
+            .with_deadline(Some(Duration::from_secs(20)))
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let february = DocSpaceReportRequest::for_days(
+        chrono::NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap(),
+    );
+    let mut tickets = Vec::new();
+    let mut sums = Vec::new();
+    for (name, request) in [
+        ("january", DocSpaceReportRequest::for_days(day(1), day(31))),
+        ("february", february),
+    ] {
+        let job =
+            Job::<report_docspace::DocSpaceAdapter>::start(adapter.clone(), &request, policy())
+                .await
+                .unwrap();
+        let artifact = job.wait().await.unwrap();
+        let summary = job
+            .download_to(&artifact, dir.path().join(name), DownloadOptions::default())
+            .await
+            .unwrap();
+        // What a caller that pins the ticket to its file keeps.
+        let pinned = job
+            .ticket()
+            .clone()
+            .with(TICKET_FILE_ID, artifact.data[TICKET_FILE_ID].clone());
+        tickets.push((job.ticket().clone(), pinned));
+        sums.push(summary.sha256);
+    }
+    assert_ne!(sums[0], sums[1]);
+    let (january, january_pinned) = tickets[0].clone();
+    // Ticket A resumed after B replaced its task: a typed failure naming why, no download.
+    let downloads_before = sandbox.requests().len();
+    let job = Job::<report_docspace::DocSpaceAdapter>::resume(adapter.clone(), january, policy())
+        .unwrap();
+    let err = job.wait().await.unwrap_err();
+    assert_eq!(
+        DocSpaceErrorCode::of(&err),
+        Some(DocSpaceErrorCode::TaskReplaced),
+        "{err}"
+    );
+    assert!(err.to_string().contains("replaced"), "{err}");
+    assert!(
+        sandbox.requests()[downloads_before..]
+            .iter()
+            .all(|r| !r.path.contains("filehandler") && !r.path.contains("presigneduri")),
+        "nothing was downloaded"
+    );
+    // A ticket that knows its file id gets its own file, whatever the task holds now.
+    let job =
+        Job::<report_docspace::DocSpaceAdapter>::resume(adapter.clone(), january_pinned, policy())
+            .unwrap();
+    let artifact = job.wait().await.unwrap();
+    let summary = job
+        .download_to(
+            &artifact,
+            dir.path().join("january-again"),
+            DownloadOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.sha256, sums[0]);
+}

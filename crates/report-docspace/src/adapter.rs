@@ -7,6 +7,13 @@
 //! following someone else's report by mistake: a start first checks that no task is running
 //! (and refuses with [`DocSpaceErrorCode::TaskAlreadyRunning`] unless the request opts in to
 //! attaching), and a poll refuses a task id other than the ticket's (another user or portal).
+//!
+//! A later start replaces a finished task under the same id, so the ticket also records what
+//! identifies its report: the requested period (DocSpace names the file "Customer operations
+//! report ({from}-{to}).xlsx") and, when the caller adds it, the result file's id. A completed
+//! task whose file names another period ends the job with
+//! [`DocSpaceErrorCode::TaskReplaced`]; a ticket that knows its file id gets that file,
+//! whatever the task holds now.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +33,12 @@ use crate::lenient::{FileId, TaskStatus};
 const FILE_ID: &str = "file_id";
 /// Artifact key of the web-editor URL (informative: not a download link).
 const EDITOR_URL: &str = "editor_url";
+/// Ticket keys of the requested period (`YYYY-MM-DD`), when the request had one.
+const PERIOD_FROM: &str = "period_from";
+const PERIOD_TO: &str = "period_to";
+/// Ticket key of the result file's id, when known (the same key as the artifact's): set it
+/// with `ticket.with("file_id", …)` once the report is ready to pin the ticket to that file.
+pub const TICKET_FILE_ID: &str = FILE_ID;
 
 /// Filters of a customer operations report. Every filter is optional: the default reports
 /// every operation since the portal was created.
@@ -223,10 +236,48 @@ impl DocSpaceAdapter {
         }
     }
 
-    fn started(&self, task: &types::DocumentBuilderTaskDto) -> Started {
+    fn started(
+        &self,
+        task: &types::DocumentBuilderTaskDto,
+        request: Option<&DocSpaceReportRequest>,
+    ) -> Started {
+        let mut ticket = Ticket::new(VENDOR, task.id.clone(), Utc::now());
+        if let Some(request) = request {
+            for (key, date) in [(PERIOD_FROM, request.start_date), (PERIOD_TO, request.end_date)] {
+                if let Some(date) = date {
+                    ticket = ticket.with(key, date.date_naive().to_string());
+                }
+            }
+        }
         Started {
-            ticket: Ticket::new(VENDOR, task.id.clone(), Utc::now()),
-            status: Some(self.status_of(task)),
+            status: Some(self.status_for(&ticket, task)),
+            ticket,
+        }
+    }
+
+    /// The status of `ticket`'s report, given the user's current task.
+    fn status_for(&self, ticket: &Ticket, task: &types::DocumentBuilderTaskDto) -> Status {
+        let status = self.status_of(task);
+        let Status::Ready(artifact) = &status else {
+            return status;
+        };
+        if let Some(file_id) = ticket.get(FILE_ID)
+            && artifact.data.get(FILE_ID).map(String::as_str) != Some(file_id)
+        {
+            // The ticket knows its file: fetch that one, not the task's newer file.
+            let file_id = FileId::from(file_id);
+            let mut artifact = artifact.clone();
+            artifact.url = self.client.file_handler_url(&file_id).to_string();
+            artifact.file_name = None;
+            artifact.data = BTreeMap::from([(FILE_ID.to_string(), file_id.to_string())]);
+            return Status::Ready(artifact);
+        }
+        match replaced_by(ticket, task.result_file_name.as_deref().unwrap_or_default()) {
+            Some(message) => Status::Failed {
+                code: Some(DocSpaceErrorCode::TaskReplaced.to_string()),
+                message,
+            },
+            None => status,
         }
     }
 
@@ -239,6 +290,53 @@ impl DocSpaceAdapter {
     fn remember_lost_start(&self, body: types::CustomerOperationsReportRequest) {
         *self.lost_start.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
     }
+}
+
+/// Why a completed task's file is not the ticket's report, if its name says so: the name
+/// carries dates ("Customer operations report (01.02.2026-28.02.2026).xlsx") and they are not
+/// the ticket's period. A name without dates, or a ticket without a period, tells nothing.
+fn replaced_by(ticket: &Ticket, file_name: &str) -> Option<String> {
+    let wanted: Vec<NaiveDate> = [PERIOD_FROM, PERIOD_TO]
+        .iter()
+        .filter_map(|key| ticket.get(key)?.parse().ok())
+        .collect();
+    let named = dates_in(file_name);
+    if wanted.is_empty() || named.is_empty() {
+        return None;
+    }
+    // A day either way: the portal may name the period in its own time zone.
+    let close = |a: NaiveDate, b: NaiveDate| (a - b).num_days().abs() <= 1;
+    if wanted.iter().all(|w| named.iter().any(|n| close(*w, *n))) {
+        return None;
+    }
+    let period: Vec<String> = wanted.iter().map(NaiveDate::to_string).collect();
+    Some(format!(
+        "the user's report task now holds another report (\"{file_name}\"), not this ticket's \
+         ({}): DocSpace keeps one task per user and a later start replaced it; start this report again",
+        period.join(" to ")
+    ))
+}
+
+/// The dates written in a file name (`31.01.2024`, `2024-01-31`, `31/01/2024`).
+fn dates_in(name: &str) -> Vec<NaiveDate> {
+    let mut dates = Vec::new();
+    let chars: Vec<char> = name.chars().collect();
+    for start in 0..chars.len() {
+        for len in 8..=10 {
+            let Some(piece) = chars.get(start..start + len) else {
+                continue;
+            };
+            let piece: String = piece.iter().collect();
+            for format in ["%d.%m.%Y", "%Y-%m-%d", "%d/%m/%Y"] {
+                if let Ok(date) = NaiveDate::parse_from_str(&piece, format)
+                    && !dates.contains(&date)
+                {
+                    dates.push(date);
+                }
+            }
+        }
+    }
+    dates
 }
 
 /// Whether the task is still being built (unknown states count as running).
@@ -289,7 +387,7 @@ impl ReportAdapter for DocSpaceAdapter {
         {
             if request.attach_to_running {
                 tracing::info!(task = %task.id, "attaching to the running DocSpace report task");
-                return Ok(self.started(&task));
+                return Ok(self.started(&task, None));
             }
             return Err(own_error(
                 DocSpaceErrorCode::TaskAlreadyRunning,
@@ -304,7 +402,7 @@ impl ReportAdapter for DocSpaceAdapter {
             ));
         }
         match self.client.start_task(&body).await {
-            Ok(task) => Ok(self.started(&task)),
+            Ok(task) => Ok(self.started(&task, Some(request))),
             Err(e) => {
                 if e.is_transient() && e.request_maybe_sent() {
                     self.remember_lost_start(body);
@@ -328,7 +426,7 @@ impl ReportAdapter for DocSpaceAdapter {
                 "the ticket is for task {}, but this API key's current task is {} (another user or portal?)",
                 ticket.id, task.id
             ))),
-            Some(task) => Ok(self.status_of(&task)),
+            Some(task) => Ok(self.status_for(ticket, &task)),
         }
     }
 

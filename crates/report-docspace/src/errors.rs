@@ -20,6 +20,8 @@ report_core::lenient_enum! {
         TaskNotFound = "TaskNotFound",
         /// The task says it completed but names no result file.
         NoResultFile = "NoResultFile",
+        /// The user's task now holds another report: a later start replaced the ticket's.
+        TaskReplaced = "TaskReplaced",
     }
 }
 

@@ -49,7 +49,7 @@ pub mod api {
     pub use crate::generated::*;
 }
 
-pub use adapter::{DocSpaceAdapter, DocSpaceReportRequest};
+pub use adapter::{DocSpaceAdapter, DocSpaceReportRequest, TICKET_FILE_ID};
 pub use client::{DocSpaceClient, DocSpaceConfig, Inner};
 pub use errors::{DocSpaceErrorCode, VENDOR};
 pub use generated::types::{OperationStatus, SortOrder};

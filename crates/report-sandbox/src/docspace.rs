@@ -54,6 +54,9 @@ struct Task {
     /// Percentage reached when the task was terminated.
     canceled: Option<u8>,
     file_id: u64,
+    /// The result file's name: "Customer operations report ({from}-{to}).xlsx" when the start
+    /// gave a period, as DocSpace names it.
+    file_name: String,
 }
 
 struct TaskState {
@@ -178,7 +181,7 @@ impl DocSpace {
             "isCompleted": state.completed,
             "status": state.status,
             "resultFileId": if done { task.file_id } else { 0 },
-            "resultFileName": if done { RESULT_FILE_NAME } else { "" },
+            "resultFileName": if done { task.file_name.as_str() } else { "" },
             "resultFileUrl": if done {
                 format!("{origin}/doceditor?fileid={}", task.file_id)
             } else {
@@ -210,6 +213,7 @@ async fn start_task(
         Ok(key) => key,
         Err(response) => return response,
     };
+    let mut file_name = RESULT_FILE_NAME.to_string();
     if !body.iter().all(u8::is_ascii_whitespace) {
         let Ok(request) = serde_json::from_slice::<Value>(&body) else {
             return error(
@@ -231,6 +235,13 @@ async fn start_task(
                 "The start date must not be later than the end date",
             );
         }
+        if let (Some(start), Some(end)) = (date("startDate"), date("endDate")) {
+            file_name = format!(
+                "Customer operations report ({}-{}).xlsx",
+                start.1.format("%d.%m.%Y"),
+                end.1.format("%d.%m.%Y")
+            );
+        }
     }
     let shared = &ds.shared;
     let mut tasks = ds.tasks.lock().expect("docspace lock");
@@ -249,6 +260,7 @@ async fn start_task(
         fail,
         canceled: None,
         file_id,
+        file_name: file_name.clone(),
     };
     if !fail {
         shared.register_file(
@@ -259,7 +271,7 @@ async fn start_task(
                 size: shared.config.report_size,
                 gzip: false,
                 content_type: XLSX,
-                disposition: Some(format!("attachment; filename=\"{RESULT_FILE_NAME}\"")),
+                disposition: Some(format!("attachment; filename=\"{file_name}\"")),
             },
         );
         ds.files

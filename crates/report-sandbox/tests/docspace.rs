@@ -86,7 +86,11 @@ async fn lifecycle_start_poll_download() {
     };
     assert_eq!(done["status"], 2);
     assert_eq!(done["percentage"], 100);
-    assert_eq!(done["resultFileName"], "operations_report.xlsx");
+    // Named by the requested period, as DocSpace does.
+    assert_eq!(
+        done["resultFileName"],
+        "Customer operations report (01.01.2024-31.01.2024).xlsx"
+    );
     assert!(percentages.windows(2).all(|w| w[0] < w[1]));
     assert!(percentages.iter().all(|p| [0, 30, 60, 100].contains(p)));
     let file_id = done["resultFileId"].as_u64().unwrap();
