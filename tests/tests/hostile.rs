@@ -907,6 +907,28 @@ async fn token_answers_with_odd_fields_never_show_the_token() {
         .unwrap_err();
         errors.push(err);
     }
+    // A token of the wrong type: serde quotes it in its message.
+    let server = Hostile::start(|_| {
+        json(
+            "200 OK",
+            r#"{"token":98765432101234,"expiresInSeconds":3600}"#,
+        )
+    })
+    .await;
+    let adapter = integration_tests::vendors::cloudblue_adapter(&server.base);
+    let request = integration_tests::vendors::cloudblue_request("r");
+    let err = Job::start(
+        adapter,
+        &request,
+        deadline(Duration::from_secs(5)).with_transient_error_budget(0),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        !all_text(&err).contains("98765432101234"),
+        "{}",
+        all_text(&err)
+    );
     for err in &errors {
         let text = all_text(err);
         assert!(!text.contains(ISSUED), "{text}");

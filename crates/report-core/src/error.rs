@@ -254,7 +254,22 @@ const MASK: &str = "***";
 /// JSON (`"token": "…"`), form or query text (`AuthToken=…`) and header-like text
 /// (`Authorization: Bearer …`). Over-masking is harmless here; a leaked token is not.
 pub fn mask_credentials(text: &str) -> String {
-    mask_bare_keys(&mask_json_keys(text))
+    let mut hidden = Vec::new();
+    mask_bare_keys(&mask_json_keys(text, &mut hidden), &mut hidden)
+}
+
+/// `text` (e.g. a decoder's message about `body`) with every value of a credential-named key
+/// of `body` masked: serde quotes the offending value, which may be a token of the wrong type.
+pub fn hide_credentials_of(text: &str, body: &[u8]) -> String {
+    let mut hidden = Vec::new();
+    let body = String::from_utf8_lossy(body);
+    mask_bare_keys(&mask_json_keys(&body, &mut hidden), &mut hidden);
+    hidden.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut text = text.to_string();
+    for value in hidden.iter().filter(|v| v.trim().len() >= 3) {
+        text = text.replace(value.as_str(), MASK);
+    }
+    text
 }
 
 /// Whether a key names a credential (case and separators ignored).
@@ -284,7 +299,7 @@ pub fn is_credential_name(name: &str) -> bool {
 }
 
 /// `"credential-key": value` → `"credential-key": "***"` (strings, numbers, literals).
-fn mask_json_keys(text: &str) -> String {
+fn mask_json_keys(text: &str, hidden: &mut Vec<String>) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -316,7 +331,9 @@ fn mask_json_keys(text: &str) -> String {
                 out.push('"');
                 out.push_str(MASK);
                 out.push('"');
-                i = string_end(&chars, k) + 1;
+                let end = string_end(&chars, k);
+                hidden.push(chars[k + 1..end.min(chars.len())].iter().collect());
+                i = end + 1;
             }
             Some('{' | '[') | None => {}
             Some(_) => {
@@ -327,6 +344,7 @@ fn mask_json_keys(text: &str) -> String {
                 {
                     i += 1;
                 }
+                hidden.push(chars[k..i].iter().collect());
             }
         }
     }
@@ -347,7 +365,7 @@ fn string_end(chars: &[char], start: usize) -> usize {
 }
 
 /// `AuthToken=…` and `Authorization: Bearer …` outside JSON strings' keys.
-fn mask_bare_keys(text: &str) -> String {
+fn mask_bare_keys(text: &str, hidden: &mut Vec<String>) -> String {
     let chars: Vec<char> = text.chars().collect();
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     let mut out = String::with_capacity(text.len());
@@ -391,6 +409,7 @@ fn mask_bare_keys(text: &str) -> String {
         }
         out.extend(&chars[end..k]);
         out.push_str(MASK);
+        hidden.push(chars[k..v].iter().collect());
         i = v;
     }
     out
@@ -436,6 +455,17 @@ mod tests {
         for (raw, masked) in cases {
             assert_eq!(mask_credentials(raw), masked, "{raw}");
         }
+    }
+
+    #[test]
+    fn decoder_messages_lose_the_credential_values_they_quote() {
+        let body = br#"{"token": 98765432101, "expiresInSeconds": "abc"}"#;
+        let message = "invalid type: integer `98765432101`, expected a string at line 1 column 22";
+        let hidden = hide_credentials_of(message, body);
+        assert!(!hidden.contains("98765432101"), "{hidden}");
+        assert!(hidden.contains("line 1 column 22"), "{hidden}");
+        let other = "invalid type: string \"abc\", expected i64";
+        assert_eq!(hide_credentials_of(other, body), other);
     }
 
     #[test]

@@ -383,13 +383,22 @@ impl<'a> VendorErrors<'a> {
                 let described = describe(value.as_ref());
                 self.api(status, &headers, described)
             }
-            P::InvalidResponsePayload(body, e) => Error::Decode {
-                vendor: self.vendor,
-                operation: operation.to_string(),
-                message: e.to_string(),
-                excerpt: excerpt(&body),
-                source: Some(Box::new(e)),
-            },
+            P::InvalidResponsePayload(body, e) => {
+                // serde quotes the offending value: a token of an unexpected type must not be.
+                let message = crate::error::hide_credentials_of(&e.to_string(), &body);
+                let source: Option<BoxError> = if message == e.to_string() {
+                    Some(Box::new(e))
+                } else {
+                    None
+                };
+                Error::Decode {
+                    vendor: self.vendor,
+                    operation: operation.to_string(),
+                    message,
+                    excerpt: excerpt(&body),
+                    source,
+                }
+            }
             P::UnexpectedResponse(response) => self.unexpected(operation, response).await,
             P::Custom(msg) => Error::InvalidInput(msg),
         }

@@ -33,7 +33,8 @@ pub use download::{
     DEFAULT_MAX_RATIO, DEFAULT_MAX_SIZE, DownloadOptions, DownloadSummary, RATIO_GRACE,
 };
 pub use error::{
-    BoxError, EXCERPT_LEN, Error, Result, excerpt, is_credential_name, mask_credentials,
+    BoxError, EXCERPT_LEN, Error, Result, excerpt, hide_credentials_of, is_credential_name,
+    mask_credentials,
 };
 pub use job::{Job, JobStats};
 pub use policy::{Scheduler, WaitPolicy};
