@@ -115,6 +115,8 @@ pub enum Action<O: Args> {
         /// standard output once downloaded, with no such atomicity.
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
+        #[command(flatten)]
+        download: DownloadArgs,
         /// Keep the ticket in FILE before waiting: a re-run with the same request resumes that
         /// report instead of starting another (for cron and scripts).
         #[arg(long, value_name = "FILE")]
@@ -147,9 +149,20 @@ pub enum Action<O: Args> {
         /// standard output once downloaded, with no such atomicity.
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
+        #[command(flatten)]
+        download: DownloadArgs,
     },
     /// Cancel a started report.
     Cancel(TicketArg),
+}
+
+/// How a report is downloaded.
+#[derive(Debug, Clone, Args)]
+pub struct DownloadArgs {
+    /// Refuse a report larger than this once decompressed: bytes, or with K, M, G, T
+    /// (e.g. 500M, 2G; default 4G). Guards against decompression bombs.
+    #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size)]
+    pub max_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]

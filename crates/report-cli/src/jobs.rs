@@ -1,7 +1,6 @@
 //! The actions (run, start, status, wait, download, cancel), once for every vendor.
 
-use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use report_core::{
@@ -10,15 +9,12 @@ use report_core::{
 };
 use serde_json::json;
 
-use crate::cli::{Action, Common, TicketArg, VendorCommand};
+use crate::cli::{Action, Common, DownloadArgs, TicketArg, VendorCommand};
 use crate::failure::Failure;
 use crate::output::{stderr_line, stdout_line};
 use crate::progress::{Reporter, describe};
 use crate::state::{self, RunState, Saved};
 use crate::stop::{Stop, Stopper};
-
-/// A ticket is a few hundred bytes; anything much larger is not a ticket (`@/dev/zero`).
-pub const MAX_TICKET_BYTES: u64 = 64 * 1024;
 
 /// A vendor's connection options: builds the adapter (credentials from flags or env).
 pub trait Connect {
@@ -246,13 +242,14 @@ async fn act<A: ReportAdapter, O: Args>(
             }
             Ok(None)
         }
-        Action::Run { out, .. } | Action::Download { out, .. } => {
+        Action::Run { out, download, .. } | Action::Download { out, download, .. } => {
             if !common.quiet && !common.json {
                 stderr_line(&format!("ticket: {}", job.ticket().to_json()));
             }
             let artifact = wait(job, common).await?;
+            let options = download_options(&download);
             if is_stdout(&out) {
-                let summary = download_to_stdout(job, &artifact, common).await?;
+                let summary = download_to_stdout(job, &artifact, options, common).await?;
                 if !common.quiet {
                     stderr_line(&format!(
                         "wrote {} bytes to standard output, sha256 {}",
@@ -261,7 +258,7 @@ async fn act<A: ReportAdapter, O: Args>(
                 }
                 return Ok(Some(summary));
             }
-            let summary = download(job, &artifact, &out, common).await?;
+            let summary = self::download(job, &artifact, &out, options, common).await?;
             if common.json {
                 print_json(&json!({
                     "vendor": vendor,
@@ -307,18 +304,49 @@ async fn wait<A: ReportAdapter>(job: &Job<A>, common: &Common) -> Result<Artifac
     }
 }
 
+/// The library's download options from the command line: `--max-size`, and partial
+/// transfers kept in the user's cache folder so that an interrupted download is continued by
+/// the next `download --ticket` (and never left in the destination's folder).
+fn download_options(args: &DownloadArgs) -> DownloadOptions {
+    let mut options = DownloadOptions::default();
+    if let Some(max) = args.max_size {
+        options = options.max_size(Some(max));
+    }
+    match partial_dir() {
+        Some(dir) => options.partial_dir(dir),
+        None => options,
+    }
+}
+
+/// `$XDG_CACHE_HOME/reports/partial`, else `~/.cache/reports/partial`; created private.
+fn partial_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    let dir = base.join("reports").join("partial");
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    // Without a cache folder the transfer goes beside the destination, removed on failure.
+    builder.create(&dir).ok().map(|()| dir)
+}
+
 async fn download<A: ReportAdapter>(
     job: &Job<A>,
     artifact: &Artifact,
     out: &Path,
+    options: DownloadOptions,
     common: &Common,
 ) -> Result<DownloadSummary, Failure> {
     let mut reporter = Reporter::new(job.adapter().vendor(), common.quiet);
     reporter.phase("downloading");
-    match job
-        .download_to(artifact, out, DownloadOptions::default())
-        .await
-    {
+    match job.download_to(artifact, out, options).await {
         Ok(summary) => {
             reporter.finish(&format!(
                 "saved {} ({} bytes)",
@@ -345,12 +373,13 @@ fn is_stdout(out: &Path) -> bool {
 async fn download_to_stdout<A: ReportAdapter>(
     job: &Job<A>,
     artifact: &Artifact,
+    options: DownloadOptions,
     common: &Common,
 ) -> Result<DownloadSummary, Failure> {
     let dir = tempfile::tempdir()
         .map_err(|e| Failure::Local(format!("cannot create a temporary folder: {e}")))?;
     let path = dir.path().join("report");
-    let mut summary = download(job, artifact, &path, common).await?;
+    let mut summary = download(job, artifact, &path, options, common).await?;
     let copied = tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)?;
         let mut stdout = std::io::stdout().lock();
@@ -365,34 +394,19 @@ async fn download_to_stdout<A: ReportAdapter>(
 }
 
 /// `--ticket`: inline JSON, `@FILE`, or `@-` for standard input; at most
-/// [`MAX_TICKET_BYTES`] are read.
+/// [`TICKET_MAX_BYTES`](report_core::TICKET_MAX_BYTES) are read (`@/dev/zero` is refused).
 pub fn read_ticket(arg: &TicketArg) -> Result<Ticket, Failure> {
-    let text = match arg.ticket.strip_prefix('@') {
-        Some("-") => read_bounded(std::io::stdin().lock(), "standard input")?,
+    let usage = |e: Error| Failure::Usage(e.to_string());
+    match arg.ticket.strip_prefix('@') {
+        Some("-") => Ticket::from_reader_limited(std::io::stdin().lock()).map_err(usage),
         Some(path) => {
             let file = std::fs::File::open(path)
                 .map_err(|e| Failure::Usage(format!("cannot read ticket file {path}: {e}")))?;
-            read_bounded(file, path)?
+            Ticket::from_reader_limited(file)
+                .map_err(|e| Failure::Usage(format!("ticket file {path}: {e}")))
         }
-        None => arg.ticket.clone(),
-    };
-    Ticket::from_json(text.trim()).map_err(|e| Failure::Usage(e.to_string()))
-}
-
-fn read_bounded(source: impl Read, name: &str) -> Result<String, Failure> {
-    let mut bytes = Vec::new();
-    source
-        .take(MAX_TICKET_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Failure::Usage(format!("cannot read ticket from {name}: {e}")))?;
-    if bytes.len() as u64 > MAX_TICKET_BYTES {
-        return Err(Failure::Usage(format!(
-            "ticket from {name} is larger than {} KiB: not a ticket",
-            MAX_TICKET_BYTES / 1024
-        )));
+        None => Ticket::from_json(arg.ticket.trim()).map_err(usage),
     }
-    String::from_utf8(bytes)
-        .map_err(|_| Failure::Usage(format!("ticket from {name} is not UTF-8 text")))
 }
 
 /// The destination must be a file path in an existing folder we may write to: checked before

@@ -198,3 +198,36 @@ async fn out_dash_streams_the_report_to_stdout_and_log_file_keeps_timestamped_li
         .args(["--out", "-", "--json"]);
     run(cmd).await.code(2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_size_refuses_a_larger_report_and_leaves_nothing() {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.zip");
+    let mut cmd = ofd_run(&sandbox);
+    cmd.env("OFD_PASSWORD", c::OFD_PASSWORD)
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .args(["--max-size", "1K", "--out"])
+        .arg(&out);
+    let assert = run(cmd).await.code(4);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("resume with: reports ofd download"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name != "cache")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Within the limit (sizes with units), the report is saved.
+    let mut cmd = ofd_run(&sandbox);
+    cmd.env("OFD_PASSWORD", c::OFD_PASSWORD)
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .args(["--max-size", "500M", "--out"])
+        .arg(&out);
+    run(cmd).await.success();
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 4096);
+}

@@ -15,9 +15,17 @@ enum Reply {
     Json(String),
     /// Reads the request and never answers.
     Hang,
-    /// Sends headers announcing a large file, then one byte every 200 ms.
+    /// Sends headers announcing a [`FILE_LEN`] file, a burst of [`BURST`] bytes, then one
+    /// byte every 200 ms.
     Drip,
+    /// Sends [`FILE_LEN`] bytes of `x` at once, from the `Range: bytes=N-` asked for.
+    File,
 }
+
+const FILE_LEN: usize = 1 << 20;
+/// More than the library's write buffer (256 KiB), so some of it reaches the disk before an
+/// interruption.
+const BURST: usize = 600 * 1024;
 
 /// An EvoVoice-shaped server answering each request by `route(method and path)`.
 async fn hostile(route: impl Fn(&str) -> Reply + Send + Sync + 'static) -> String {
@@ -27,7 +35,7 @@ async fn hostile(route: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Strin
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
             let route = route.clone();
-            tokio::spawn(serve(socket, move |line| route(line)));
+            tokio::spawn(serve(socket, move |head| route(head)));
         }
     });
     base
@@ -54,9 +62,32 @@ async fn serve(mut socket: TcpStream, route: impl Fn(&str) -> Reply) {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 return;
             }
+            Reply::File => {
+                let from = range_start(&line).unwrap_or(0).min(FILE_LEN);
+                let status = if from > 0 {
+                    "206 Partial Content"
+                } else {
+                    "200 OK"
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\ncontent-range: bytes {from}-{}/{FILE_LEN}\r\n\r\n",
+                    FILE_LEN - from,
+                    FILE_LEN - 1
+                );
+                let body = vec![b'x'; FILE_LEN - from];
+                if socket.write_all(head.as_bytes()).await.is_err()
+                    || socket.write_all(&body).await.is_err()
+                {
+                    return;
+                }
+            }
             Reply::Drip => {
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: 1000000\r\n\r\n";
-                if socket.write_all(head.as_bytes()).await.is_err() {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {FILE_LEN}\r\n\r\n"
+                );
+                if socket.write_all(head.as_bytes()).await.is_err()
+                    || socket.write_all(&vec![b'x'; BURST]).await.is_err()
+                {
                     return;
                 }
                 for _ in 0..300 {
@@ -71,7 +102,7 @@ async fn serve(mut socket: TcpStream, route: impl Fn(&str) -> Reply) {
     }
 }
 
-/// Reads one request (head and `content-length` body); returns its first line.
+/// Reads one request (head and `content-length` body); returns its head.
 async fn read_request(socket: &mut TcpStream) -> Option<String> {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
@@ -101,7 +132,22 @@ async fn read_request(socket: &mut TcpStream) -> Option<String> {
         }
         data.extend_from_slice(&buf[..n]);
     }
-    head.lines().next().map(str::to_owned)
+    Some(head)
+}
+
+/// The N of a `Range: bytes=N-` header.
+fn range_start(head: &str) -> Option<usize> {
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("range").then(|| {
+            value
+                .trim()
+                .strip_prefix("bytes=")?
+                .strip_suffix('-')?
+                .parse()
+                .ok()
+        })?
+    })
 }
 
 /// An EvoVoice report entry.
@@ -378,5 +424,80 @@ async fn a_refused_connection_is_named_in_the_first_line() {
     assert!(
         first.to_lowercase().contains("connection refused"),
         "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_download_is_kept_in_the_cache_and_continued_by_download_ticket() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    // First the file drips (and the command is interrupted), then it is served with Range.
+    let serve_whole = Arc::new(AtomicBool::new(false));
+    let whole = serve_whole.clone();
+    let ranges = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let asked = ranges.clone();
+    let base = hostile(move |head| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        if head.starts_with("POST") {
+            Reply::Json(report("r1", "Completed", ""))
+        } else if !head.starts_with("GET /reports/r1.xlsx") {
+            Reply::Json(list(&report("r1", "Completed", "")))
+        } else if whole.load(Ordering::SeqCst) {
+            asked.lock().unwrap().push(range_start(head));
+            Reply::File
+        } else {
+            Reply::Drip
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut cmd = evovoice_run(&base, dir.path(), &[]);
+    cmd.env("XDG_CACHE_HOME", cache.path());
+    let (output, _) = interrupt(cmd, seen, 2, libc::SIGINT).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(130), "{text}");
+    assert_eq!(folder_is_empty(dir.path()), Vec::<String>::new());
+    let partial = cache.path().join("reports/partial");
+    let kept: u64 = std::fs::read_dir(&partial)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(kept > 0, "the received bytes are kept in the cache: {text}");
+
+    // The printed command continues the transfer from the kept bytes.
+    serve_whole.store(true, Ordering::SeqCst);
+    let ticket = text
+        .lines()
+        .find_map(|l| l.strip_prefix("resume with: reports evovoice download --ticket '"))
+        .and_then(|rest| rest.split_once("' --out "))
+        .map(|(ticket, _)| ticket.to_string())
+        .expect("a resume line with the ticket");
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("reports"));
+    cmd.env_clear()
+        .env("XDG_CACHE_HOME", cache.path())
+        .env("EVOVOICE_BASE_URL", &base)
+        .env("EVOVOICE_USERNAME", "user")
+        .env("EVOVOICE_PASSWORD", "password")
+        .args(["evovoice", "download", "--ticket", &ticket, "--out"])
+        .arg(dir.path().join("r.xlsx"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (output, _) = finish(cmd).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        std::fs::metadata(dir.path().join("r.xlsx")).unwrap().len(),
+        FILE_LEN as u64
+    );
+    assert_eq!(
+        *ranges.lock().unwrap(),
+        [Some(kept as usize)],
+        "continued from the kept bytes"
+    );
+    assert_eq!(
+        std::fs::read_dir(&partial).unwrap().count(),
+        0,
+        "the partial file is gone"
     );
 }
