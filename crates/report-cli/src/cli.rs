@@ -24,6 +24,10 @@ Exit codes: 0 done; 1 the vendor reports the job failed or cancelled; 2 usage or
 5 not ready yet (status --exit-status); 130/143 interrupted by SIGINT/SIGTERM (the resume command
 is printed).
 
+Profiles: [profiles.NAME.<vendor>] tables of a config file give connection defaults
+(base_url = \"…\", login = \"…\", password_file = \"…\"); flags and variables win. Plain
+secrets there are refused unless the file is private (chmod 600).
+
 Environment: REPORTS_LOG sets the log filter (tracing EnvFilter syntax, e.g. REPORTS_LOG=debug or
 REPORTS_LOG=report_core=trace); NO_COLOR turns colours off. Every secret can come from a file
 named by <VAR>_FILE (e.g. OFD_PASSWORD_FILE=/run/secrets/ofd).";
@@ -64,6 +68,13 @@ pub struct Common {
     /// (secrets also come from <VAR>_FILE, e.g. OFD_PASSWORD_FILE).
     #[arg(long, global = true)]
     pub password_stdin: bool,
+    /// Config file of profiles (default: $XDG_CONFIG_HOME/reports/config.toml, else
+    /// ~/.config/reports/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The profile of the config file to use (default: REPORTS_PROFILE, else `default`).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
     /// Also append every line printed and every log event, with timestamps, to FILE.
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,

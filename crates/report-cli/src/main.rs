@@ -1,6 +1,7 @@
 //! `reports`: run vendors' asynchronous report jobs end to end.
 
 mod cli;
+mod config;
 mod dates;
 mod demo;
 mod failure;
@@ -24,6 +25,10 @@ use crate::cli::{Cli, Command};
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
+    if let Err(failure) = apply_profile() {
+        output::stderr_lines(failure.lines(false).iter().map(String::as_str));
+        return failure.exit_code();
+    }
     let cli = suggest::parse();
     if let Some(path) = &cli.common.log_file
         && let Err(e) = output::open_log(path)
@@ -81,6 +86,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// The config file's profile, as defaults in the environment: flags and variables already set
+/// win (clap reads both after this).
+fn apply_profile() -> Result<(), Failure> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    for (name, value) in config::profile_variables(&args)? {
+        if std::env::var_os(&name).is_none() {
+            // SAFETY: at the very start of main, before the runtime or any other thread exists.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+    Ok(())
 }
 
 /// `-vv` and more turn on the HTTP spans (method, path, status, duration; never secrets);

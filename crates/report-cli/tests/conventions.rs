@@ -231,3 +231,52 @@ async fn max_size_refuses_a_larger_report_and_leaves_nothing() {
     run(cmd).await.success();
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 4096);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_of_the_config_file_give_the_connection() {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("ofd-password");
+    std::fs::write(&secret, c::OFD_PASSWORD).unwrap();
+    let profile = |name: &str| {
+        format!(
+            "[profiles.{name}.ofd]\nbase_url = \"{}\"\nlogin = \"{}\"\npassword_file = \"{}\"\n",
+            sandbox.base_url(Vendor::Ofd),
+            c::OFD_LOGIN,
+            secret.display()
+        )
+    };
+    // The default file and profile: $XDG_CONFIG_HOME/reports/config.toml, [profiles.default].
+    std::fs::create_dir_all(dir.path().join("reports")).unwrap();
+    std::fs::write(dir.path().join("reports/config.toml"), profile("default")).unwrap();
+    let mut cmd = reports();
+    cmd.env("XDG_CONFIG_HOME", dir.path())
+        .args(OFD_RUN)
+        .arg("--out")
+        .arg(dir.path().join("a.zip"));
+    run(cmd).await.success();
+
+    // --config and --profile.
+    let config = dir.path().join("other.toml");
+    std::fs::write(&config, profile("nightly")).unwrap();
+    let mut cmd = reports();
+    cmd.args(OFD_RUN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--profile", "nightly", "--out"])
+        .arg(dir.path().join("b.zip"));
+    run(cmd).await.success();
+    assert_eq!(sandbox.stats(Vendor::Ofd).reports_started, 2);
+
+    // An unknown profile is a usage error.
+    let mut cmd = reports();
+    cmd.args(OFD_RUN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--profile", "daily", "--out"])
+        .arg(dir.path().join("c.zip"));
+    run(cmd)
+        .await
+        .code(2)
+        .stderr(predicate::str::contains("no profile `daily`"));
+}
