@@ -243,7 +243,10 @@ impl DocSpaceAdapter {
     ) -> Started {
         let mut ticket = Ticket::new(VENDOR, task.id.clone(), Utc::now());
         if let Some(request) = request {
-            for (key, date) in [(PERIOD_FROM, request.start_date), (PERIOD_TO, request.end_date)] {
+            for (key, date) in [
+                (PERIOD_FROM, request.start_date),
+                (PERIOD_TO, request.end_date),
+            ] {
                 if let Some(date) = date {
                     ticket = ticket.with(key, date.date_naive().to_string());
                 }
