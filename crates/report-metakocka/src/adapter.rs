@@ -112,7 +112,9 @@ impl ReportAdapter for MetaKockaAdapter {
                 operation: "printReport (start)".into(),
                 message: "the answer has no `token`".into(),
                 excerpt: report_core::excerpt(
-                    serde_json::to_string(&answer).unwrap_or_default().as_bytes(),
+                    serde_json::to_string(&answer)
+                        .unwrap_or_default()
+                        .as_bytes(),
                 ),
                 source: None,
             })?;
