@@ -132,8 +132,8 @@ pub enum Action<O: Args> {
         /// report instead of starting another (for cron and scripts).
         #[arg(long, value_name = "FILE")]
         state_file: Option<PathBuf>,
-        /// Do nothing if --out already holds the finished report (the one the state file saved,
-        /// or, without a state file, any file at --out).
+        /// Do nothing if --out already holds the finished report: with --state-file, the one
+        /// saved for this very request (another period is fetched again); without, any file.
         #[arg(long)]
         skip_existing: bool,
     },

@@ -89,7 +89,13 @@ where
             }
             None => None,
         };
-        if *skip_existing && out.is_file() && previous.as_ref().is_none_or(|s| s.saved_at_out()) {
+        let already_saved = match (state_file, &previous) {
+            (Some(_), Some(state)) => state.saved_at_out(),
+            // The file at --out is another request's report (yesterday's): replace it.
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if *skip_existing && out.is_file() && already_saved {
             if common.json {
                 print_json(&json!({ "file": { "path": out }, "skipped": true }));
             } else if !common.quiet {

@@ -724,3 +724,40 @@ async fn status_exit_status_says_pending_ready_or_failed() {
     status.args(["ofd", "status", "--exit-status", "--ticket", ticket.trim()]);
     run(status).await.code(1).stderr("");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_existing_with_a_state_file_skips_only_the_same_request() {
+    let sandbox = sandbox(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.zip");
+    let state = dir.path().join("state.json");
+    let month = |period: &str| {
+        let mut cmd = reports(&sandbox);
+        cmd.args([
+            "ofd",
+            "run",
+            "--period",
+            period,
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+        ])
+        .args(["--skip-existing", "--state-file"])
+        .arg(&state)
+        .arg("--out")
+        .arg(&out);
+        cmd
+    };
+    run(month("2024-01")).await.success();
+    run(month("2024-01"))
+        .await
+        .success()
+        .stdout(predicate::str::contains("skipped"));
+    assert_eq!(sandbox.stats(Vendor::Ofd).reports_started, 1);
+    // Next month, same file: a new report replaces last month's.
+    run(month("2024-02"))
+        .await
+        .success()
+        .stdout(predicate::str::starts_with("saved "));
+    assert_eq!(sandbox.stats(Vendor::Ofd).reports_started, 2);
+}
