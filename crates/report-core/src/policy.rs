@@ -39,7 +39,11 @@ pub struct WaitPolicy {
     pub multiplier: f64,
     /// Relative jitter: each delay is scaled by a random factor in `1 ± jitter`.
     pub jitter: f64,
-    /// Give up waiting after this long (`None`: never).
+    /// The whole job's deadline (`None`: none), counted from [`Job::start`](crate::Job::start)
+    /// or [`Job::resume`](crate::Job::resume): every request after that (token, start, status,
+    /// download and its body), every retry and every sleep ends with
+    /// [`Error::Deadline`](crate::Error::Deadline) once it passes; a sleep that would end past
+    /// it is not begun. A download begun long after the start shares the same deadline.
     pub deadline: Option<Duration>,
     /// How many transient failures in a row are retried before giving up.
     pub transient_error_budget: u32,
