@@ -88,9 +88,25 @@ pub enum Command {
     /// ONLYOFFICE DocSpace customer operations (DOCSPACE_BASE_URL, DOCSPACE_API_KEY).
     Docspace(Box<VendorCommand<vendors::docspace::Connection, vendors::docspace::Options>>),
     /// EvoVoice billing (EVOVOICE_USERNAME, EVOVOICE_PASSWORD).
-    Evovoice(Box<VendorCommand<vendors::evovoice::Connection, vendors::evovoice::Options>>),
+    Evovoice(
+        Box<
+            VendorCommand<
+                vendors::evovoice::Connection,
+                vendors::evovoice::Options,
+                vendors::evovoice::ListFilter,
+            >,
+        >,
+    ),
     /// CloudBlue Commerce RDE (CLOUDBLUE_USERNAME, CLOUDBLUE_PASSWORD, CLOUDBLUE_SUBSCRIPTION_KEY, CLOUDBLUE_MARKETPLACE).
-    Cloudblue(Box<VendorCommand<vendors::cloudblue::Connection, vendors::cloudblue::Options>>),
+    Cloudblue(
+        Box<
+            VendorCommand<
+                vendors::cloudblue::Connection,
+                vendors::cloudblue::Options,
+                vendors::cloudblue::ListFilter,
+            >,
+        >,
+    ),
     /// MetaKocka report printing (METAKOCKA_SECRET_KEY, METAKOCKA_COMPANY_ID).
     Metakocka(Box<VendorCommand<vendors::metakocka::Connection, vendors::metakocka::Options>>),
     /// OFD.ru «ИС Отчеты» (OFD_LOGIN, OFD_PASSWORD).
@@ -106,18 +122,22 @@ pub enum Command {
     },
 }
 
-/// A vendor's connection options and one action.
+/// A vendor's connection options and one action; `L` filters `list`.
 #[derive(Debug, Args)]
-pub struct VendorCommand<C: Args, O: Args> {
+pub struct VendorCommand<C: Args, O: Args, L: Args = NoFilter> {
     #[command(flatten)]
     pub connection: C,
     #[command(subcommand)]
-    pub action: Action<O>,
+    pub action: Action<O, L>,
 }
+
+/// `list` of a vendor that needs no filter.
+#[derive(Debug, Clone, Args)]
+pub struct NoFilter {}
 
 /// What to do with a report.
 #[derive(Debug, Subcommand)]
-pub enum Action<O: Args> {
+pub enum Action<O: Args, L: Args = NoFilter> {
     /// Start a report, wait for it with a progress bar, download it.
     Run {
         #[command(flatten)]
@@ -165,6 +185,14 @@ pub enum Action<O: Args> {
     },
     /// Cancel a started report.
     Cancel(TicketArg),
+    /// List the reports the vendor keeps (OFD, EvoVoice, CloudBlue; DocSpace: the current task),
+    /// e.g. to find what a crashed run left.
+    List {
+        #[command(flatten)]
+        filter: L,
+    },
+    /// Delete a report at the vendor (OFD, EvoVoice).
+    Delete(TicketArg),
 }
 
 /// How a report is downloaded.

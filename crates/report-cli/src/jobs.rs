@@ -36,15 +36,38 @@ pub fn policy(common: &Common) -> WaitPolicy {
     }
 }
 
+/// A vendor's `list`: what it keeps, as JSON objects, and which of their fields make a line.
+pub trait ListReports<L> {
+    /// The fields shown per report in plain output.
+    const COLUMNS: &'static [&'static str];
+    fn list(
+        &self,
+        filter: &L,
+        common: &Common,
+    ) -> impl std::future::Future<Output = Result<Vec<serde_json::Value>, Failure>>;
+}
+
 /// Runs one vendor command.
-pub async fn execute<C, O>(command: VendorCommand<C, O>, common: &Common) -> Result<(), Failure>
+pub async fn execute<C, O, L>(
+    command: VendorCommand<C, O, L>,
+    common: &Common,
+) -> Result<(), Failure>
 where
-    C: Connect + Args,
+    C: Connect + ListReports<L> + Args,
     O: Args + BuildRequest<<C::Adapter as ReportAdapter>::Request>,
+    L: Args,
     <C::Adapter as ReportAdapter>::Request: std::fmt::Debug,
 {
     // From here on SIGINT/SIGTERM and the deadline end the command cleanly.
     let mut stopper = Stopper::new(common.timeout)?;
+    if let Action::List { filter } = &command.action {
+        let listed = match stopper.run(command.connection.list(filter, common)).await {
+            Ok(listed) => listed?,
+            Err(stop) => return Err(stopped(stop, 0)),
+        };
+        print_list::<C, L>(&listed, common);
+        return Ok(());
+    }
     // Everything that can be checked locally is checked before the first request.
     let request = match &command.action {
         Action::Run { options, out, .. } => {
@@ -60,7 +83,7 @@ where
     };
     let ticket_arg = match &command.action {
         Action::Status { ticket, .. } | Action::Download { ticket, .. } => Some(ticket),
-        Action::Wait(t) | Action::Cancel(t) => Some(t),
+        Action::Wait(t) | Action::Cancel(t) | Action::Delete(t) => Some(t),
         _ => None,
     };
     if common.password_stdin && ticket_arg.is_some_and(|t| t.ticket == "@-") {
@@ -183,7 +206,10 @@ fn stopped(stop: Stop, polls: u32) -> Failure {
 }
 
 /// The command that picks this job up again after a failure or an interruption.
-fn resume_command<A: ReportAdapter, O: Args>(job: &Job<A>, action: &Action<O>) -> String {
+fn resume_command<A: ReportAdapter, O: Args, L: Args>(
+    job: &Job<A>,
+    action: &Action<O, L>,
+) -> String {
     let ticket = shell_quote(&job.ticket().to_json());
     let vendor = job.adapter().vendor();
     match action {
@@ -193,7 +219,8 @@ fn resume_command<A: ReportAdapter, O: Args>(job: &Job<A>, action: &Action<O>) -
         ),
         Action::Status { .. } => format!("reports {vendor} status --ticket {ticket}"),
         Action::Cancel(_) => format!("reports {vendor} cancel --ticket {ticket}"),
-        Action::Start { .. } | Action::Wait(_) => {
+        Action::Delete(_) => format!("reports {vendor} delete --ticket {ticket}"),
+        Action::Start { .. } | Action::Wait(_) | Action::List { .. } => {
             format!("reports {vendor} wait --ticket {ticket}")
         }
     }
@@ -205,9 +232,9 @@ fn shell_quote(text: &str) -> String {
 }
 
 /// The action itself, once the job exists; what a download saved.
-async fn act<A: ReportAdapter, O: Args>(
+async fn act<A: ReportAdapter, O: Args, L: Args>(
     job: &Job<A>,
-    action: Action<O>,
+    action: Action<O, L>,
     common: &Common,
 ) -> Result<Option<DownloadSummary>, Failure> {
     let vendor = job.adapter().vendor();
@@ -292,6 +319,38 @@ async fn act<A: ReportAdapter, O: Args>(
             }
             Ok(None)
         }
+        Action::Delete(_) => {
+            job.delete().await?;
+            if common.json {
+                print_json(&json!({ "vendor": vendor, "id": job.ticket().id, "deleted": true }));
+            } else {
+                stdout_line("deleted");
+            }
+            Ok(None)
+        }
+        Action::List { .. } => unreachable!("listed before any job"),
+    }
+}
+
+/// `list`: a JSON array, or one line per report of the vendor's chosen fields.
+fn print_list<C: ListReports<L>, L>(listed: &[serde_json::Value], common: &Common) {
+    if common.json {
+        print_json(&serde_json::Value::Array(listed.to_vec()));
+        return;
+    }
+    if listed.is_empty() && !common.quiet {
+        stderr_line("no reports");
+    }
+    for entry in listed {
+        let fields: Vec<String> = C::COLUMNS
+            .iter()
+            .map(|key| match entry.get(*key) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Null) | None => "-".into(),
+                Some(other) => other.to_string(),
+            })
+            .collect();
+        stdout_line(&fields.join("  "));
     }
 }
 

@@ -761,3 +761,149 @@ async fn skip_existing_with_a_state_file_skips_only_the_same_request() {
         .stdout(predicate::str::starts_with("saved "));
     assert_eq!(sandbox.stats(Vendor::Ofd).reports_started, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_finds_what_was_started_and_delete_removes_it() {
+    let sandbox = sandbox(false).await;
+    let start = |head: &[&str], tail: &[&str]| {
+        let mut cmd = reports(&sandbox);
+        cmd.args(head).args(tail);
+        cmd
+    };
+    let list = |vendor_args: &[&str], json: bool| {
+        let mut cmd = reports(&sandbox);
+        cmd.args(vendor_args);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd
+    };
+    for (vendor, start_args, list_args, id_key) in [
+        (
+            "ofd",
+            args(&["ofd", "start"], OFD_JOB),
+            vec!["ofd", "list"],
+            "Id",
+        ),
+        (
+            "evovoice",
+            vec![
+                "evovoice",
+                "start",
+                "--period",
+                "2024-01",
+                "--account-id",
+                c::EVOVOICE_ACCOUNT_ID,
+            ],
+            vec!["evovoice", "list", "--account-id", c::EVOVOICE_ACCOUNT_ID],
+            "id",
+        ),
+    ] {
+        let out = run(start(&start_args, &[]))
+            .await
+            .success()
+            .get_output()
+            .clone();
+        let ticket: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = ticket["id"].as_str().unwrap().to_string();
+        // Plain: one line per report, starting with its id.
+        run(list(&list_args, false))
+            .await
+            .success()
+            .stdout(predicate::str::contains(format!("{id}  ")));
+        let listed = run(list(&list_args, true))
+            .await
+            .success()
+            .get_output()
+            .clone();
+        let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+        assert!(
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r[id_key] == id.as_str()),
+            "{vendor}: {listed}"
+        );
+        let ticket_text = ticket.to_string();
+        run(start(&[vendor, "delete", "--ticket", &ticket_text], &[]))
+            .await
+            .success()
+            .stdout("deleted\n");
+        let listed = run(list(&list_args, true))
+            .await
+            .success()
+            .get_output()
+            .clone();
+        let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+        // Gone, or (OFD keeps them a while) marked deleted.
+        let status = |r: &serde_json::Value| r.get("Status").or(r.get("status")).cloned();
+        assert!(
+            !listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r[id_key] == id.as_str() && status(r) != Some("Deleted".into())),
+            "{vendor}: still listed after delete: {listed}"
+        );
+    }
+    // CloudBlue lists its reports; DocSpace shows the current task; MetaKocka has no list.
+    let mut cb = reports(&sandbox);
+    cb.args([
+        "cloudblue",
+        "start",
+        "--period",
+        "2024-01",
+        "--format",
+        "csv",
+    ]);
+    let out = run(cb).await.success().get_output().clone();
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run(list(&["cloudblue", "list", "--limit", "50"], false))
+        .await
+        .success()
+        .stdout(predicate::str::contains(id));
+    let mut mk = reports(&sandbox);
+    mk.args(["metakocka", "list"]);
+    run(mk).await.code(2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docspace_attach_follows_the_running_task_instead_of_refusing() {
+    let slow = Sandbox::start(SandboxConfig {
+        job_duration: Duration::from_secs(3),
+        report_size: 4096,
+        ..SandboxConfig::fast()
+    })
+    .await
+    .unwrap();
+    let docspace = |extra: &[&str]| {
+        let mut cmd = reports(&slow);
+        cmd.args(["docspace", "start", "--period", "2024-01"])
+            .args(extra);
+        cmd
+    };
+    let first = run(docspace(&[])).await.success().get_output().clone();
+    let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    // A second start while the first runs is refused, and the error names the way out.
+    run(docspace(&[]))
+        .await
+        .failure()
+        .stderr(predicate::str::contains("attach"));
+    let attached = run(docspace(&["--attach"]))
+        .await
+        .success()
+        .get_output()
+        .clone();
+    let attached: serde_json::Value = serde_json::from_slice(&attached.stdout).unwrap();
+    assert_eq!(attached["id"], first["id"]);
+    let mut list = reports(&slow);
+    list.args(["docspace", "list", "--json"]);
+    let listed = run(list).await.success().get_output().clone();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["id"], first["id"]);
+    assert_eq!(slow.stats(Vendor::DocSpace).reports_started, 1);
+}

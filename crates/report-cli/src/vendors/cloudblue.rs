@@ -8,7 +8,8 @@ use report_cloudblue::{
 use crate::cli::Common;
 use crate::dates;
 use crate::failure::Failure;
-use crate::jobs::{BuildRequest, Connect};
+use crate::jobs::{BuildRequest, Connect, ListReports};
+use crate::vendors::listed;
 use crate::vendors::{http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
@@ -77,6 +78,31 @@ impl Connect for Connection {
             .with_marketplace(&self.marketplace)
             .with_http(http);
         Ok(CloudBlueAdapter::new(CloudBlueClient::new(config)?))
+    }
+}
+
+/// `cloudblue list`: one page of the marketplace's reports, newest first.
+#[derive(Debug, Clone, Args)]
+pub struct ListFilter {
+    /// How many reports (the server's default page is 10).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+}
+
+impl ListReports<ListFilter> for Connection {
+    const COLUMNS: &'static [&'static str] = &["id", "status", "name", "creationDate"];
+
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        common: &Common,
+    ) -> Result<Vec<serde_json::Value>, Failure> {
+        let adapter = self.connect(common)?;
+        let query = report_cloudblue::ReportFilter {
+            limit: filter.limit,
+            ..Default::default()
+        };
+        Ok(listed(&adapter.client().reports(&query).await?.data))
     }
 }
 

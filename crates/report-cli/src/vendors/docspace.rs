@@ -4,9 +4,11 @@ use clap::Args;
 use report_docspace::{DocSpaceAdapter, DocSpaceClient, DocSpaceConfig, DocSpaceReportRequest};
 
 use crate::cli::Common;
+use crate::cli::NoFilter;
 use crate::dates::{self, DateArg};
 use crate::failure::Failure;
-use crate::jobs::{BuildRequest, Connect};
+use crate::jobs::{BuildRequest, Connect, ListReports};
+use crate::vendors::listed;
 use crate::vendors::{http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
@@ -33,6 +35,10 @@ pub struct Options {
     /// Leave debit operations out.
     #[arg(long)]
     pub no_debit: bool,
+    /// If a report task of this user is already running (DocSpace runs one at a time), follow
+    /// it instead of refusing to start; its filters may differ from these.
+    #[arg(long)]
+    pub attach: bool,
 }
 
 impl Connect for Connection {
@@ -43,6 +49,17 @@ impl Connect for Connection {
         let key = secret(&self.api_key, "--api-key", "DOCSPACE_API_KEY", common)?;
         let config = DocSpaceConfig::new(portal, key).with_http(http_options(common));
         Ok(DocSpaceAdapter::new(DocSpaceClient::new(config)?))
+    }
+}
+
+/// DocSpace keeps one report task per user: `list` shows it (`--attach` follows it).
+impl ListReports<NoFilter> for Connection {
+    const COLUMNS: &'static [&'static str] =
+        &["id", "percentage", "isCompleted", "resultFileName", "error"];
+
+    async fn list(&self, _: &NoFilter, common: &Common) -> Result<Vec<serde_json::Value>, Failure> {
+        let adapter = self.connect(common)?;
+        Ok(listed(adapter.client().current_task().await?.as_slice()))
     }
 }
 
@@ -59,6 +76,7 @@ impl BuildRequest<DocSpaceReportRequest> for Options {
         request.participant_name = self.participant.clone();
         request.credit = Some(!self.no_credit);
         request.debit = Some(!self.no_debit);
+        request.attach_to_running = self.attach;
         request.validate()?;
         Ok(request)
     }

@@ -6,7 +6,8 @@ use report_evovoice::{EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceR
 use crate::cli::Common;
 use crate::dates;
 use crate::failure::Failure;
-use crate::jobs::{BuildRequest, Connect};
+use crate::jobs::{BuildRequest, Connect, ListReports};
+use crate::vendors::listed;
 use crate::vendors::{http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
@@ -51,6 +52,27 @@ impl Connect for Connection {
             .with_base_url(&self.base_url)
             .with_http(http_options(common));
         Ok(EvoVoiceAdapter::new(EvoVoiceClient::new(config)?))
+    }
+}
+
+/// `evovoice list`: EvoVoice lists the reports of one account.
+#[derive(Debug, Clone, Args)]
+pub struct ListFilter {
+    /// The account whose reports to list.
+    #[arg(long, value_name = "ID")]
+    pub account_id: String,
+}
+
+impl ListReports<ListFilter> for Connection {
+    const COLUMNS: &'static [&'static str] = &["id", "status", "name", "dateCreated"];
+
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        common: &Common,
+    ) -> Result<Vec<serde_json::Value>, Failure> {
+        let adapter = self.connect(common)?;
+        Ok(listed(&adapter.client().reports(&filter.account_id).await?))
     }
 }
 

@@ -6,8 +6,9 @@ use report_metakocka::{
 };
 
 use crate::cli::Common;
+use crate::cli::NoFilter;
 use crate::failure::Failure;
-use crate::jobs::{BuildRequest, Connect};
+use crate::jobs::{BuildRequest, Connect, ListReports};
 use crate::vendors::{http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
@@ -66,6 +67,16 @@ impl Connect for Connection {
             .with_base_url(&self.base_url)
             .with_http(http_options(common));
         Ok(MetaKockaAdapter::new(MetaKockaClient::new(config)?))
+    }
+}
+
+impl ListReports<NoFilter> for Connection {
+    const COLUMNS: &'static [&'static str] = &[];
+
+    async fn list(&self, _: &NoFilter, _: &Common) -> Result<Vec<serde_json::Value>, Failure> {
+        Err(Failure::Usage(
+            "MetaKocka keeps no list of reports: a report is found only by its ticket".into(),
+        ))
     }
 }
 

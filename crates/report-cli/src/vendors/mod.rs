@@ -18,6 +18,33 @@ pub fn http_options(common: &Common) -> HttpOptions {
         .with_user_agent(concat!("reports/", env!("CARGO_PKG_VERSION")))
 }
 
+/// Reports as JSON for `list`, with the query values of any URL blanked (pre-signed links carry
+/// their signature there).
+pub fn listed<T: serde::Serialize>(reports: &[T]) -> Vec<serde_json::Value> {
+    reports
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .map(redact_urls)
+        .collect()
+}
+
+fn redact_urls(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
+            match url::Url::parse(&s) {
+                Ok(url) => Value::String(report_core::http::redact_query(&url)),
+                Err(_) => Value::String(s),
+            }
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(redact_urls).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, redact_urls(v))).collect())
+        }
+        other => other,
+    }
+}
+
 /// A value that must be present: from its flag or environment variable, else from the file
 /// named by `<VAR>_FILE` (the Docker and Kubernetes convention for secrets).
 pub fn required(value: &Option<String>, flag: &str, env: &str) -> Result<String, Failure> {

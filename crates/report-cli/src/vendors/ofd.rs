@@ -6,9 +6,11 @@ use report_ofd::{
 };
 
 use crate::cli::Common;
+use crate::cli::NoFilter;
 use crate::dates::{self, DateArg};
 use crate::failure::Failure;
-use crate::jobs::{BuildRequest, Connect};
+use crate::jobs::{BuildRequest, Connect, ListReports};
+use crate::vendors::listed;
 use crate::vendors::{http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
@@ -59,6 +61,15 @@ impl Connect for Connection {
             .with_base_url(&self.base_url)
             .with_http(http_options(common));
         Ok(OfdAdapter::new(OfdClient::new(config)?))
+    }
+}
+
+impl ListReports<NoFilter> for Connection {
+    const COLUMNS: &'static [&'static str] = &["Id", "Status", "ReportType", "DateFrom", "DateTo"];
+
+    async fn list(&self, _: &NoFilter, common: &Common) -> Result<Vec<serde_json::Value>, Failure> {
+        let adapter = self.connect(common)?;
+        Ok(listed(&adapter.client().reports().await?))
     }
 }
 
