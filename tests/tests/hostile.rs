@@ -538,10 +538,10 @@ async fn serve_gzip(body: Vec<u8>) -> Hostile {
 
 #[tokio::test]
 async fn a_gzip_bomb_is_stopped_and_nothing_is_kept() {
-    // 16 MiB of zeros in ≈ 16 KiB (4 gzip members of 4 MiB): a 1000:1 ratio is passed
-    // right after the 8 MiB grace.
-    let bomb = gzip(&vec![0u8; 4 << 20]).repeat(4);
-    let server = serve_gzip(bomb.clone()).await;
+    // 256 MiB of zeros in ≈ 260 KiB (64 gzip members of 4 MiB, ≈ 1025:1): stopped by the
+    // ratio right after the 8 MiB grace, not after the whole bomb.
+    let member = gzip(&vec![0u8; 4 << 20]);
+    let server = serve_gzip(member.repeat(64)).await;
     let dir = tempfile::tempdir().unwrap();
     let job = Job::resume(
         Raw::new(&server.base, HttpOptions::default()),
@@ -559,6 +559,16 @@ async fn a_gzip_bomb_is_stopped_and_nothing_is_kept() {
         .unwrap_err();
     assert!(matches!(err, Error::TooLarge(_)), "{err}");
     assert!(err.to_string().contains("max_ratio"), "{err}");
+    let written: u64 = err
+        .to_string()
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap();
+    assert!(
+        written < 9 << 20,
+        "stopped only after {written} bytes: {err}"
+    );
+    eprintln!("gzip bomb: {err}");
     assert!(
         file_names(dir.path()).is_empty(),
         "{:?}",
@@ -566,9 +576,10 @@ async fn a_gzip_bomb_is_stopped_and_nothing_is_kept() {
     );
 
     // The size limit, on the decompressed bytes, whatever the ratio.
+    let small = serve_gzip(member.repeat(4)).await;
     let err = job
         .download_to(
-            &artifact(server.url("/file")),
+            &artifact(small.url("/file")),
             dir.path().join("r.csv"),
             DownloadOptions::default()
                 .max_ratio(None)
@@ -580,10 +591,10 @@ async fn a_gzip_bomb_is_stopped_and_nothing_is_kept() {
     assert!(err.to_string().contains("max_size"), "{err}");
     assert!(file_names(dir.path()).is_empty());
 
-    // Without limits, the same file is written in full (the guards are what stopped it).
+    // Without limits, 16 MiB of it is written in full (the guards are what stopped it).
     let summary = job
         .download_to(
-            &artifact(server.url("/file")),
+            &artifact(small.url("/file")),
             dir.path().join("r.csv"),
             DownloadOptions::default()
                 .max_ratio(None)
@@ -593,7 +604,7 @@ async fn a_gzip_bomb_is_stopped_and_nothing_is_kept() {
         .await
         .unwrap();
     assert_eq!(summary.bytes, 16 << 20);
-    assert_eq!(summary.wire_bytes, bomb.len() as u64);
+    assert_eq!(summary.wire_bytes, member.len() as u64 * 4);
 }
 
 #[tokio::test]

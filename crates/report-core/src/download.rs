@@ -675,7 +675,7 @@ impl FileSink {
             write_behind,
             hasher: Sha256::new(),
             bytes: 0,
-            received: std::sync::Arc::default(),
+            consumed: 0,
             limits,
             path: path.to_path_buf(),
         };
@@ -738,8 +738,9 @@ struct Output {
     write_behind: Option<WriteBehind>,
     hasher: Sha256,
     bytes: u64,
-    /// Bytes received (before decompression), for the ratio.
-    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Compressed bytes the decoder consumed so far, for the ratio (counted as consumed, not
+    /// as received: a chunk waiting in the decoder's buffer would hide a bomb's ratio).
+    consumed: u64,
     limits: Limits,
     path: PathBuf,
 }
@@ -750,8 +751,7 @@ impl Output {
     /// Writes the chunks as they come; returns the bytes written and their SHA-256.
     async fn copy(mut self, mut rx: Chunks) -> Result<(u64, String)> {
         while let Some(chunk) = rx.recv().await {
-            self.received
-                .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.consumed += chunk.len() as u64;
             self.write(&chunk).await?;
         }
         self.finish().await
@@ -762,17 +762,17 @@ impl Output {
         use async_compression::tokio::bufread::GzipDecoder;
         use tokio::io::AsyncReadExt;
 
-        let received = self.received.clone();
-        let chunks = Box::pin(futures::stream::unfold(rx, move |mut rx| {
-            let received = received.clone();
-            async move {
-                // The reader wants `io::Result` items; the chunks themselves never fail.
-                let chunk = rx.recv().await?;
-                received.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                Some((Ok::<_, std::io::Error>(chunk), rx))
-            }
+        let chunks = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            // The reader wants `io::Result` items; the chunks themselves never fail.
+            rx.recv()
+                .await
+                .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
         }));
-        let mut decoder = GzipDecoder::new(tokio_util::io::StreamReader::new(chunks));
+        let input = Consumed {
+            inner: tokio_util::io::StreamReader::new(chunks),
+            count: 0,
+        };
+        let mut decoder = GzipDecoder::new(input);
         decoder.multiple_members(true);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -783,6 +783,7 @@ impl Output {
             if n == 0 {
                 break;
             }
+            self.consumed = decoder.get_ref().count;
             self.write(&buf[..n]).await?;
         }
         self.finish().await
@@ -795,7 +796,7 @@ impl Output {
         {
             return Err(too_large(max));
         }
-        let received = self.received.load(std::sync::atomic::Ordering::Relaxed);
+        let received = self.consumed;
         if let Some(ratio) = self.limits.max_ratio
             && after > RATIO_GRACE
             && after > received.saturating_mul(u64::from(ratio))
@@ -826,6 +827,41 @@ impl Output {
             write_behind.finish().await;
         }
         Ok((self.bytes, hex::encode(self.hasher.finalize())))
+    }
+}
+
+/// A buffered reader that counts the bytes its reader consumed.
+struct Consumed<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Consumed<R> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.count += (buf.filled().len() - before) as u64;
+        polled
+    }
+}
+
+impl<R: tokio::io::AsyncBufRead + Unpin> tokio::io::AsyncBufRead for Consumed<R> {
+    fn poll_fill_buf(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<&[u8]>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_fill_buf(cx)
+    }
+
+    fn consume(self: std::pin::Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        this.count += amt as u64;
+        std::pin::Pin::new(&mut this.inner).consume(amt);
     }
 }
 
