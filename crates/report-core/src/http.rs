@@ -415,18 +415,20 @@ impl<'a> VendorErrors<'a> {
 
     /// An error answer with a known status and a described body.
     pub fn api(&self, status: u16, headers: &HeaderMap, described: VendorError) -> Error {
+        // A vendor's message may echo what it was sent (`AuthToken=…`, `"password": …`).
+        let message = crate::mask_credentials(&described.message);
         if self.auth_statuses.contains(&status) {
             return Error::Auth {
                 vendor: self.vendor,
                 status,
-                message: described.message,
+                message,
             };
         }
         Error::Api {
             vendor: self.vendor,
             status: Some(status),
             code: described.code,
-            message: described.message,
+            message,
             request_id: self.request_id(headers),
             retry_after: retry_after(headers),
         }
@@ -789,6 +791,30 @@ mod tests {
         let safe = redact_query(&url);
         assert!(!safe.contains("secret") && !safe.contains("u:p"), "{safe}");
         assert!(safe.contains("AuthToken="), "{safe}");
+    }
+
+    #[test]
+    fn vendor_messages_echoing_credentials_are_masked() {
+        let errors = VendorErrors {
+            vendor: "v",
+            request_id_header: None,
+            auth_statuses: &[401],
+        };
+        for status in [401, 400] {
+            let e = errors.api(
+                status,
+                &HeaderMap::new(),
+                VendorError {
+                    code: None,
+                    message: "bad request AuthToken=s3cr3t-tok, password: hunter2".into(),
+                },
+            );
+            let text = format!("{e} {e:?}");
+            assert!(
+                !text.contains("s3cr3t") && !text.contains("hunter2"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -650,6 +650,72 @@ fn leftovers(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_after_past_the_deadline_ends_the_wait_at_once() {
+    // A vendor asking to come back in a day, with 10 minutes left: no day-long sleep.
+    let busy = || {
+        Err(Error::Api {
+            vendor: "fake",
+            status: Some(503),
+            code: None,
+            message: "busy".into(),
+            request_id: None,
+            retry_after: Some(Duration::from_secs(86_400)),
+        })
+    };
+    let fake = Fake::with_polls((0..10).map(|_| busy()).collect());
+    let policy = quick_policy().with_deadline(Some(Duration::from_secs(600)));
+    let job = started_job(fake, policy).await;
+    let t0 = tokio::time::Instant::now();
+    let err = job.wait().await.unwrap_err();
+    assert!(matches!(err, Error::Deadline { .. }), "{err}");
+    // The first look after one backoff step, then the refusal to sleep a day.
+    assert!(t0.elapsed() <= Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert_eq!(job.stats().polls, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poll_that_never_answers_ends_at_the_deadline() {
+    // The adapter's request hangs (no HTTP timeout would end it in time).
+    struct Hanging;
+    impl ReportAdapter for Hanging {
+        type Request = ();
+        fn vendor(&self) -> &'static str {
+            "fake"
+        }
+        async fn start(&self, _: &()) -> Result<Started> {
+            Ok(started(None))
+        }
+        async fn poll(&self, _: &Ticket) -> Result<Status> {
+            futures::future::pending().await
+        }
+        async fn open(&self, _: &Artifact, _: u64) -> Result<Download> {
+            futures::future::pending().await
+        }
+    }
+    let policy = quick_policy().with_deadline(Some(Duration::from_secs(30)));
+    let job = Job::start(Hanging, &(), policy).await.unwrap();
+    let t0 = tokio::time::Instant::now();
+    let err = job.wait().await.unwrap_err();
+    assert!(matches!(err, Error::Deadline { .. }), "{err}");
+    assert!(
+        t0.elapsed() <= Duration::from_secs(30),
+        "{:?}",
+        t0.elapsed()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let err = job
+        .download_to(
+            &artifact(),
+            dir.path().join("r.csv"),
+            DownloadOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Deadline { .. }), "{err}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_deadline_bounds_start_retries_too() {
     let mut fake = Fake::with_polls(vec![]);
     fake.starts = Mutex::new((0..20).map(|_| Err(transport(false))).collect());
