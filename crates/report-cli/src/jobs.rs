@@ -10,6 +10,7 @@ use report_core::{
 use serde_json::json;
 
 use crate::cli::{Action, Common, DownloadArgs, TicketArg, VendorCommand};
+use crate::counting::{Counting, Received};
 use crate::failure::Failure;
 use crate::output::{stderr_line, stdout_line};
 use crate::progress::{Reporter, describe};
@@ -131,10 +132,13 @@ where
         }
         ticket = previous.map(|s| s.ticket);
     }
-    let adapter = command
-        .connection
-        .connect(common)
-        .map_err(name_the_opt_in)?;
+    let adapter = Counting::new(
+        command
+            .connection
+            .connect(common)
+            .map_err(name_the_opt_in)?,
+    );
+    let received = adapter.received();
     let policy = policy(common);
     let resuming = ticket.is_some();
     let job = match (request, ticket) {
@@ -172,7 +176,7 @@ where
         }
     }
     let action = command.action;
-    let outcome = stopper.run(act(&job, action, common)).await;
+    let outcome = stopper.run(act(&job, action, &received, common)).await;
     let result = match outcome {
         Ok(result) => result,
         Err(stop) => Err(stopped(stop, job.stats().polls)),
@@ -235,6 +239,7 @@ fn shell_quote(text: &str) -> String {
 async fn act<A: ReportAdapter, O: Args, L: Args>(
     job: &Job<A>,
     action: Action<O, L>,
+    received: &Received,
     common: &Common,
 ) -> Result<Option<DownloadSummary>, Failure> {
     let vendor = job.adapter().vendor();
@@ -282,7 +287,7 @@ async fn act<A: ReportAdapter, O: Args, L: Args>(
             let artifact = wait(job, common).await?;
             let options = download_options(&download);
             if is_stdout(&out) {
-                let summary = download_to_stdout(job, &artifact, options, common).await?;
+                let summary = download_to_stdout(job, &artifact, options, received, common).await?;
                 if !common.quiet {
                     stderr_line(&format!(
                         "wrote {} bytes to standard output, sha256 {}",
@@ -291,7 +296,7 @@ async fn act<A: ReportAdapter, O: Args, L: Args>(
                 }
                 return Ok(Some(summary));
             }
-            let summary = self::download(job, &artifact, &out, options, common).await?;
+            let summary = self::download(job, &artifact, &out, options, received, common).await?;
             if common.json {
                 print_json(&json!({
                     "vendor": vendor,
@@ -407,11 +412,22 @@ async fn download<A: ReportAdapter>(
     artifact: &Artifact,
     out: &Path,
     options: DownloadOptions,
+    received: &Received,
     common: &Common,
 ) -> Result<DownloadSummary, Failure> {
     let mut reporter = Reporter::new(job.adapter().vendor(), common.quiet);
-    reporter.phase("downloading");
-    match job.download_to(artifact, out, options).await {
+    reporter.start_download();
+    let download = job.download_to(artifact, out, options);
+    tokio::pin!(download);
+    let every = std::time::Duration::from_millis(200);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let downloaded = loop {
+        tokio::select! {
+            result = &mut download => break result,
+            _ = tick.tick() => reporter.bytes(received),
+        }
+    };
+    match downloaded {
         Ok(summary) => {
             reporter.finish(&format!(
                 "saved {} ({} bytes)",
@@ -439,12 +455,13 @@ async fn download_to_stdout<A: ReportAdapter>(
     job: &Job<A>,
     artifact: &Artifact,
     options: DownloadOptions,
+    received: &Received,
     common: &Common,
 ) -> Result<DownloadSummary, Failure> {
     let dir = tempfile::tempdir()
         .map_err(|e| Failure::Local(format!("cannot create a temporary folder: {e}")))?;
     let path = dir.path().join("report");
-    let mut summary = download(job, artifact, &path, options, common).await?;
+    let mut summary = download(job, artifact, &path, options, received, common).await?;
     let copied = tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)?;
         let mut stdout = std::io::stdout().lock();

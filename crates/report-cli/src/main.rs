@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod counting;
 mod dates;
 mod demo;
 mod failure;

@@ -1,11 +1,13 @@
 //! Progress on stderr: a live bar on a terminal, plain lines otherwise, nothing with --quiet.
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
 use report_core::Status;
 
+use crate::counting::Received;
 use crate::output::{clean, log_only, stderr_line};
 
 /// Shows a job's progress.
@@ -14,7 +16,18 @@ pub struct Reporter {
     bar: Option<ProgressBar>,
     plain: bool,
     last: String,
+    download: Option<ByteProgress>,
 }
+
+/// How a download has gone so far, for its rate and ETA.
+struct ByteProgress {
+    began: Instant,
+    /// When the last plain line was printed.
+    printed: Option<Instant>,
+}
+
+/// Plain progress lines of a download come at most this often.
+const PLAIN_EVERY: Duration = Duration::from_secs(2);
 
 impl Reporter {
     /// A bar when stderr is a terminal, plain lines when not, nothing when `quiet`.
@@ -25,6 +38,7 @@ impl Reporter {
                 bar: None,
                 plain: false,
                 last: String::new(),
+                download: None,
             };
         }
         if std::io::stderr().is_terminal() {
@@ -35,6 +49,7 @@ impl Reporter {
                 bar: None,
                 plain: true,
                 last: String::new(),
+                download: None,
             }
         }
     }
@@ -56,6 +71,7 @@ impl Reporter {
             bar: Some(bar),
             plain: false,
             last: String::new(),
+            download: None,
         }
     }
 
@@ -93,6 +109,64 @@ impl Reporter {
             bar.finish_with_message(clean(text));
         }
         self.line(&format!("{}: {text}", self.vendor));
+    }
+
+    /// The download begins: its rate is measured from now.
+    pub fn start_download(&mut self) {
+        self.phase("downloading");
+        self.download = Some(ByteProgress {
+            began: Instant::now(),
+            printed: None,
+        });
+    }
+
+    /// Shows a download's bytes, rate and ETA (called a few times a second while it runs).
+    pub fn bytes(&mut self, received: &Received) {
+        let bytes = received.bytes.load(Ordering::Relaxed);
+        let total = received.total.load(Ordering::Relaxed);
+        let offset = received.offset.load(Ordering::Relaxed);
+        let progress = self.download.get_or_insert_with(|| ByteProgress {
+            began: Instant::now(),
+            printed: None,
+        });
+        let elapsed = progress.began.elapsed().as_secs_f64();
+        let rate = (bytes.saturating_sub(offset) as f64 / elapsed.max(0.001)) as u64;
+        if let Some(bar) = &self.bar {
+            if bar.length() == Some(100) && total > 0 {
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner:.green} {prefix:<9} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_length(total);
+                bar.reset_eta();
+            }
+            if total > 0 {
+                bar.set_position(bytes.min(total));
+            } else {
+                bar.set_message(format!("downloading {}", HumanBytes(bytes)));
+            }
+            return;
+        }
+        if progress
+            .printed
+            .is_some_and(|at| at.elapsed() < PLAIN_EVERY)
+        {
+            return;
+        }
+        progress.printed = Some(Instant::now());
+        let mut line = format!("{}: downloading {}", self.vendor, HumanBytes(bytes));
+        if total > 0 {
+            line.push_str(&format!(" of {}", HumanBytes(total)));
+        }
+        line.push_str(&format!(", {}/s", HumanBytes(rate)));
+        if total > bytes && rate > 0 {
+            let eta = Duration::from_secs((total - bytes) / rate);
+            line.push_str(&format!(", eta {}", HumanDuration(eta)));
+        }
+        self.line(&line);
     }
 
     /// A plain progress line on stderr; with a bar or `-q`, in the log file only.

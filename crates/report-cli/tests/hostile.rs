@@ -253,6 +253,15 @@ async fn the_timeout_bounds_a_hanging_start_a_hanging_status_and_a_dripping_down
             stderr(&output)
         );
         assert_eq!(folder_is_empty(dir.path()), Vec::<String>::new(), "{name}");
+        if name == "download" {
+            // Plain progress lines count the bytes, with the rate and the time left.
+            let text = stderr(&output);
+            let line = text
+                .lines()
+                .find(|l| l.contains("evovoice: downloading 600.00 KiB of 1.00 MiB"))
+                .unwrap_or_else(|| panic!("no byte progress: {text}"));
+            assert!(line.contains("/s, eta "), "{line}");
+        }
     }
 }
 
