@@ -716,6 +716,26 @@ async fn a_poll_that_never_answers_ends_at_the_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_deadline_is_an_instant_kept_across_a_change_of_clock() {
+    let policy = quick_policy().with_deadline(Some(Duration::from_secs(600)));
+    let job = Job::resume(Fake::with_polls(vec![]), started(None).ticket, policy).unwrap();
+    tokio::time::advance(Duration::from_secs(100)).await;
+    assert_eq!(job.remaining(), Some(Duration::from_secs(500)));
+    // A virtual clock somewhere else in time: the time left is kept, not restarted.
+    let clock = Arc::new(report_core::VirtualClock::new(chrono::DateTime::UNIX_EPOCH));
+    let job = job.with_clock(clock.clone());
+    assert_eq!(job.remaining(), Some(Duration::from_secs(500)));
+    assert_eq!(
+        job.deadline(),
+        Some(chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(500))
+    );
+    clock.advance(Duration::from_secs(500));
+    assert_eq!(job.remaining(), Some(Duration::ZERO));
+    let err = job.poll().await.unwrap_err();
+    assert!(matches!(err, Error::Deadline { .. }), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_deadline_bounds_start_retries_too() {
     let mut fake = Fake::with_polls(vec![]);
     fake.starts = Mutex::new((0..20).map(|_| Err(transport(false))).collect());
