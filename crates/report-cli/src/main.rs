@@ -116,12 +116,12 @@ fn init_tracing(verbose: u8, quiet: bool) {
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let terminal = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(move || output::CleanWriter::new(std::io::stderr(), colour))
         .with_ansi(colour)
         .with_target(false);
     let log_file = output::logging().then(|| {
         tracing_subscriber::fmt::layer()
-            .with_writer(|| output::LogWriter)
+            .with_writer(|| output::CleanWriter::new(output::LogWriter, false))
             .with_ansi(false)
             .with_target(false)
     });

@@ -73,6 +73,45 @@ pub fn clean(text: &str) -> String {
     out
 }
 
+/// A writer for log events (tracing) that escapes what a vendor's text could smuggle in: a
+/// newline inside an event, a carriage return, control characters. With `colour`, the escape
+/// sequences of the colours themselves are kept (tracing escapes those in field values).
+pub struct CleanWriter<W> {
+    inner: W,
+    colour: bool,
+}
+
+impl<W: std::io::Write> CleanWriter<W> {
+    pub fn new(inner: W, colour: bool) -> Self {
+        CleanWriter { inner, colour }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for CleanWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let (body, newline) = match text.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (text.as_ref(), ""),
+        };
+        let cleaned = if self.colour {
+            body.split('\u{1b}')
+                .map(clean)
+                .collect::<Vec<_>>()
+                .join("\u{1b}")
+        } else {
+            clean(body)
+        };
+        self.inner.write_all(cleaned.as_bytes())?;
+        self.inner.write_all(newline.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Prints one line on stdout. A closed pipe (`reports … | head`) is not an error worth a panic.
 pub fn stdout_line(text: &str) {
     let text = clean(text);
@@ -104,6 +143,27 @@ pub fn stderr_lines<'a>(lines: impl IntoIterator<Item = &'a str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_events_cannot_forge_lines() {
+        use std::io::Write;
+        let mut out = Vec::new();
+        CleanWriter::new(&mut out, false)
+            .write_all(b"WARN state=x\nerror: forged\x1b[2J\n")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "WARN state=x\\nerror: forged\\u{1b}[2J\n"
+        );
+        let mut out = Vec::new();
+        CleanWriter::new(&mut out, true)
+            .write_all(b"\x1b[33mWARN\x1b[0m a\rb\n")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\u{1b}[33mWARN\u{1b}[0m a\\rb\n"
+        );
+    }
 
     #[test]
     fn control_characters_are_escaped() {

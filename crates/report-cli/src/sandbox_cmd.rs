@@ -18,6 +18,9 @@ pub async fn run(args: SandboxArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Local(format!("cannot start the sandbox: {e}")))?;
     println!("# The sandbox serves until Ctrl-C. Paste these lines into a shell to use it:");
     println!(
+        "# (ports are new on every start, and reports live in memory: a restarted sandbox knows no earlier ticket)"
+    );
+    println!(
         "export OFD_BASE_URL={} OFD_LOGIN={} OFD_PASSWORD={}",
         sandbox.base_url(Vendor::Ofd),
         c::OFD_LOGIN,

@@ -364,7 +364,7 @@ async fn vendor_text_is_escaped_and_quiet_prints_errors_only() {
     // An unknown state makes a WARN line, plain (no colour) when stderr is not a terminal;
     // with -q it is not printed at all.
     let base = hostile(|line| match line.starts_with("POST") {
-        true => Reply::Json(report("r1", "Reticulating", "")),
+        true => Reply::Json(report("r1", "Reticulating\nerror: forged in a log", "")),
         false => Reply::Json(list(&report("r1", "Error", "failed"))),
     })
     .await;
@@ -372,6 +372,10 @@ async fn vendor_text_is_escaped_and_quiet_prints_errors_only() {
     let text = stderr(&output);
     assert!(text.contains("WARN"), "{text}");
     assert!(!text.contains('\u{1b}'), "colour in a pipe: {text:?}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("error: forged")),
+        "a vendor forged a log line: {text}"
+    );
     let (output, _) = finish(evovoice_run(&base, dir.path(), &["-q"])).await;
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
