@@ -189,15 +189,19 @@ impl<A: ReportAdapter> Job<A> {
                     temp: &temp,
                 };
                 let (fetched, sink) = self.fetch(artifact.clone(), &mut store, &options).await?;
-                let sink = sink.expect("a transfer beside the destination always has a sink");
-                let (bytes, sha256) = sink.finish().await?;
-                let Store::Beside {
-                    current: Some(file),
-                    ..
-                } = store
+                // A transfer beside the destination ends with a sink whose file is kept in
+                // the store (only a partial file can be complete without one).
+                let (
+                    Some(sink),
+                    Store::Beside {
+                        current: Some(file),
+                        ..
+                    },
+                ) = (sink, store)
                 else {
-                    unreachable!("the sink's file is kept in the store")
+                    return Err(Error::Integrity("the transfer ended without a file".into()));
                 };
+                let (bytes, sha256) = sink.finish().await?;
                 (
                     fetched,
                     Written {
@@ -303,7 +307,7 @@ impl<A: ReportAdapter> Job<A> {
             sink.finish().await?;
         }
         let Store::Partial(partial) = store else {
-            unreachable!("the store stays partial")
+            return Err(Error::Integrity("the partial file was lost".into()));
         };
         fetched.partial = Some(path.clone());
         let gunzip = fetched.compression == Compression::Gzip && options.decompress;
