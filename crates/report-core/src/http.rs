@@ -385,7 +385,7 @@ impl<'a> VendorErrors<'a> {
             }
             P::InvalidResponsePayload(body, e) => {
                 // serde quotes the offending value: a token of an unexpected type must not be.
-                let message = crate::error::hide_credentials_of(&e.to_string(), &body);
+                let message = crate::hide_credentials_of(&e.to_string(), &body);
                 let source: Option<BoxError> = if message == e.to_string() {
                     Some(Box::new(e))
                 } else {

@@ -23,7 +23,9 @@ mod error;
 pub mod http;
 mod job;
 mod lenient;
+mod mask;
 mod policy;
+mod sink;
 mod status;
 mod ticket;
 
@@ -32,11 +34,9 @@ pub use clock::{Clock, TokioClock, VirtualClock};
 pub use download::{
     DEFAULT_MAX_RATIO, DEFAULT_MAX_SIZE, DownloadOptions, DownloadSummary, RATIO_GRACE,
 };
-pub use error::{
-    BoxError, EXCERPT_LEN, Error, Result, excerpt, hide_credentials_of, is_credential_name,
-    mask_credentials,
-};
+pub use error::{BoxError, EXCERPT_LEN, Error, Result, excerpt};
 pub use job::{Job, JobStats};
+pub use mask::{hide_credentials_of, is_credential_name, mask_credentials};
 pub use policy::{Scheduler, WaitPolicy};
 pub use status::{Artifact, Compression, Progress, Status};
 pub use ticket::{TICKET_MAX_BYTES, TICKET_VERSION, Ticket};
