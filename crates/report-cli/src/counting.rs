@@ -1,11 +1,12 @@
 //! An adapter wrapper that counts the bytes a download receives, for the progress display
-//! (bytes, rate, ETA). Everything else is passed through unchanged.
+//! (bytes, rate, ETA), and remembers the last request's error, for the message when the
+//! deadline ends a command. Everything else is passed through unchanged.
 //!
 //! Keep it in step with [`ReportAdapter`]: a method the trait gains must be forwarded here too,
 //! or the vendor's own implementation would be hidden behind the trait's default.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use report_core::{Artifact, Download, ReportAdapter, Result, Started, Status, Ticket};
@@ -25,6 +26,23 @@ pub struct Received {
 pub struct Counting<A> {
     inner: A,
     received: Received,
+    last_error: LastError,
+}
+
+/// The error of the last request, if it failed (cleared by a success).
+#[derive(Clone, Debug, Default)]
+pub struct LastError(Arc<Mutex<Option<String>>>);
+
+impl LastError {
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn record<T>(&self, result: &Result<T>) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = result.as_ref().err().map(ToString::to_string);
+        }
+    }
 }
 
 impl<A> Counting<A> {
@@ -32,12 +50,18 @@ impl<A> Counting<A> {
         Counting {
             inner,
             received: Received::default(),
+            last_error: LastError::default(),
         }
     }
 
     /// The counters of the downloads.
     pub fn received(&self) -> Received {
         self.received.clone()
+    }
+
+    /// The last request's error.
+    pub fn last_error(&self) -> LastError {
+        self.last_error.clone()
     }
 }
 
@@ -49,7 +73,9 @@ impl<A: ReportAdapter> ReportAdapter for Counting<A> {
     }
 
     async fn start(&self, request: &Self::Request) -> Result<Started> {
-        self.inner.start(request).await
+        let result = self.inner.start(request).await;
+        self.last_error.record(&result);
+        result
     }
 
     fn start_is_idempotent(&self) -> bool {
@@ -57,7 +83,9 @@ impl<A: ReportAdapter> ReportAdapter for Counting<A> {
     }
 
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
-        self.inner.poll(ticket).await
+        let result = self.inner.poll(ticket).await;
+        self.last_error.record(&result);
+        result
     }
 
     async fn cancel(&self, ticket: &Ticket) -> Result<()> {
@@ -69,7 +97,9 @@ impl<A: ReportAdapter> ReportAdapter for Counting<A> {
     }
 
     async fn open(&self, artifact: &Artifact, offset: u64) -> Result<Download> {
-        let mut download = self.inner.open(artifact, offset).await?;
+        let opened = self.inner.open(artifact, offset).await;
+        self.last_error.record(&opened);
+        let mut download = opened?;
         let Received {
             bytes,
             total,

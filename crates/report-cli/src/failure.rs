@@ -50,6 +50,8 @@ pub enum Failure {
         failure: Box<Failure>,
         ticket: Option<Box<Ticket>>,
         resume: Option<String>,
+        /// The last request's error when the deadline ended the command (its root cause).
+        cause: Option<String>,
     },
 }
 
@@ -68,6 +70,7 @@ impl Failure {
                 failure: Box::new(failure),
                 ticket: None,
                 resume: None,
+                cause: None,
             },
         }
     }
@@ -83,6 +86,26 @@ impl Failure {
             failure,
             ticket: Some(Box::new(ticket.clone())),
             resume: Some(resume),
+            cause: None,
+        }
+    }
+
+    /// Adds the last request's error to a deadline: "deadline passed" alone hides that every
+    /// attempt was refused, timed out or could not resolve the host.
+    pub fn with_cause(self, last_error: Option<String>) -> Failure {
+        match self {
+            Failure::Sent {
+                failure,
+                ticket,
+                resume,
+                ..
+            } if matches!(*failure, Failure::Job(Error::Deadline { .. })) => Failure::Sent {
+                failure,
+                ticket,
+                resume,
+                cause: last_error,
+            },
+            other => other,
         }
     }
 
@@ -140,8 +163,11 @@ impl Failure {
                 }
                 lines
             }
-            Failure::Sent { failure, .. } => {
+            Failure::Sent { failure, cause, .. } => {
                 let mut lines = failure.lines(verbose);
+                if let Some(cause) = cause {
+                    lines[0].push_str(&format!("; last error: {cause}"));
+                }
                 let interrupted = matches!(**failure, Failure::Interrupted(_));
                 match (self.ticket(), self.resume()) {
                     (Some(ticket), _) if failure.code() == 1 => {

@@ -139,14 +139,17 @@ where
             .map_err(name_the_opt_in)?,
     );
     let received = adapter.received();
+    let last_error = adapter.last_error();
     let policy = policy(common);
     let resuming = ticket.is_some();
     let job = match (request, ticket) {
         (_, Some(ticket)) => Job::resume(adapter, ticket, policy)?,
         (Some(request), None) => match stopper.run(Job::start(adapter, &request, policy)).await {
-            Ok(started) => started.map_err(|e| Failure::from(e).sent())?,
+            Ok(started) => {
+                started.map_err(|e| Failure::from(e).sent().with_cause(last_error.get()))?
+            }
             // No ticket yet: the start may or may not have reached the vendor.
-            Err(stop) => return Err(stopped(stop, 0).sent()),
+            Err(stop) => return Err(stopped(stop, 0).sent().with_cause(last_error.get())),
         },
         (None, None) => unreachable!("every action has a request or a ticket"),
     };
@@ -181,7 +184,11 @@ where
         Ok(result) => result,
         Err(stop) => Err(stopped(stop, job.stats().polls)),
     };
-    let summary = result.map_err(|failure| failure.started(job.ticket(), resume.clone()))?;
+    let summary = result.map_err(|failure| {
+        failure
+            .started(job.ticket(), resume.clone())
+            .with_cause(last_error.get())
+    })?;
     if let (Some((path, state)), Some(summary)) = (&mut run_state, summary) {
         state.saved = Some(Saved {
             bytes: summary.bytes,

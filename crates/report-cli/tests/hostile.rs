@@ -245,6 +245,10 @@ async fn the_timeout_bounds_a_hanging_start_a_hanging_status_and_a_dripping_down
     ] {
         let dir = tempfile::tempdir().unwrap();
         let (output, took) = finish(evovoice_run(&base, dir.path(), &["--timeout", "2s"])).await;
+        eprintln!(
+            "--timeout 2s, hanging {name}: exit {:?} after {took:.2?}",
+            output.status.code()
+        );
         assert_eq!(output.status.code(), Some(4), "{name}: {}", stderr(&output));
         assert!(took < Duration::from_secs(4), "{name}: took {took:?}");
         assert!(
@@ -323,6 +327,10 @@ async fn sigint_while_downloading_and_sigterm_while_waiting_stop_at_once_with_a_
         // Once the start and a status request (Running) or the download (Completed) began.
         let (output, took) = interrupt(evovoice_run(&base, dir.path(), &[]), seen, 2, sig).await;
         let text = stderr(&output);
+        eprintln!(
+            "signal {sig} while {status}: exit {:?}, {took:.2?} after the signal",
+            output.status.code()
+        );
         assert_eq!(output.status.code(), Some(code), "{text}");
         assert!(took < Duration::from_secs(1), "stopped after {took:?}");
         assert!(
@@ -436,6 +444,41 @@ async fn a_refused_connection_is_named_in_the_first_line() {
     assert!(first.starts_with("error: "), "{text}");
     assert!(
         first.to_lowercase().contains("connection refused"),
+        "{text}"
+    );
+
+    // A start retries refused connections until the deadline: the error still names them.
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("reports"));
+    cmd.env_clear()
+        .args([
+            "ofd",
+            "start",
+            "--period",
+            "2024-01",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+        ])
+        .args([
+            "--login",
+            "l",
+            "--password",
+            "p",
+            "--timeout",
+            "2s",
+            "-q",
+            "--base-url",
+        ])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (output, took) = finish(cmd).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(4), "{text}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    let first = text.lines().next().unwrap_or_default().to_lowercase();
+    assert!(
+        first.contains("deadline") && first.contains("connection refused"),
         "{text}"
     );
 }
