@@ -31,8 +31,8 @@ pub use adapter::{Download, ReportAdapter, Started};
 pub use clock::{Clock, TokioClock, VirtualClock};
 pub use download::{DownloadOptions, DownloadSummary};
 pub use error::{BoxError, EXCERPT_LEN, Error, Result, excerpt};
-pub use job::{Job, JobStats};
-pub use policy::{Scheduler, WaitPolicy};
+pub use job::{Job, JobStats, Step, WaitState};
+pub use policy::{Scheduler, SchedulerState, WaitPolicy};
 pub use status::{Artifact, Compression, Progress, Status};
 pub use ticket::{TICKET_VERSION, Ticket};
 
