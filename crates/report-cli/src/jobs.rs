@@ -196,7 +196,7 @@ pub fn read_ticket(arg: &TicketArg) -> Result<Ticket, Failure> {
 }
 
 /// The destination must be a file path in an existing folder.
-fn check_destination(out: &Path) -> Result<(), Failure> {
+pub fn check_destination(out: &Path) -> Result<(), Failure> {
     if out.is_dir() {
         return Err(Failure::Usage(format!(
             "--out {} is a folder; give a file path",

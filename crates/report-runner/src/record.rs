@@ -112,10 +112,21 @@ pub struct JobRecord {
     pub start_intent_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub wait: Option<WaitState>,
-    #[serde(skip)]
+    /// The ready report's file (its URL without query values: they may be signatures).
+    #[serde(serialize_with = "redacted", skip_deserializing)]
     pub artifact: Option<Artifact>,
     /// Step counter: each task carries the step it is for; a stale or repeated task is
     /// recognised by it and does nothing.
     #[serde(skip)]
     pub seq: i64,
+}
+
+fn redacted<S: serde::Serializer>(artifact: &Option<Artifact>, s: S) -> Result<S::Ok, S::Error> {
+    let artifact = artifact.clone().map(|mut a| {
+        if let Ok(url) = url::Url::parse(&a.url) {
+            a.url = report_core::http::redact_query(&url);
+        }
+        a
+    });
+    artifact.serialize(s)
 }

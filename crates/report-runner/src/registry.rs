@@ -66,6 +66,10 @@ pub trait Vendor: Send + Sync {
         policy: &'a WaitPolicy,
     ) -> BoxFuture<'a, report_core::Result<DownloadSummary>>;
 
+    /// Whether a repeated start is harmless (the vendor answers it with the running report),
+    /// so a start whose answer was lost may be sent again.
+    fn start_is_idempotent(&self, connection: &str) -> bool;
+
     /// Cancels the report at the vendor.
     fn cancel<'a>(
         &'a self,
@@ -78,6 +82,7 @@ pub trait Vendor: Send + Sync {
 #[derive(Default, Clone)]
 pub struct Registry {
     vendors: HashMap<String, Arc<dyn Vendor>>,
+    one_at_a_time: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -114,6 +119,18 @@ impl Registry {
             }),
         );
         self
+    }
+
+    /// Runs each connection's jobs of `vendor` one after another (start to download), for
+    /// vendors that keep one report task per user (DocSpace) and would refuse the next.
+    pub fn one_job_per_connection(&mut self, vendor: &str) -> &mut Self {
+        self.one_at_a_time.insert(vendor.to_string());
+        self
+    }
+
+    /// Whether `vendor`'s connections run one job at a time.
+    pub fn is_one_job_per_connection(&self, vendor: &str) -> bool {
+        self.one_at_a_time.contains(vendor)
     }
 
     /// The vendor registered under `name`.
@@ -222,6 +239,11 @@ impl<A: ReportAdapter + 'static> Vendor for Registered<A> {
             job.download_to(artifact, out, DownloadOptions::default())
                 .await
         })
+    }
+
+    fn start_is_idempotent(&self, connection: &str) -> bool {
+        self.adapter(connection)
+            .is_ok_and(|adapter| adapter.start_is_idempotent())
     }
 
     fn cancel<'a>(

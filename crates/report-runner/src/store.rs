@@ -317,12 +317,25 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Saves the record within the current step, keeping the lease (e.g. the start intent).
-    pub async fn save(&self, record: &JobRecord, owner: &str) -> Result<()> {
+    /// Records the intent to start, keeping the lease. With `exclusive`, only while no other
+    /// job of the same vendor and connection is started and unfinished (one statement, so
+    /// two workers cannot both pass the check); `false` if one is.
+    pub async fn save_intent(
+        &self,
+        record: &JobRecord,
+        owner: &str,
+        exclusive: bool,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        write(&mut tx, record, owner, false).await?;
+        let written = write(&mut tx, record, owner, false, exclusive).await?;
         tx.commit().await?;
-        Ok(())
+        if written {
+            return Ok(true);
+        }
+        match self.get(&record.id).await? {
+            Some(r) if exclusive && r.seq == record.seq => Ok(false),
+            _ => Err(Error::LeaseLost(record.id.clone())),
+        }
     }
 
     /// Saves the record as the outcome of its step and moves to the next step: its task is
@@ -334,7 +347,9 @@ impl Store {
         next_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        write(&mut tx, record, owner, true).await?;
+        if !write(&mut tx, record, owner, true, false).await? {
+            return Err(Error::LeaseLost(record.id.clone()));
+        }
         record.seq += 1;
         if !record.state.is_terminal() {
             push_step(&mut tx, &record.id, record.seq, next_at).await?;
@@ -384,8 +399,15 @@ async fn push_step(tx: &mut Tx<'_>, job: &str, seq: i64, at: Option<DateTime<Utc
         .map_err(|e| Error::Database(format!("cannot queue a task: {e}")))
 }
 
-async fn write(tx: &mut Tx<'_>, r: &JobRecord, owner: &str, next_step: bool) -> Result<()> {
-    let json = |v: Option<String>| v;
+/// Writes the record if `owner` still holds its step (and, with `exclusive`, no other job of
+/// its vendor and connection is under way); `false` if not.
+async fn write(
+    tx: &mut Tx<'_>,
+    r: &JobRecord,
+    owner: &str,
+    next_step: bool,
+    exclusive: bool,
+) -> Result<bool> {
     let n = sqlx::query(
         "UPDATE report_jobs SET state = ?, progress = ?, message = ?, polls = ?, retries = ?,
              started_at = ?, finished_at = ?, bytes = ?, sha256 = ?, error = ?, ticket = ?,
@@ -393,7 +415,11 @@ async fn write(tx: &mut Tx<'_>, r: &JobRecord, owner: &str, next_step: bool) -> 
              seq = seq + ?,
              lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END,
              lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
-         WHERE id = ? AND seq = ? AND lease_owner = ?",
+         WHERE id = ? AND seq = ? AND lease_owner = ?
+             AND (NOT ? OR NOT EXISTS (
+                 SELECT 1 FROM report_jobs other
+                 WHERE other.vendor = ? AND other.connection = ? AND other.id != ?
+                     AND other.state IN ('running', 'downloading')))",
     )
     .bind(r.state.as_str())
     .bind(r.progress)
@@ -405,7 +431,7 @@ async fn write(tx: &mut Tx<'_>, r: &JobRecord, owner: &str, next_step: bool) -> 
     .bind(r.bytes.map(|b| b as i64))
     .bind(&r.sha256)
     .bind(&r.error)
-    .bind(json(r.ticket.as_ref().map(|t| t.to_json())))
+    .bind(r.ticket.as_ref().map(|t| t.to_json()))
     .bind(
         r.wait
             .as_ref()
@@ -424,14 +450,14 @@ async fn write(tx: &mut Tx<'_>, r: &JobRecord, owner: &str, next_step: bool) -> 
     .bind(&r.id)
     .bind(r.seq)
     .bind(owner)
+    .bind(exclusive)
+    .bind(&r.vendor)
+    .bind(&r.connection)
+    .bind(&r.id)
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(Error::LeaseLost(r.id.clone()))
-    }
+    Ok(n == 1)
 }
 
 fn from_row(row: &SqliteRow) -> Result<JobRecord> {

@@ -241,7 +241,30 @@ impl Shared {
         record.started_at = Some(now);
         record.state = JobState::Running;
         record.message = Some("starting".into());
-        self.store.save(record, &self.name).await?;
+        let exclusive = self.registry.is_one_job_per_connection(&record.vendor);
+        if !self
+            .store
+            .save_intent(record, &self.name, exclusive)
+            .await?
+        {
+            // The connection runs another job: look again shortly, unchanged.
+            let mut waiting = self
+                .store
+                .get(&record.id)
+                .await?
+                .ok_or_else(|| Error::NotFound(record.id.clone()))?;
+            waiting.message = Some("waiting for the connection's running job".into());
+            let again = Utc::now() + chrono::Duration::seconds(1);
+            waiting.next_poll_at = Some(again);
+            return self
+                .store
+                .advance(&mut waiting, &self.name, Some(again))
+                .await;
+        }
+        self.send_start(record, vendor).await
+    }
+
+    async fn send_start(&self, record: &mut JobRecord, vendor: &dyn Vendor) -> Result<()> {
         let started = vendor
             .start(&record.connection, &record.request, &self.options.policy)
             .await;

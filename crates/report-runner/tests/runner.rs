@@ -28,6 +28,9 @@ struct Vendor {
     hang_in_start: bool,
     can_list: bool,
     started: Mutex<Vec<(String, DateTime<Utc>)>>,
+    /// Like DocSpace: a start is refused while another report is running.
+    one_task: bool,
+    running: Mutex<std::collections::HashSet<String>>,
 }
 
 struct Adapter {
@@ -47,8 +50,16 @@ impl ReportAdapter for Adapter {
     }
 
     async fn start(&self, request: &String) -> Result<Started> {
+        if self.vendor.one_task && !self.vendor.running.lock().unwrap().is_empty() {
+            return Err(report_core::Error::JobFailed {
+                vendor: "fake",
+                code: Some("TaskAlreadyRunning".into()),
+                message: "one task per user".into(),
+            });
+        }
         let n = self.vendor.starts.fetch_add(1, Ordering::SeqCst);
         let id = format!("{request}-{n}");
+        self.vendor.running.lock().unwrap().insert(id.clone());
         self.vendor
             .started
             .lock()
@@ -87,6 +98,7 @@ impl ReportAdapter for Adapter {
                 ..Progress::state("running")
             })
         } else {
+            self.vendor.running.lock().unwrap().remove(&ticket.id);
             Status::Ready(Artifact {
                 url: format!("http://127.0.0.1/{}", ticket.id),
                 ..Artifact::default()
@@ -115,6 +127,9 @@ impl ReportAdapter for Adapter {
 
 fn registry(vendor: Arc<Vendor>) -> Registry {
     let mut registry = Registry::new();
+    if vendor.one_task {
+        registry.one_job_per_connection("fake");
+    }
     registry.register(
         "fake",
         move |connection: &str| {
@@ -382,5 +397,31 @@ async fn an_unknown_connection_fails_the_job_and_no_secret_reaches_the_database(
             let found = bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
             assert!(!found, "{} holds the secret", file.display());
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_task_vendor_runs_a_connections_jobs_one_after_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(submit(&store, dir.path(), &format!("d{i}")).await);
+    }
+    let vendor = Arc::new(Vendor {
+        one_task: true,
+        ..Vendor::default()
+    });
+    drain(&store, vendor.clone()).await;
+    let mut spans = Vec::new();
+    for id in &ids {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Done, "none refused: {job:?}");
+        spans.push((job.started_at.unwrap(), job.finished_at.unwrap()));
+    }
+    assert_eq!(vendor.starts.load(Ordering::SeqCst), 5);
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "jobs overlapped: {pair:?}");
     }
 }
