@@ -371,3 +371,145 @@ pub fn assert_no_credentials(dir: &Path) {
     }
     assert!(checked >= 1);
 }
+
+/// Random moments: a small xorshift seeded from the clock (printed, to replay a failure).
+struct Dice(u64);
+
+impl Dice {
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        low + self.0 % (high - low)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_killed_at_random_moments_lose_no_job_and_start_none_twice() {
+    let began = std::time::Instant::now();
+    let sandbox = sandbox().await;
+    // ≈ 20 % of status requests faulted, 10 % of downloads cut.
+    sandbox.set_faults(report_sandbox::Faults {
+        status_5xx: 0.06,
+        status_429: 0.04,
+        retry_after_secs: 1,
+        drop_connection: 0.05,
+        truncate_body: 0.05,
+        download_cut: 0.1,
+        ..report_sandbox::Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let mut submitted = 0;
+    for round in 0..4 {
+        for (vendor, args) in SUBMITS {
+            let out = files.join(format!("{round}-{}.out", vendor.name()));
+            bare(&db)
+                .arg("submit")
+                .args(*args)
+                .args(["--out", out.to_str().unwrap()])
+                .assert()
+                .success();
+            submitted += 1;
+        }
+    }
+    assert_eq!(submitted, 20);
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill moments seed: {seed}");
+    let mut dice = Dice(seed);
+    let binary = assert_cmd::cargo::cargo_bin("reports");
+    let worker = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(&binary);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("REPORTS_DB", &db)
+            .envs(worker_env(&sandbox))
+            .args([
+                "worker",
+                "--quiet",
+                "--concurrency",
+                "8",
+                "--fetch-ms",
+                "100",
+            ])
+            .args(["--lease-secs", "2", "--heartbeat-secs", "1"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    };
+    let mut kills = 0;
+    while kills < 8 {
+        let mut child = worker(&[]).spawn().expect("the worker starts");
+        tokio::time::sleep(Duration::from_millis(dice.between(500, 2500))).await;
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        kills += 1;
+    }
+    let mut last = worker(&["--exit-when-idle"]);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = last.spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(45);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let jobs = jobs_json(&db);
+    let summary: Vec<String> = jobs
+        .iter()
+        .map(|j| format!("{} {} {}", j["vendor"], j["state"], j["error"]))
+        .collect();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the last worker drains the queue in time: {summary:#?}"
+    );
+    assert_eq!(jobs.len(), 20);
+    for job in &jobs {
+        verify_done(&sandbox, job);
+    }
+    for (vendor, _) in SUBMITS {
+        assert_eq!(
+            sandbox.stats(*vendor).reports_started,
+            4,
+            "one start per job: {vendor:?}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&files)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    assert_eq!(std::fs::read_dir(&files).unwrap().count(), 20);
+    let faults: u64 = Vendor::ALL
+        .iter()
+        .map(|v| sandbox.stats(*v).faults_injected)
+        .sum();
+    let store = report_runner::Store::open(db.to_str().unwrap())
+        .await
+        .unwrap();
+    let redelivered = store.redelivered_tasks().await.unwrap();
+    eprintln!(
+        "20 jobs, {kills} kills, {redelivered} tasks delivered again, {faults} faults injected, {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+    assert!(faults > 0);
+    assert!(redelivered > 0, "the kills cut steps in progress");
+    assert_no_credentials(dir.path());
+}

@@ -82,6 +82,39 @@ pub struct DownloadSummary {
     pub server_file_name: Option<String>,
 }
 
+/// Temporary files of a download to `dest/name` are `.name.XXXXXX.part` beside it.
+const TEMPORARY_SUFFIX: &str = ".part";
+
+fn temporary_prefix(file_name: &str) -> String {
+    format!(".{file_name}.")
+}
+
+/// Temporary files a download to `dest` left behind when its process was killed (a normal
+/// failure removes its own). Whoever owns `dest` may delete them before downloading again.
+pub fn leftover_temporary_files(dest: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = temporary_prefix(&name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(&prefix) && n.ends_with(TEMPORARY_SUFFIX)
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 impl<A: ReportAdapter> Job<A> {
     /// Downloads `artifact` to `path`, streaming through a temporary file in the same folder
     /// that is renamed into place only when complete and verified.
@@ -107,8 +140,8 @@ impl<A: ReportAdapter> Job<A> {
             .into_owned();
         let temp = || {
             tempfile::Builder::new()
-                .prefix(&format!(".{file_name}."))
-                .suffix(".part")
+                .prefix(&temporary_prefix(&file_name))
+                .suffix(TEMPORARY_SUFFIX)
                 .tempfile_in(&dir)
                 .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))
         };

@@ -29,7 +29,7 @@ mod ticket;
 
 pub use adapter::{Download, ReportAdapter, Started};
 pub use clock::{Clock, TokioClock, VirtualClock};
-pub use download::{DownloadOptions, DownloadSummary};
+pub use download::{DownloadOptions, DownloadSummary, leftover_temporary_files};
 pub use error::{BoxError, EXCERPT_LEN, Error, Result, excerpt};
 pub use job::{Job, JobStats, Step, WaitState};
 pub use policy::{Scheduler, SchedulerState, WaitPolicy};

@@ -192,6 +192,30 @@ impl Store {
         Ok(n as u64)
     }
 
+    /// Whether another job holds a ticket of `vendor` with this report id.
+    pub async fn ticket_taken(&self, vendor: &str, report_id: &str, except: &str) -> Result<bool> {
+        let tickets: Vec<String> = sqlx::query_scalar(
+            "SELECT ticket FROM report_jobs WHERE vendor = ? AND id != ? AND ticket IS NOT NULL",
+        )
+        .bind(vendor)
+        .bind(except)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(tickets.iter().any(|t| {
+            report_core::Ticket::from_json(t).is_ok_and(|t| t.id.eq_ignore_ascii_case(report_id))
+        }))
+    }
+
+    /// Engine tasks delivered more than once (re-queued after a worker died, or retried).
+    pub async fn redelivered_tasks(&self) -> Result<u64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM Jobs WHERE job_type = ? AND attempts > 0")
+                .bind(QUEUE)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n as u64)
+    }
+
     /// Asks for a job to be cancelled. A job no worker has started is cancelled at once;
     /// otherwise the worker taking its next step cancels it at the vendor.
     pub async fn request_cancel(&self, id: &str) -> Result<JobRecord> {

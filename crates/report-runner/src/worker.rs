@@ -304,16 +304,23 @@ impl Shared {
             )
             .await;
         match found {
+            Ok(Some((ticket, _)))
+                if self
+                    .store
+                    .ticket_taken(&record.vendor, &ticket.id, &record.id)
+                    .await? =>
+            {
+                // The vendor's report is another job's: this start never reached it.
+                tracing::info!(job = %record.id, "a start whose answer was lost never reached the vendor; starting");
+                self.send_start(record, vendor).await
+            }
             Ok(Some((ticket, wait))) => {
                 tracing::info!(job = %record.id, "a start whose answer was lost was found at the vendor");
                 self.started(record, ticket, wait).await
             }
             Ok(None) => {
-                self.fail(
-                    record,
-                    "start outcome unknown: the worker stopped during the start request and the vendor lists no such report; not started again".into(),
-                )
-                .await
+                tracing::info!(job = %record.id, "a start whose answer was lost never reached the vendor; starting");
+                self.send_start(record, vendor).await
             }
             Err(e) => {
                 self.fail(
@@ -333,6 +340,11 @@ impl Shared {
                 .await;
         };
         let out = Path::new(&record.out).to_path_buf();
+        // A worker killed mid-download left its temporary file; this job's step is ours.
+        for leftover in report_core::leftover_temporary_files(&out) {
+            tracing::info!(job = %record.id, file = %leftover.display(), "removing a killed download's temporary file");
+            let _ = std::fs::remove_file(leftover);
+        }
         let downloaded = vendor
             .download(
                 &record.connection,
