@@ -11,7 +11,7 @@ use report_core::{Error as CoreError, Step, WaitPolicy};
 
 use crate::record::{JobRecord, JobState};
 use crate::registry::{Registry, Vendor};
-use crate::store::{Claim, StepTask, Store};
+use crate::store::{Claim, Db, QUEUE, StepTask, Store};
 use crate::{Error, Result};
 
 /// How a worker runs.
@@ -80,28 +80,57 @@ impl Worker {
     /// Runs until `stop` completes; the step under way is finished or abandoned safely (its
     /// lease runs out and another worker repeats it).
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let config = Store::engine_config().heartbeat_interval(self.options.heartbeat);
-        let backend = SqliteStorage::<StepTask>::new(self.store.pool())
-            .with_config(config)
-            .poll_with_interval(self.options.fetch_interval);
+        let heartbeat = self.options.heartbeat;
+        let fetch = self.options.fetch_interval;
+        let concurrency = self.options.concurrency.max(1);
+        let db = self.store.db.clone();
+        let name = self.name.clone();
         let shared = Arc::new(Shared {
             store: self.store,
             registry: self.registry,
-            options: self.options.clone(),
-            name: self.name.clone(),
+            options: self.options,
+            name: self.name,
         });
-        let worker = WorkerBuilder::new(self.name.as_str())
-            .backend(backend)
-            .concurrency(self.options.concurrency.max(1))
-            .data(shared)
-            .build(handle);
-        worker
-            .run_until(async move {
-                stop.await;
-                Ok::<(), std::io::Error>(())
-            })
-            .await
-            .map_err(|e| Error::Engine(e.to_string()))
+        let stop = async move {
+            stop.await;
+            Ok::<(), std::io::Error>(())
+        };
+        // The same worker on either database's engine storage.
+        macro_rules! run {
+            ($backend:expr) => {
+                WorkerBuilder::new(name.as_str())
+                    .backend($backend)
+                    .concurrency(concurrency)
+                    .data(shared)
+                    .build(handle)
+                    .run_until(stop)
+                    .await
+            };
+        }
+        let result = match &db {
+            Db::Sqlite(pool) => {
+                let config = apalis_sqlite::Config::default()
+                    .queue(QUEUE)
+                    .heartbeat_interval(heartbeat);
+                run!(
+                    SqliteStorage::<StepTask>::new(pool)
+                        .with_config(config)
+                        .poll_with_interval(fetch)
+                )
+            }
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => {
+                let config = apalis_postgres::Config::default()
+                    .queue(QUEUE)
+                    .heartbeat_interval(heartbeat);
+                run!(
+                    apalis_postgres::PostgresStorage::<StepTask>::new(pool)
+                        .with_config(config)
+                        .poll_with_interval(fetch)
+                )
+            }
+        };
+        result.map_err(|e| Error::Engine(e.to_string()))
     }
 }
 
