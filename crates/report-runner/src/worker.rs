@@ -164,7 +164,16 @@ impl Shared {
                 }
             }
         };
-        // Renew the lease while the step runs; a step outliving its lease is abandoned.
+        // Each step's span, for audits (`REPORTS_LOG=report_runner::steps=info`).
+        tracing::info!(target: "report_runner::steps", job = %record.id, seq = record.seq, worker = %self.name, "step begins");
+        let result = self.leased_step(record).await;
+        tracing::info!(target: "report_runner::steps", job = %task.job, seq = task.seq, worker = %self.name, "step ends");
+        result
+    }
+
+    /// Takes the step, renewing the lease while it runs; a step outliving its lease is
+    /// abandoned.
+    async fn leased_step(&self, record: JobRecord) -> Result<()> {
         let renew_every = self.options.lease / 3;
         let step = self.take_step(record.clone());
         futures::pin_mut!(step);

@@ -12,12 +12,6 @@ pub async fn open(url: Option<&str>) -> Result<Store, Failure> {
         Some(u) if !u.trim().is_empty() => u.to_string(),
         _ => default_path()?.display().to_string(),
     };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(Failure::Usage(
-            "PostgreSQL job databases are not supported by this build yet; use a SQLite file"
-                .into(),
-        ));
-    }
     Store::open(&url)
         .await
         .map_err(|e| Failure::Usage(format!("job database {}: {e}", shown(&url))))
