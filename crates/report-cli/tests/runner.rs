@@ -346,3 +346,52 @@ async fn workers_killed_at_random_moments_lose_no_job_and_start_none_twice() {
     assert!(redelivered > 0, "the kills cut steps in progress");
     assert_no_credentials(dir.path());
 }
+
+#[test]
+fn a_bad_schedule_file_is_exit_2_and_sigterm_stops_a_worker_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    let config = dir.path().join("schedules.toml");
+    std::fs::write(
+        &config,
+        "[[schedule]]\nname = 'x'\nvendor = 'ofd'\ncron = '0 0 6 * * *'\nperiod = 'yesterday'\n\
+         options = ['--from', '{from}', '--to', '{to}', '--type', 'Nope', '--all-kkts']\n\
+         out = '/tmp/x-{from}.zip'\n",
+    )
+    .unwrap();
+    bare(&db)
+        .args(["worker", "--config", config.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "schedule `x`: unknown report type",
+        ));
+
+    let mut worker = std::process::Command::new(assert_cmd::cargo::cargo_bin("reports"))
+        .env_clear()
+        .env("REPORTS_DB", &db)
+        .args(["worker", "--quiet"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let pid = worker.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let began = std::time::Instant::now();
+    loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the worker stops on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -16,11 +16,13 @@
 
 mod record;
 mod registry;
+mod schedule;
 mod store;
 mod worker;
 
 pub use record::{JobRecord, JobState, NewJob};
 pub use registry::{Registry, Stepped, Vendor};
+pub use schedule::{Definition, Period, ScheduleFile, run_schedules};
 pub use store::{Claim, QUEUE, StepTask, Store};
 pub use worker::{Worker, WorkerOptions, idle};
 

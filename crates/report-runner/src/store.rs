@@ -133,9 +133,11 @@ CREATE TABLE IF NOT EXISTS report_jobs (
     next_poll_at TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     lease_owner TEXT,
-    lease_until INTEGER
+    lease_until INTEGER,
+    unique_key TEXT
 );
 CREATE INDEX IF NOT EXISTS report_jobs_state ON report_jobs (state);
+CREATE UNIQUE INDEX IF NOT EXISTS report_jobs_unique_key ON report_jobs (unique_key);
 ";
 
 #[cfg(feature = "postgres")]
@@ -165,9 +167,11 @@ CREATE TABLE IF NOT EXISTS report_jobs (
     next_poll_at TEXT,
     cancel_requested BIGINT NOT NULL DEFAULT 0,
     lease_owner TEXT,
-    lease_until BIGINT
+    lease_until BIGINT,
+    unique_key TEXT
 );
 CREATE INDEX IF NOT EXISTS report_jobs_state ON report_jobs (state);
+CREATE UNIQUE INDEX IF NOT EXISTS report_jobs_unique_key ON report_jobs (unique_key);
 ";
 
 /// Writes the record if `owner` still holds its step (and, with `exclusive`, no other job of
@@ -296,6 +300,17 @@ impl Store {
 
     /// Queues a new job: its record and its first task, in one transaction.
     pub async fn submit(&self, new: NewJob) -> Result<JobRecord> {
+        let record = self.submit_keyed(new, None).await?;
+        Ok(record.expect("a job without a key is always queued"))
+    }
+
+    /// Queues a new job unless a job with this key was queued before (`None` then): one
+    /// definition and period of a schedule is queued once, whoever fires it.
+    pub async fn submit_unique(&self, new: NewJob, key: &str) -> Result<Option<JobRecord>> {
+        self.submit_keyed(new, Some(key)).await
+    }
+
+    async fn submit_keyed(&self, new: NewJob, key: Option<&str>) -> Result<Option<JobRecord>> {
         let now = Utc::now();
         let record = JobRecord {
             id: uuid::Uuid::new_v4().to_string(),
@@ -322,12 +337,14 @@ impl Store {
             artifact: None,
             seq: 0,
         };
-        with_db!(&self.db, pool, kind => {
+        let inserted = with_db!(&self.db, pool, kind => {
             let mut tx = pool.begin().await?;
-            sqlx::query(sql(
+            let inserted = sqlx::query(sql(
                 kind,
-                "INSERT INTO report_jobs (id, vendor, connection, request, out, state, seq, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                "INSERT INTO report_jobs
+                     (id, vendor, connection, request, out, state, seq, created_at, unique_key)
+                 VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
+                 ON CONFLICT (unique_key) DO NOTHING",
             ))
             .bind(&record.id)
             .bind(&record.vendor)
@@ -336,12 +353,18 @@ impl Store {
             .bind(&record.out)
             .bind(record.state.as_str())
             .bind(now.to_rfc3339())
+            .bind(key)
             .execute(&mut *tx)
-            .await?;
-            tx.push_step(&record.id, 0, None).await?;
+            .await?
+            .rows_affected()
+                == 1;
+            if inserted {
+                tx.push_step(&record.id, 0, None).await?;
+            }
             tx.commit().await?;
+            inserted
         });
-        Ok(record)
+        Ok(inserted.then_some(record))
     }
 
     /// One job.

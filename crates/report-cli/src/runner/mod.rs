@@ -42,6 +42,10 @@ pub struct WorkerArgs {
     /// Exit 0 once nothing is queued or in progress.
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// A TOML file of schedules ([[schedule]] name, vendor, connection, cron, period,
+    /// timezone, options, out) to queue jobs from while the worker runs.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Seconds a step stays this worker's without renewal (a crashed worker's steps are
     /// taken over after it).
     #[arg(long, default_value_t = 60, value_name = "SECS", hide = true)]
@@ -107,6 +111,10 @@ pub async fn submit(args: SubmitArgs, common: &Common) -> Result<(), Failure> {
 }
 
 pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
+    let schedules = match &args.config {
+        Some(path) => Some(load_schedules(path)?),
+        None => None,
+    };
     let store = db::open(args.db.db.as_deref()).await?;
     let options = WorkerOptions {
         concurrency: args.concurrency.max(1),
@@ -120,6 +128,14 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
         eprintln!("worker {} started", worker.name());
     }
     let exit_when_idle = args.exit_when_idle;
+    if let Some(file) = schedules {
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = report_runner::run_schedules(&file, store).await {
+                tracing::error!(error = %e, "schedules stopped");
+            }
+        });
+    }
     let stop = async move {
         let idle = async {
             if exit_when_idle {
@@ -134,6 +150,30 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
         }
     };
     worker.run_until(stop).await.map_err(local)
+}
+
+/// Reads and checks a schedule file: every definition must make a job `submit` accepts.
+fn load_schedules(path: &std::path::Path) -> Result<report_runner::ScheduleFile, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("--config {}: {e}", path.display())))?;
+    let file = report_runner::ScheduleFile::parse(&text)
+        .map_err(|e| Failure::Usage(format!("--config {}: {e}", path.display())))?;
+    for definition in &file.schedules {
+        let (job, _) = definition
+            .job_for(chrono::Utc::now().timestamp())
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let mut args: Vec<String> =
+            serde_json::from_value(job.request["args"].clone()).unwrap_or_default();
+        args.extend(["--out".to_string(), job.out]);
+        vendors::parse_submit(&definition.vendor, &args).map_err(|f| {
+            Failure::Usage(format!(
+                "schedule `{}`: {}",
+                definition.name,
+                f.message(false).trim_start_matches("error: ")
+            ))
+        })?;
+    }
+    Ok(file)
 }
 
 /// SIGINT or SIGTERM.

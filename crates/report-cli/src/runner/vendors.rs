@@ -92,6 +92,12 @@ fn line_argv(args: &[String]) -> impl Iterator<Item = String> + '_ {
     std::iter::once("reports submit".to_string()).chain(args.iter().cloned())
 }
 
+/// A failure's message without the `error: ` prefix (the job's error gets its own context).
+fn failure_text(f: &Failure) -> String {
+    let text = f.message(false);
+    text.strip_prefix("error: ").unwrap_or(&text).to_string()
+}
+
 /// clap's message without its own `error: ` prefix (ours adds one).
 fn clap_message(e: &clap::Error) -> String {
     let text = e.to_string();
@@ -156,14 +162,14 @@ where
             parsed
                 .connection
                 .connect(&common)
-                .map_err(|f| f.message(false))
+                .map_err(|f| failure_text(&f))
         },
         |request: &serde_json::Value| {
             let args: Vec<String> = serde_json::from_value(request["args"].clone())
                 .map_err(|e| format!("stored options unreadable: {e}"))?;
             let line =
                 SubmitLine::<O>::try_parse_from(line_argv(&args)).map_err(|e| clap_message(&e))?;
-            line.options.build().map_err(|f| f.message(false))
+            line.options.build().map_err(|f| failure_text(&f))
         },
     );
 }
