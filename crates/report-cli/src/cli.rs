@@ -111,6 +111,13 @@ pub enum Command {
     Metakocka(Box<VendorCommand<vendors::metakocka::Connection, vendors::metakocka::Options>>),
     /// OFD.ru «ИС Отчеты» (OFD_LOGIN, OFD_PASSWORD).
     Ofd(Box<VendorCommand<vendors::ofd::Connection, vendors::ofd::Options>>),
+    /// Queue a report job in the job database for `reports worker` (nothing is sent, no
+    /// credentials needed): `reports submit <vendor> <run options> --out PATH`.
+    Submit(crate::runner::SubmitArgs),
+    /// Run queued jobs (credentials from this process's environment, as for `run`).
+    Worker(crate::runner::WorkerArgs),
+    /// List jobs, or show, cancel or retry one.
+    Jobs(crate::runner::JobsArgs),
     /// Run one job per vendor against the embedded sandbox and print a summary.
     Demo(DemoArgs),
     /// Serve the five vendor simulators on loopback until interrupted.

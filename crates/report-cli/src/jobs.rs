@@ -500,7 +500,7 @@ pub fn read_ticket(arg: &TicketArg) -> Result<Ticket, Failure> {
 
 /// The destination must be a file path in an existing folder we may write to: checked before
 /// anything is sent, so a bad `--out` never costs a started report.
-fn check_destination(out: &Path, common: &Common) -> Result<(), Failure> {
+pub fn check_destination(out: &Path, common: &Common) -> Result<(), Failure> {
     if is_stdout(out) {
         return match common.json {
             true => Err(Failure::Usage(

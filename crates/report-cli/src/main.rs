@@ -9,6 +9,7 @@ mod failure;
 mod jobs;
 mod output;
 mod progress;
+mod runner;
 mod sandbox_cmd;
 mod state;
 mod stop;
@@ -76,6 +77,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Cloudblue(command) => jobs::execute(*command, &common).await,
         Command::Metakocka(command) => jobs::execute(*command, &common).await,
         Command::Ofd(command) => jobs::execute(*command, &common).await,
+        Command::Submit(args) => runner::submit(args, &common).await,
+        Command::Worker(args) => runner::worker(args, &common).await,
+        Command::Jobs(args) => runner::jobs(args, &common).await,
         Command::Demo(args) => demo::run(args, &common).await,
         Command::Sandbox(args) => sandbox_cmd::run(args).await,
         Command::Completions { shell } => {

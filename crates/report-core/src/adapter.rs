@@ -65,6 +65,25 @@ pub trait ReportAdapter: Send + Sync {
         false
     }
 
+    /// Finds the report that `request` started at or after `since`, for a start whose answer
+    /// was lost (a crash between the request and its answer): durable runners reconcile with
+    /// it instead of starting twice. `Ok(None)`: the vendor has no such report. The default:
+    /// [`Error::Unsupported`], the vendor cannot list its reports.
+    fn find_started(
+        &self,
+        request: &Self::Request,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<Option<Ticket>>> + Send {
+        let _ = (request, since);
+        let vendor = self.vendor();
+        async move {
+            Err(Error::Unsupported {
+                vendor,
+                operation: "find_started",
+            })
+        }
+    }
+
     /// Asks the vendor for the report's status (one request, no retries).
     fn poll(&self, ticket: &Ticket) -> impl Future<Output = Result<Status>> + Send;
 

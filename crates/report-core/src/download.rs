@@ -132,6 +132,39 @@ pub struct DownloadSummary {
     pub server_file_name: Option<String>,
 }
 
+/// Temporary files of a download to `dest/name` are `.name.XXXXXX.part` beside it.
+const TEMPORARY_SUFFIX: &str = ".part";
+
+fn temporary_prefix(file_name: &str) -> String {
+    format!(".{file_name}.")
+}
+
+/// Temporary files a download to `dest` left behind when its process was killed (a normal
+/// failure removes its own). Whoever owns `dest` may delete them before downloading again.
+pub fn leftover_temporary_files(dest: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = temporary_prefix(&name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(&prefix) && n.ends_with(TEMPORARY_SUFFIX)
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 impl<A: ReportAdapter> Job<A> {
     /// Downloads `artifact` to `path`, streaming through a temporary file in the same folder
     /// that is renamed into place only when complete and verified (or through a partial file
@@ -159,9 +192,9 @@ impl<A: ReportAdapter> Job<A> {
             .to_string_lossy()
             .into_owned();
         let temp = || {
-            let prefix = format!(".{file_name}.");
+            let prefix = temporary_prefix(&file_name);
             let mut builder = tempfile::Builder::new();
-            builder.prefix(&prefix).suffix(".part");
+            builder.prefix(&prefix).suffix(TEMPORARY_SUFFIX);
             // Not tempfile's 0600: the umask decides, as for any file the user creates.
             #[cfg(unix)]
             builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));

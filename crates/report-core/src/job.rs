@@ -10,8 +10,9 @@ use futures::{Stream, StreamExt};
 
 use crate::adapter::{ReportAdapter, Started};
 use crate::clock::{Clock, TokioClock};
-use crate::policy::{Scheduler, WaitPolicy};
-use crate::{Artifact, Error, Result, Status, Ticket};
+use crate::policy::{Scheduler, SchedulerState, WaitPolicy};
+use crate::{Artifact, Error, Progress, Result, Status, Ticket};
+use serde::{Deserialize, Serialize};
 
 /// Counters of one job, for progress displays and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -232,52 +233,70 @@ impl<A: ReportAdapter> Job<A> {
         self.within_deadline(self.adapter.poll(&self.ticket)).await
     }
 
-    /// Every status observed until the report is ready, failed or cancelled, polling as the
-    /// [`WaitPolicy`] says. Transient errors are retried silently within the budget; the
-    /// stream ends after a terminal status or an error.
-    pub fn updates(&self) -> impl Stream<Item = Result<Status>> + Send + '_ {
+    /// A fresh wait state for this job: the deadline counts from now. The first call hands
+    /// over the status the start answer carried (so no poll is spent on it); a job started
+    /// without one has its first poll one backoff step away.
+    pub fn wait_state(&self) -> WaitState {
+        let now = self.clock.now();
         let mut scheduler = self.policy.scheduler();
-        let next_sleep = self
+        let first_status = self.first_status.lock().expect("not poisoned").take();
+        let next_poll_at = self
             .just_started
             .swap(false, Ordering::Relaxed)
-            .then(|| scheduler.first_delay());
-        let state = WaitState {
-            scheduler,
-            next_sleep,
+            .then(|| now + to_chrono(scheduler.first_delay()));
+        WaitState {
+            scheduler: scheduler.state(),
+            deadline_at: self.deadline_at,
+            next_poll_at,
             failures: 0,
-            done: false,
-        };
-        futures::stream::unfold(state, move |mut state| async move {
-            if state.done {
-                return None;
-            }
-            let item = self.next_update(&mut state).await;
-            match &item {
-                Ok(status) if !status.is_terminal() => {}
-                _ => state.done = true,
-            }
-            Some((item, state))
-        })
+            last_progress: None,
+            first_status,
+        }
     }
 
-    async fn next_update(&self, state: &mut WaitState) -> Result<Status> {
-        if let Some(status) = self.first_status.lock().expect("not poisoned").take() {
-            if let Status::Pending(p) = &status {
-                state.next_sleep = Some(state.scheduler.after_pending(self.clock.now(), p));
-            }
-            return Ok(status);
+    /// How long to wait before the next [`step`](Self::step): `None` to step at once, an
+    /// [`Error::Deadline`] once the overall deadline has passed or when the wait would end past
+    /// it (waking up only to give up is pointless). The deadline is the state's
+    /// (`WaitState::deadline_at`), so it holds across processes.
+    pub fn delay_before_step(&self, state: &WaitState) -> Result<Option<Duration>> {
+        let now = self.clock.now();
+        let bound = Bound {
+            deadline_at: state.deadline_at,
+            ..self.bound()
+        };
+        if bound.remaining() == Some(Duration::ZERO) {
+            return Err(bound.passed());
         }
-        loop {
-            if let Some(delay) = state.next_sleep.take() {
-                self.sleep_within_deadline(delay).await?;
-            }
-            match self.poll().await {
+        let Some(at) = state.next_poll_at else {
+            return Ok(None);
+        };
+        let delay = (at - now).to_std().unwrap_or_default();
+        bound.check_sleep(delay)?;
+        Ok(Some(delay))
+    }
+
+    /// One step of a wait: at most one status request, no sleep. What it learns goes into
+    /// `state` (serializable: another process may take the next step with
+    /// [`Job::resume`] and the same state). The caller waits
+    /// [`delay_before_step`](Self::delay_before_step) between steps; [`wait`](Self::wait)
+    /// and [`updates`](Self::updates) are exactly that loop.
+    ///
+    /// A transient failure within the budget is [`Step::Retrying`]; past the budget it is
+    /// [`Error::RetriesExhausted`]; any other failure is returned as is.
+    pub async fn step(&self, state: &mut WaitState) -> Result<Step> {
+        let mut scheduler = self.policy.resume_scheduler(state.scheduler.clone());
+        let result = self.step_with(&mut scheduler, state).await;
+        state.scheduler = scheduler.state();
+        result
+    }
+
+    async fn step_with(&self, scheduler: &mut Scheduler, state: &mut WaitState) -> Result<Step> {
+        let status = match state.first_status.take() {
+            Some(status) => status,
+            None => match self.poll().await {
                 Ok(status) => {
                     state.failures = 0;
-                    if let Status::Pending(p) = &status {
-                        state.next_sleep = Some(state.scheduler.after_pending(self.clock.now(), p));
-                    }
-                    return Ok(status);
+                    status
                 }
                 Err(e) if e.is_transient() => {
                     state.failures += 1;
@@ -289,9 +308,56 @@ impl<A: ReportAdapter> Job<A> {
                     }
                     self.count_retry();
                     tracing::debug!(vendor = self.adapter.vendor(), error = %e, "transient poll failure; retrying");
-                    state.next_sleep = Some(state.scheduler.after_error(e.retry_after()));
+                    let delay = scheduler.after_error(e.retry_after());
+                    let next_poll_at = self.clock.now() + to_chrono(delay);
+                    state.next_poll_at = Some(next_poll_at);
+                    return Ok(Step::Retrying {
+                        error: e,
+                        next_poll_at,
+                    });
                 }
                 Err(e) => return Err(e),
+            },
+        };
+        Ok(match status {
+            Status::Pending(progress) => {
+                let now = self.clock.now();
+                let next_poll_at = now + to_chrono(scheduler.after_pending(now, &progress));
+                state.next_poll_at = Some(next_poll_at);
+                state.last_progress = Some(progress.clone());
+                Step::Pending {
+                    progress,
+                    next_poll_at,
+                }
+            }
+            Status::Ready(artifact) => Step::Ready(artifact),
+            Status::Failed { code, message } => Step::Failed { code, message },
+            Status::Cancelled => Step::Cancelled,
+        })
+    }
+
+    /// Every status observed until the report is ready, failed or cancelled, polling as the
+    /// [`WaitPolicy`] says. Transient errors are retried silently within the budget; the
+    /// stream ends after a terminal status or an error.
+    pub fn updates(&self) -> impl Stream<Item = Result<Status>> + Send + '_ {
+        let state = Some(self.wait_state());
+        futures::stream::unfold(state, move |state| async move {
+            let mut state = state?;
+            let item = self.next_update(&mut state).await;
+            let go_on = matches!(&item, Ok(status) if !status.is_terminal());
+            Some((item, go_on.then_some(state)))
+        })
+    }
+
+    /// Steps until a status is observed (transient failures are retried within the budget).
+    async fn next_update(&self, state: &mut WaitState) -> Result<Status> {
+        loop {
+            if let Some(delay) = self.delay_before_step(state)? {
+                self.clock.sleep(delay).await;
+            }
+            match self.step(state).await? {
+                Step::Retrying { .. } => continue,
+                step => return Ok(step.into_status().expect("only retries carry no status")),
             }
         }
     }
@@ -341,11 +407,64 @@ impl<A: ReportAdapter> Job<A> {
     }
 }
 
-struct WaitState {
-    scheduler: Scheduler,
-    next_sleep: Option<Duration>,
-    failures: u32,
-    done: bool,
+/// The serializable state of a wait, kept next to the [`Ticket`] so that any process can take
+/// the next [`Job::step`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WaitState {
+    /// The backoff and hints learned so far.
+    pub scheduler: SchedulerState,
+    /// When the overall deadline passes (wall-clock UTC), if there is one.
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// When the next status request is due (`None`: at once).
+    pub next_poll_at: Option<DateTime<Utc>>,
+    /// Transient failures in a row, counted against the policy's budget.
+    pub failures: u32,
+    /// The last progress the vendor reported.
+    pub last_progress: Option<Progress>,
+    /// The status the start answer carried, not yet handed out by a step.
+    pub first_status: Option<Status>,
+}
+
+/// What one [`Job::step`] learned.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Step {
+    /// Not ready yet; ask again at `next_poll_at`.
+    Pending {
+        progress: Progress,
+        next_poll_at: DateTime<Utc>,
+    },
+    /// The status request failed transiently (within the budget); ask again at `next_poll_at`.
+    Retrying {
+        error: Error,
+        next_poll_at: DateTime<Utc>,
+    },
+    /// Ready to download.
+    Ready(Artifact),
+    /// The vendor says the report failed.
+    Failed {
+        code: Option<String>,
+        message: String,
+    },
+    /// The report was cancelled or deleted.
+    Cancelled,
+}
+
+impl Step {
+    /// The status this step observed (`None` for a retry).
+    pub fn into_status(self) -> Option<Status> {
+        Some(match self {
+            Step::Pending { progress, .. } => Status::Pending(progress),
+            Step::Ready(artifact) => Status::Ready(artifact),
+            Step::Failed { code, message } => Status::Failed { code, message },
+            Step::Cancelled => Status::Cancelled,
+            Step::Retrying { .. } => return None,
+        })
+    }
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// The absolute deadline of a job begun at `now`.

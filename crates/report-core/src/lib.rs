@@ -33,11 +33,12 @@ pub use adapter::{Download, ReportAdapter, Started};
 pub use clock::{Clock, TokioClock, VirtualClock};
 pub use download::{
     DEFAULT_MAX_RATIO, DEFAULT_MAX_SIZE, DownloadOptions, DownloadSummary, RATIO_GRACE,
+    leftover_temporary_files,
 };
 pub use error::{BoxError, EXCERPT_LEN, Error, Result, excerpt};
-pub use job::{Job, JobStats};
+pub use job::{Job, JobStats, Step, WaitState};
 pub use mask::{hide_credentials_of, is_credential_name, mask_credentials};
-pub use policy::{Scheduler, WaitPolicy};
+pub use policy::{Scheduler, SchedulerState, WaitPolicy};
 pub use status::{Artifact, Compression, Progress, Status};
 pub use ticket::{TICKET_MAX_BYTES, TICKET_VERSION, Ticket};
 

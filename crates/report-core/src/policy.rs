@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::status::Progress;
 
@@ -117,13 +118,17 @@ impl WaitPolicy {
         };
         Scheduler {
             policy: self.clone(),
-            attempt: 0,
-            origin: None,
-            first: None,
-            last_poll: None,
-            reached: None,
-            eta_checked: None,
+            state: SchedulerState::default(),
             rng,
+        }
+    }
+
+    /// A scheduler that continues from a saved [`SchedulerState`] (e.g. in another process).
+    pub fn resume_scheduler(&self, state: SchedulerState) -> Scheduler {
+        Scheduler {
+            policy: self.clone(),
+            rng: fastrand::Rng::with_seed(state.rng_seed),
+            state,
         }
     }
 }
@@ -145,23 +150,38 @@ const ETA_EARLY_LOOK: f64 = 0.1;
 #[derive(Debug)]
 pub struct Scheduler {
     policy: WaitPolicy,
-    attempt: u32,
-    /// When the wait began, as far as this scheduler can tell: the first status's time minus
-    /// the first delay it handed out.
-    origin: Option<DateTime<Utc>>,
-    /// The delay [`first_delay`](Self::first_delay) handed out, to date the origin.
-    first: Option<Duration>,
-    /// The previous pending status's time.
-    last_poll: Option<DateTime<Utc>>,
-    /// The highest progress fraction seen, and between which polls it was reached.
-    reached: Option<Reached>,
-    /// The vendor ETA already given its early look.
-    eta_checked: Option<DateTime<Utc>>,
+    state: SchedulerState,
     rng: fastrand::Rng,
 }
 
+/// What a [`Scheduler`] has learned so far, serializable so that a wait can stop here and go
+/// on in another process ([`WaitPolicy::resume_scheduler`]) with the very same delays.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchedulerState {
+    /// Backoff steps taken.
+    attempt: u32,
+    /// When the wait began, as far as this scheduler can tell: the first status's time minus
+    /// the first delay it handed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<DateTime<Utc>>,
+    /// The delay [`first_delay`](Scheduler::first_delay) handed out, to date the origin.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_nanos")]
+    first: Option<Duration>,
+    /// The previous pending status's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_poll: Option<DateTime<Utc>>,
+    /// The highest progress fraction seen, and between which polls it was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reached: Option<Reached>,
+    /// The vendor ETA already given its early look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    eta_checked: Option<DateTime<Utc>>,
+    /// The jitter generator's state.
+    rng_seed: u64,
+}
+
 /// A progress fraction and the interval in which it was reached.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 struct Reached {
     fraction: f64,
     /// The fraction seen before (0 if none).
@@ -174,20 +194,49 @@ struct Reached {
     quantum: f64,
 }
 
+/// Durations as whole nanoseconds: exact, so a resumed wait computes the very same delays.
+mod opt_nanos {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_nanos() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_nanos))
+    }
+}
+
 impl Scheduler {
+    /// Its state, to save it and [resume](WaitPolicy::resume_scheduler) later.
+    pub fn state(&self) -> SchedulerState {
+        SchedulerState {
+            rng_seed: self.rng.get_seed(),
+            ..self.state.clone()
+        }
+    }
+
     /// The delay before the next poll after a pending status observed at `now`.
     pub fn after_pending(&mut self, now: DateTime<Utc>, progress: &Progress) -> Duration {
-        let first = self.first.take().unwrap_or_default();
+        let first = self.state.first.take().unwrap_or_default();
         let origin = *self
+            .state
             .origin
             .get_or_insert_with(|| now - chrono::Duration::from_std(first).unwrap_or_default());
-        let previous = self.last_poll.replace(now).unwrap_or(origin);
+        let previous = self.state.last_poll.replace(now).unwrap_or(origin);
         if let Some(f) = progress.fraction.filter(|f| f.is_finite()) {
             let f = f.clamp(0.0, 1.0);
-            let before = self.reached.map_or(0.0, |r| r.fraction);
+            let before = self.state.reached.map_or(0.0, |r| r.fraction);
             if f > before {
-                let quantum = self.reached.map_or(f, |r| r.quantum.min(f - before));
-                self.reached = Some(Reached {
+                let quantum = self.state.reached.map_or(f, |r| r.quantum.min(f - before));
+                self.state.reached = Some(Reached {
                     fraction: f,
                     before,
                     after: previous,
@@ -222,7 +271,7 @@ impl Scheduler {
     pub fn first_delay(&mut self) -> Duration {
         let base = self.backoff();
         let delay = self.jittered(base);
-        self.first = Some(delay);
+        self.state.first = Some(delay);
         delay
     }
 
@@ -238,8 +287,8 @@ impl Scheduler {
             .policy
             .multiplier
             .max(1.0)
-            .powi(self.attempt.min(64) as i32);
-        self.attempt = self.attempt.saturating_add(1);
+            .powi(self.state.attempt.min(64) as i32);
+        self.state.attempt = self.state.attempt.saturating_add(1);
         let secs = self.policy.initial_delay.as_secs_f64() * exp;
         Duration::from_secs_f64(secs.min(self.policy.max_delay.as_secs_f64()))
     }
@@ -271,16 +320,16 @@ impl Scheduler {
             }
             let early = ETA_EARLY_LOOK * secs(eta - origin);
             if left > self.policy.max_delay.as_secs_f64()
-                && self.eta_checked != Some(eta)
+                && self.state.eta_checked != Some(eta)
                 && left > early
             {
-                self.eta_checked = Some(eta);
+                self.state.eta_checked = Some(eta);
                 return Some(wait(left - early));
             }
             return Some(wait(left));
         }
         let growth = ZERO_PROGRESS_GROWTH * elapsed;
-        let Some(r) = self.reached else {
+        let Some(r) = self.state.reached else {
             return progress.fraction.is_some().then(|| wait(growth));
         };
         // When between the two polls was the fraction reached? In the middle when one coarse

@@ -56,7 +56,7 @@ pub struct Progress {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eta: Option<DateTime<Utc>>,
     /// A wait the server asked for (`Retry-After`) before the next poll.
-    #[serde(skip_serializing_if = "Option::is_none", with = "opt_secs")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_secs")]
     pub retry_after: Option<Duration>,
 }
 

@@ -415,6 +415,21 @@ impl ReportAdapter for DocSpaceAdapter {
         }
     }
 
+    /// DocSpace keeps one report task per user: a start whose answer was lost is the user's
+    /// current task, if any. (Tasks carry no time: the caller rules out tasks it already knows.)
+    async fn find_started(
+        &self,
+        request: &DocSpaceReportRequest,
+        since: chrono::DateTime<Utc>,
+    ) -> Result<Option<Ticket>> {
+        let _ = since;
+        Ok(self
+            .client
+            .current_task()
+            .await?
+            .map(|task| self.started(&task, Some(request)).ticket))
+    }
+
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
         ticket.expect_vendor(VENDOR)?;
         match self.client.current_task().await? {

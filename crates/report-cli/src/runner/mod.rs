@@ -1,0 +1,284 @@
+//! `reports submit | worker | jobs`: durable jobs in a database, run by workers
+//! (`report-runner` on the apalis job engine).
+
+mod db;
+mod vendors;
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use report_runner::{JobRecord, NewJob, Worker, WorkerOptions};
+use serde_json::json;
+
+use crate::cli::Common;
+use crate::failure::Failure;
+
+/// `reports submit <vendor> <run options> --out PATH [--connection NAME] [--db URL] [--json]`.
+#[derive(Debug, Args)]
+#[command(
+    disable_help_flag = true,
+    after_help = "The vendor's options are those of `reports <vendor> run`; see `reports submit <vendor> --help`."
+)]
+pub struct SubmitArgs {
+    /// docspace, evovoice, cloudblue, metakocka or ofd.
+    pub vendor: String,
+    /// The run options, --out PATH, and optionally --connection NAME and --db URL.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "OPTIONS"
+    )]
+    pub args: Vec<String>,
+}
+
+/// `reports worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Steps (starts, polls, downloads) carried out at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub concurrency: usize,
+    /// Exit 0 once nothing is queued or in progress.
+    #[arg(long)]
+    pub exit_when_idle: bool,
+    /// A TOML file of schedules ([[schedule]] name, vendor, connection, cron, period,
+    /// timezone, options, out) to queue jobs from while the worker runs.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Seconds a step stays this worker's without renewal (a crashed worker's steps are
+    /// taken over after it).
+    #[arg(long, default_value_t = 60, value_name = "SECS", hide = true)]
+    pub lease_secs: u64,
+    /// The engine's heartbeat in seconds (a worker silent for two is presumed dead).
+    #[arg(long, default_value_t = 10, value_name = "SECS", hide = true)]
+    pub heartbeat_secs: u64,
+    /// How often the engine looks for due tasks, in milliseconds.
+    #[arg(long, default_value_t = 500, value_name = "MS", hide = true)]
+    pub fetch_ms: u64,
+}
+
+/// `reports jobs [show|cancel|retry ID]`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    #[command(subcommand)]
+    pub action: Option<JobsAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsAction {
+    /// Everything recorded about one job.
+    Show { id: String },
+    /// Cancel a job (at the vendor too, where it can).
+    Cancel { id: String },
+    /// Queue a failed or cancelled job again (from its ticket if it has one: no new start).
+    Retry { id: String },
+}
+
+/// `--db`: where the jobs are.
+#[derive(Debug, Clone, Args)]
+pub struct DbArg {
+    /// Job database: a SQLite file or sqlite: URL (default: jobs.sqlite in the user's data
+    /// folder); postgres://… for PostgreSQL.
+    #[arg(long, env = "REPORTS_DB", value_name = "URL", global = true)]
+    pub db: Option<String>,
+}
+
+pub async fn submit(args: SubmitArgs, common: &Common) -> Result<(), Failure> {
+    let line = vendors::parse_submit(&args.vendor, &args.args)?;
+    let Some(line) = line else {
+        return Ok(()); // help was printed
+    };
+    let json_out = common.json || line.json;
+    let store = db::open(line.db.as_deref()).await?;
+    let record = store
+        .submit(NewJob {
+            vendor: args.vendor.clone(),
+            connection: line.connection,
+            request: json!({ "args": line.stored_args }),
+            out: line.out,
+        })
+        .await
+        .map_err(local)?;
+    if json_out {
+        println!("{}", json!({ "id": record.id, "state": record.state }));
+    } else {
+        println!("{}", record.id);
+    }
+    Ok(())
+}
+
+pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
+    let schedules = match &args.config {
+        Some(path) => Some(load_schedules(path)?),
+        None => None,
+    };
+    let store = db::open(args.db.db.as_deref()).await?;
+    let options = WorkerOptions {
+        concurrency: args.concurrency.max(1),
+        lease: Duration::from_secs(args.lease_secs.max(1)),
+        heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
+        fetch_interval: Duration::from_millis(args.fetch_ms.max(10)),
+        policy: crate::jobs::policy(common),
+    };
+    let worker = Worker::new(store.clone(), vendors::registry(common), options);
+    if !common.quiet {
+        eprintln!("worker {} started", worker.name());
+    }
+    let exit_when_idle = args.exit_when_idle;
+    if let Some(file) = schedules {
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = report_runner::run_schedules(&file, store).await {
+                tracing::error!(error = %e, "schedules stopped");
+            }
+        });
+    }
+    let stop = async move {
+        let idle = async {
+            if exit_when_idle {
+                report_runner::idle(store, Duration::from_millis(500)).await
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::select! {
+            _ = idle => {}
+            _ = shutdown_signal() => {}
+        }
+    };
+    worker.run_until(stop).await.map_err(local)
+}
+
+/// Reads and checks a schedule file: every definition must make a job `submit` accepts.
+fn load_schedules(path: &std::path::Path) -> Result<report_runner::ScheduleFile, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("--config {}: {e}", path.display())))?;
+    let file = report_runner::ScheduleFile::parse(&text)
+        .map_err(|e| Failure::Usage(format!("--config {}: {e}", path.display())))?;
+    for definition in &file.schedules {
+        let (job, _) = definition
+            .job_for(chrono::Utc::now().timestamp())
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let mut args: Vec<String> =
+            serde_json::from_value(job.request["args"].clone()).unwrap_or_default();
+        args.extend(["--out".to_string(), job.out]);
+        vendors::parse_submit(&definition.vendor, &args).map_err(|f| {
+            Failure::Usage(format!(
+                "schedule `{}`: {}",
+                definition.name,
+                f.lines(false).join("; ").trim_start_matches("error: ")
+            ))
+        })?;
+    }
+    Ok(file)
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub async fn jobs(args: JobsArgs, common: &Common) -> Result<(), Failure> {
+    let store = db::open(args.db.db.as_deref()).await?;
+    let one = |r: Result<JobRecord, report_runner::Error>| r.map_err(job_error);
+    match args.action {
+        None => {
+            let jobs = store.list().await.map_err(local)?;
+            if common.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&jobs).expect("records serialize")
+                );
+            } else {
+                for job in &jobs {
+                    println!("{}", line(job));
+                }
+            }
+        }
+        Some(JobsAction::Show { id }) => {
+            let job = store
+                .get(&id)
+                .await
+                .map_err(local)?
+                .ok_or_else(|| Failure::Usage(format!("no job `{id}`")))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&job).expect("records serialize")
+            );
+        }
+        Some(JobsAction::Cancel { id }) => {
+            let job = one(store.request_cancel(&id).await)?;
+            print_state(&job, common);
+        }
+        Some(JobsAction::Retry { id }) => {
+            let job = one(store.retry(&id).await)?;
+            print_state(&job, common);
+        }
+    }
+    Ok(())
+}
+
+fn print_state(job: &JobRecord, common: &Common) {
+    if common.json {
+        println!(
+            "{}",
+            json!({ "id": job.id, "state": job.state, "cancel_requested": job.cancel_requested })
+        );
+    } else if job.cancel_requested && !job.state.is_terminal() {
+        println!("{}: cancel requested ({})", job.id, job.state);
+    } else {
+        println!("{}: {}", job.id, job.state);
+    }
+}
+
+fn line(job: &JobRecord) -> String {
+    let progress = job
+        .progress
+        .map(|p| format!("{:.0}%", p * 100.0))
+        .unwrap_or_else(|| "-".into());
+    let mut text = format!(
+        "{}  {:<9}  {:<11}  {:>4}  {}",
+        job.id, job.vendor, job.state, progress, job.out
+    );
+    if let Some(sha) = &job.sha256 {
+        text.push_str(&format!("  sha256 {sha}"));
+    }
+    if let Some(error) = &job.error {
+        text.push_str(&format!("  error: {error}"));
+    }
+    text
+}
+
+fn local(e: report_runner::Error) -> Failure {
+    Failure::Local(e.to_string())
+}
+
+fn job_error(e: report_runner::Error) -> Failure {
+    match e {
+        report_runner::Error::NotFound(_) | report_runner::Error::Conflict(_) => {
+            Failure::Usage(e.to_string())
+        }
+        e => local(e),
+    }
+}

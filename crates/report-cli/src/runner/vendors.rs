@@ -1,0 +1,201 @@
+//! The five vendors for the runner: how `submit` checks and stores a job's options (exactly as
+//! `run` would take them, never credentials) and how a worker turns them back into a request
+//! and connects with its own environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser};
+use report_runner::Registry;
+
+use crate::cli::Common;
+use crate::failure::Failure;
+use crate::jobs::{BuildRequest, Connect, check_destination};
+use crate::vendors::{cloudblue, docspace, evovoice, metakocka, ofd};
+
+/// The connection whose credentials are the `run` variables (OFD_LOGIN, …).
+pub const DEFAULT_CONNECTION: &str = "default";
+
+/// A submit line: the vendor's run options and where the job goes.
+#[derive(Debug, Parser)]
+#[command(
+    name = "reports submit",
+    about = "Queue a report job: the vendor's run options, --out PATH, optionally --connection NAME and --db URL",
+    disable_version_flag = true
+)]
+struct SubmitLine<O: Args> {
+    #[command(flatten)]
+    options: O,
+    /// Where the worker saves the report.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// The named connection whose credentials the worker uses.
+    #[arg(long, default_value = DEFAULT_CONNECTION, value_name = "NAME")]
+    connection: String,
+    /// Job database (see `reports worker --help`).
+    #[arg(long, env = "REPORTS_DB", value_name = "URL")]
+    db: Option<String>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// A checked submit line.
+pub struct Submitted {
+    pub out: String,
+    pub connection: String,
+    pub db: Option<String>,
+    pub json: bool,
+    /// The options to store: the line without `--db` (a URL may hold a password).
+    pub stored_args: Vec<String>,
+}
+
+/// Checks a submit line exactly as `run` checks its options; `Ok(None)` after printing help.
+pub fn parse_submit(vendor: &str, args: &[String]) -> Result<Option<Submitted>, Failure> {
+    match vendor {
+        "docspace" => parse::<docspace::Options, _>(args),
+        "evovoice" => parse::<evovoice::Options, _>(args),
+        "cloudblue" => parse::<cloudblue::Options, _>(args),
+        "metakocka" => parse::<metakocka::Options, _>(args),
+        "ofd" => parse::<ofd::Options, _>(args),
+        other => Err(Failure::Usage(format!(
+            "unknown vendor `{other}`; one of docspace, evovoice, cloudblue, metakocka, ofd"
+        ))),
+    }
+}
+
+fn parse<O, R>(args: &[String]) -> Result<Option<Submitted>, Failure>
+where
+    O: Args + BuildRequest<R>,
+{
+    let line = match SubmitLine::<O>::try_parse_from(line_argv(args)) {
+        Ok(line) => line,
+        Err(e) if !e.use_stderr() => {
+            // --help: a closed pipe is not an error worth a panic.
+            let _ = e.print();
+            return Ok(None);
+        }
+        Err(e) => return Err(Failure::Usage(clap_message(&e))),
+    };
+    if line.out.as_os_str() == "-" {
+        return Err(Failure::Usage(
+            "--out -: a queued job cannot write to standard output; give a file path".into(),
+        ));
+    }
+    check_destination(&line.out, &line.common)?;
+    line.options.build()?;
+    let out = std::path::absolute(&line.out)
+        .map_err(|e| Failure::Usage(format!("--out {}: {e}", line.out.display())))?;
+    Ok(Some(Submitted {
+        out: out.display().to_string(),
+        connection: line.connection,
+        db: line.db,
+        json: line.common.json,
+        stored_args: without_db(args),
+    }))
+}
+
+fn line_argv(args: &[String]) -> impl Iterator<Item = String> + '_ {
+    std::iter::once("reports submit".to_string()).chain(args.iter().cloned())
+}
+
+/// A failure's message without the `error: ` prefix (the job's error gets its own context).
+fn failure_text(f: &Failure) -> String {
+    let text = f.lines(false).join("; ");
+    text.strip_prefix("error: ").unwrap_or(&text).to_string()
+}
+
+/// clap's message without its own `error: ` prefix (ours adds one).
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let text = text.trim();
+    text.strip_prefix("error: ").unwrap_or(text).to_string()
+}
+
+/// The arguments without `--db URL` / `--db=URL`.
+fn without_db(args: &[String]) -> Vec<String> {
+    let mut kept = Vec::with_capacity(args.len());
+    let mut skip_next = false;
+    for arg in args {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        if arg == "--db" {
+            skip_next = true;
+        } else if !arg.starts_with("--db=") {
+            kept.push(arg.clone());
+        }
+    }
+    kept
+}
+
+/// A vendor's connection from the worker's environment alone.
+#[derive(Debug, Parser)]
+#[command(name = "reports worker")]
+struct ConnectionOnly<C: Args> {
+    #[command(flatten)]
+    connection: C,
+}
+
+/// The five vendors, connecting with the worker's environment (the `run` variables).
+pub fn registry(common: &Common) -> Registry {
+    let mut registry = Registry::new();
+    register::<docspace::Connection, docspace::Options>(&mut registry, "docspace", common);
+    register::<evovoice::Connection, evovoice::Options>(&mut registry, "evovoice", common);
+    register::<cloudblue::Connection, cloudblue::Options>(&mut registry, "cloudblue", common);
+    register::<metakocka::Connection, metakocka::Options>(&mut registry, "metakocka", common);
+    register::<ofd::Connection, ofd::Options>(&mut registry, "ofd", common);
+    // DocSpace keeps one report task per user: a connection's jobs go one after another.
+    registry.one_job_per_connection("docspace");
+    registry
+}
+
+fn register<C, O>(registry: &mut Registry, vendor: &str, common: &Common)
+where
+    C: Connect + Args + Send + Sync + 'static,
+    O: Args + BuildRequest<<C::Adapter as report_core::ReportAdapter>::Request> + 'static,
+{
+    let common = common.clone();
+    registry.register::<C::Adapter>(
+        vendor,
+        move |connection: &str| {
+            if connection != DEFAULT_CONNECTION {
+                return Err(format!(
+                    "unknown connection; this worker has only `{DEFAULT_CONNECTION}` (its environment)"
+                ));
+            }
+            let parsed = ConnectionOnly::<C>::try_parse_from(["reports worker"])
+                .map_err(|e| clap_message(&e))?;
+            parsed
+                .connection
+                .connect(&common)
+                .map_err(|f| failure_text(&f))
+        },
+        |request: &serde_json::Value| {
+            let args: Vec<String> = serde_json::from_value(request["args"].clone())
+                .map_err(|e| format!("stored options unreadable: {e}"))?;
+            let line =
+                SubmitLine::<O>::try_parse_from(line_argv(&args)).map_err(|e| clap_message(&e))?;
+            line.options.build().map_err(|f| failure_text(&f))
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_url_is_never_stored() {
+        let args: Vec<String> = [
+            "--from",
+            "x",
+            "--db",
+            "postgres://u:pw@h/db",
+            "--db=sqlite:a",
+            "--out",
+            "o",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(without_db(&args), ["--from", "x", "--out", "o"]);
+    }
+}

@@ -1,0 +1,397 @@
+//! `reports submit | worker | jobs` against the sandbox, driven as a user would.
+
+mod support;
+
+use std::time::Duration;
+
+use report_sandbox::Vendor;
+use support::jobs::*;
+
+#[test]
+fn submit_validates_like_run_and_queues_nothing_on_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    let out = dir.path().join("r.out");
+    let out = out.to_str().unwrap();
+    let bad: &[&[&str]] = &[
+        &[
+            "ofd",
+            "--from",
+            "2024-02-01",
+            "--to",
+            "2024-01-01",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+            "--out",
+            out,
+        ],
+        &[
+            "ofd",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--type",
+            "Nope",
+            "--all-kkts",
+            "--out",
+            out,
+        ],
+        &[
+            "docspace",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--out",
+            "/no/such/folder/x",
+        ],
+        &[
+            "evovoice",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--out",
+            out,
+        ],
+        &[
+            "cloudblue",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--format",
+            "pdf",
+            "--out",
+            out,
+        ],
+        &["metakocka", "--format", "csv", "--out", out],
+        &[
+            "ofd",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+        ],
+        // Credentials have no place in a submit.
+        &[
+            "ofd",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+            "--out",
+            out,
+            "--password",
+            "x",
+        ],
+        &["nosuchvendor", "--out", out],
+    ];
+    for args in bad {
+        bare(&db).arg("submit").args(*args).assert().code(2);
+    }
+    assert!(jobs_json(&db).is_empty(), "nothing queued");
+
+    // Good input needs no credentials and prints the id.
+    let out = bare(&db)
+        .arg("submit")
+        .args(SUBMITS[4].1)
+        .args([
+            "--out",
+            dir.path().join("ofd.zip").to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["state"], "queued");
+    let jobs = jobs_json(&db);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["id"], answer["id"]);
+    assert_eq!(jobs[0]["vendor"], "ofd");
+}
+
+#[test]
+fn a_database_that_cannot_be_opened_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("missing-folder").join("jobs.sqlite");
+    bare(&db).arg("jobs").assert().code(2);
+    bare(&db)
+        .args(["worker", "--exit-when-idle"])
+        .assert()
+        .code(2);
+    let out = dir.path().join("r.out");
+    bare(&db)
+        .arg("submit")
+        .args(SUBMITS[4].1)
+        .args(["--out", out.to_str().unwrap()])
+        .assert()
+        .code(2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_jobs_of_every_vendor_are_run_by_a_worker() {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    // Every vendor, and three DocSpace jobs on one connection: one after another, none refused.
+    let mut submits: Vec<&(Vendor, &[&str])> = SUBMITS.iter().collect();
+    submits.push(&SUBMITS[0]);
+    submits.push(&SUBMITS[0]);
+    for (i, (vendor, args)) in submits.iter().enumerate() {
+        let out = files.join(format!("{i}-{}.out", vendor.name()));
+        bare(&db)
+            .arg("submit")
+            .args(*args)
+            .args(["--out", out.to_str().unwrap()])
+            .assert()
+            .success();
+    }
+    let env = worker_env(&sandbox);
+    let db2 = db.clone();
+    tokio::task::spawn_blocking(move || {
+        bare(&db2)
+            .envs(env)
+            .args(["worker", "--exit-when-idle", "--quiet", "--fetch-ms", "100"])
+            .assert()
+            .success();
+    })
+    .await
+    .unwrap();
+
+    let jobs = jobs_json(&db);
+    assert_eq!(jobs.len(), 7);
+    for job in &jobs {
+        verify_done(&sandbox, job);
+    }
+    for (vendor, _) in SUBMITS {
+        let submitted = submits.iter().filter(|(v, _)| v == vendor).count() as u64;
+        assert_eq!(
+            sandbox.stats(*vendor).reports_started,
+            submitted,
+            "{vendor:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&files).unwrap().count(),
+        7,
+        "no temporary file left"
+    );
+
+    // `jobs show` tells everything; the database holds no credential.
+    let id = jobs[0]["id"].as_str().unwrap();
+    let show = bare(&db).args(["jobs", "show", id]).output().unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["sha256"], jobs[0]["sha256"]);
+    bare(&db)
+        .args(["jobs", "show", "no-such-id"])
+        .assert()
+        .code(2);
+    assert_no_credentials(dir.path());
+}
+
+/// Random moments: a small xorshift seeded from the clock (printed, to replay a failure).
+struct Dice(u64);
+
+impl Dice {
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        low + self.0 % (high - low)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_killed_at_random_moments_lose_no_job_and_start_none_twice() {
+    let began = std::time::Instant::now();
+    let sandbox = sandbox().await;
+    // ≈ 20 % of status requests faulted, 10 % of downloads cut.
+    sandbox.set_faults(report_sandbox::Faults {
+        status_5xx: 0.06,
+        status_429: 0.04,
+        retry_after_secs: 1,
+        drop_connection: 0.05,
+        truncate_body: 0.05,
+        download_cut: 0.1,
+        ..report_sandbox::Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let mut submitted = 0;
+    for round in 0..4 {
+        for (vendor, args) in SUBMITS {
+            let out = files.join(format!("{round}-{}.out", vendor.name()));
+            bare(&db)
+                .arg("submit")
+                .args(*args)
+                .args(["--out", out.to_str().unwrap()])
+                .assert()
+                .success();
+            submitted += 1;
+        }
+    }
+    assert_eq!(submitted, 20);
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill moments seed: {seed}");
+    let mut dice = Dice(seed);
+    let binary = assert_cmd::cargo::cargo_bin("reports");
+    let worker = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(&binary);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("REPORTS_DB", &db)
+            .envs(worker_env(&sandbox))
+            .args([
+                "worker",
+                "--quiet",
+                "--concurrency",
+                "8",
+                "--fetch-ms",
+                "100",
+            ])
+            .args(["--lease-secs", "2", "--heartbeat-secs", "1"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    };
+    let mut kills = 0;
+    while kills < 8 {
+        let mut child = worker(&[]).spawn().expect("the worker starts");
+        tokio::time::sleep(Duration::from_millis(dice.between(500, 2500))).await;
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        kills += 1;
+    }
+    let mut last = worker(&["--exit-when-idle"]);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = last.spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(45);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let jobs = jobs_json(&db);
+    let summary: Vec<String> = jobs
+        .iter()
+        .map(|j| format!("{} {} {}", j["vendor"], j["state"], j["error"]))
+        .collect();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the last worker drains the queue in time: {summary:#?}"
+    );
+    assert_eq!(jobs.len(), 20);
+    for job in &jobs {
+        verify_done(&sandbox, job);
+    }
+    for (vendor, _) in SUBMITS {
+        assert_eq!(
+            sandbox.stats(*vendor).reports_started,
+            4,
+            "one start per job: {vendor:?}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&files)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    assert_eq!(std::fs::read_dir(&files).unwrap().count(), 20);
+    let faults: u64 = Vendor::ALL
+        .iter()
+        .map(|v| sandbox.stats(*v).faults_injected)
+        .sum();
+    let store = report_runner::Store::open(db.to_str().unwrap())
+        .await
+        .unwrap();
+    let redelivered = store.redelivered_tasks().await.unwrap();
+    eprintln!(
+        "20 jobs, {kills} kills, {redelivered} tasks delivered again, {faults} faults injected, {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+    assert!(faults > 0);
+    assert!(redelivered > 0, "the kills cut steps in progress");
+    assert_no_credentials(dir.path());
+}
+
+#[test]
+fn a_bad_schedule_file_is_exit_2_and_sigterm_stops_a_worker_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    let config = dir.path().join("schedules.toml");
+    std::fs::write(
+        &config,
+        "[[schedule]]\nname = 'x'\nvendor = 'ofd'\ncron = '0 0 6 * * *'\nperiod = 'yesterday'\n\
+         options = ['--from', '{from}', '--to', '{to}', '--type', 'Nope', '--all-kkts']\n\
+         out = '/tmp/x-{from}.zip'\n",
+    )
+    .unwrap();
+    bare(&db)
+        .args(["worker", "--config", config.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "schedule `x`: unknown report type",
+        ));
+
+    let mut worker = std::process::Command::new(assert_cmd::cargo::cargo_bin("reports"))
+        .env_clear()
+        .env("REPORTS_DB", &db)
+        .args(["worker", "--quiet"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let pid = worker.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let began = std::time::Instant::now();
+    loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the worker stops on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

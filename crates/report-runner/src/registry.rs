@@ -1,0 +1,256 @@
+//! Named connections: how a worker turns a job's vendor, connection name and stored options
+//! into an adapter and a start request. Supplied by the caller (the CLI registers the five
+//! vendors, with credentials from the worker's environment); the database holds none.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use report_core::{
+    Artifact, DownloadOptions, DownloadSummary, Job, ReportAdapter, Step, Ticket, WaitPolicy,
+    WaitState,
+};
+
+/// Builds a vendor's adapter for a named connection (credentials from the environment or a
+/// config file; an error message if the connection is unknown or incomplete).
+pub type ConnectFn<A> = dyn Fn(&str) -> Result<A, String> + Send + Sync;
+/// Builds a vendor's start request from the options stored with the job (checked again).
+pub type RequestFn<R> = dyn Fn(&serde_json::Value) -> Result<R, String> + Send + Sync;
+
+/// One step's outcome and the requests it took.
+pub struct Stepped {
+    pub outcome: report_core::Result<Step>,
+    pub polls: u32,
+    pub retries: u32,
+}
+
+/// One vendor, with its types erased so the worker can hold all of them.
+pub trait Vendor: Send + Sync {
+    /// Starts the report: the ticket and the state of its wait. Never retried by the runner.
+    fn start<'a>(
+        &'a self,
+        connection: &'a str,
+        request: &'a serde_json::Value,
+        policy: &'a WaitPolicy,
+    ) -> BoxFuture<'a, report_core::Result<(Ticket, WaitState)>>;
+
+    /// Looks for a report this request started at or after `since` (a start whose answer
+    /// was lost), with a fresh wait state for it. `Ok(None)`: the vendor has none;
+    /// [`report_core::Error::Unsupported`]: the vendor cannot tell.
+    fn find_started<'a>(
+        &'a self,
+        connection: &'a str,
+        request: &'a serde_json::Value,
+        since: DateTime<Utc>,
+        policy: &'a WaitPolicy,
+    ) -> BoxFuture<'a, report_core::Result<Option<(Ticket, WaitState)>>>;
+
+    /// Takes one step of the wait (at most one status request).
+    fn step<'a>(
+        &'a self,
+        connection: &'a str,
+        ticket: &'a Ticket,
+        state: &'a mut WaitState,
+        policy: &'a WaitPolicy,
+    ) -> BoxFuture<'a, report_core::Result<Stepped>>;
+
+    /// Downloads the artifact to `out` (temporary file, then an atomic rename).
+    fn download<'a>(
+        &'a self,
+        connection: &'a str,
+        ticket: &'a Ticket,
+        artifact: &'a Artifact,
+        out: &'a Path,
+        policy: &'a WaitPolicy,
+    ) -> BoxFuture<'a, report_core::Result<DownloadSummary>>;
+
+    /// Whether a repeated start is harmless (the vendor answers it with the running report),
+    /// so a start whose answer was lost may be sent again.
+    fn start_is_idempotent(&self, connection: &str) -> bool;
+
+    /// Cancels the report at the vendor.
+    fn cancel<'a>(
+        &'a self,
+        connection: &'a str,
+        ticket: &'a Ticket,
+    ) -> BoxFuture<'a, report_core::Result<()>>;
+}
+
+/// The vendors a worker can run, by name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    vendors: HashMap<String, Arc<dyn Vendor>>,
+    one_at_a_time: std::collections::HashSet<String>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.vendors.keys().collect();
+        names.sort();
+        f.debug_struct("Registry").field("vendors", &names).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a vendor: how to connect per connection name, how to build its request.
+    /// One adapter is built per connection and reused (token caches, connection pools).
+    pub fn register<A>(
+        &mut self,
+        vendor: &str,
+        connect: impl Fn(&str) -> Result<A, String> + Send + Sync + 'static,
+        request: impl Fn(&serde_json::Value) -> Result<A::Request, String> + Send + Sync + 'static,
+    ) -> &mut Self
+    where
+        A: ReportAdapter + 'static,
+    {
+        self.vendors.insert(
+            vendor.to_string(),
+            Arc::new(Registered::<A> {
+                connect: Box::new(connect),
+                request: Box::new(request),
+                adapters: Mutex::new(HashMap::new()),
+            }),
+        );
+        self
+    }
+
+    /// Runs each connection's jobs of `vendor` one after another (start to download), for
+    /// vendors that keep one report task per user (DocSpace) and would refuse the next.
+    pub fn one_job_per_connection(&mut self, vendor: &str) -> &mut Self {
+        self.one_at_a_time.insert(vendor.to_string());
+        self
+    }
+
+    /// Whether `vendor`'s connections run one job at a time.
+    pub fn is_one_job_per_connection(&self, vendor: &str) -> bool {
+        self.one_at_a_time.contains(vendor)
+    }
+
+    /// The vendor registered under `name`.
+    pub fn vendor(&self, name: &str) -> Option<Arc<dyn Vendor>> {
+        self.vendors.get(name).cloned()
+    }
+}
+
+struct Registered<A: ReportAdapter> {
+    connect: Box<ConnectFn<A>>,
+    request: Box<RequestFn<A::Request>>,
+    adapters: Mutex<HashMap<String, Arc<A>>>,
+}
+
+impl<A: ReportAdapter + 'static> Registered<A> {
+    fn adapter(&self, connection: &str) -> report_core::Result<Arc<A>> {
+        let mut adapters = self.adapters.lock().expect("adapter cache lock");
+        if let Some(a) = adapters.get(connection) {
+            return Ok(a.clone());
+        }
+        let adapter = Arc::new((self.connect)(connection).map_err(|e| {
+            report_core::Error::InvalidInput(format!("connection `{connection}`: {e}"))
+        })?);
+        adapters.insert(connection.to_string(), adapter.clone());
+        Ok(adapter)
+    }
+
+    fn request(&self, request: &serde_json::Value) -> report_core::Result<A::Request> {
+        (self.request)(request).map_err(report_core::Error::InvalidInput)
+    }
+
+    fn job(
+        &self,
+        connection: &str,
+        ticket: &Ticket,
+        policy: &WaitPolicy,
+    ) -> report_core::Result<Job<A>> {
+        Job::resume(self.adapter(connection)?, ticket.clone(), policy.clone())
+    }
+}
+
+impl<A: ReportAdapter + 'static> Vendor for Registered<A> {
+    fn start<'a>(
+        &'a self,
+        connection: &'a str,
+        request: &'a serde_json::Value,
+        policy: &'a WaitPolicy,
+    ) -> BoxFuture<'a, report_core::Result<(Ticket, WaitState)>> {
+        Box::pin(async move {
+            let adapter = self.adapter(connection)?;
+            let request = self.request(request)?;
+            let job = Job::<A>::start(adapter, &request, policy.clone()).await?;
+            let state = job.wait_state();
+            Ok((job.ticket().clone(), state))
+        })
+    }
+
+    fn find_started<'a>(
+        &'a self,
+        connection: &'a str,
+        request: &'a serde_json::Value,
+        since: DateTime<Utc>,
+        policy: &'a WaitPolicy,
+    ) -> BoxFuture<'a, report_core::Result<Option<(Ticket, WaitState)>>> {
+        Box::pin(async move {
+            let adapter = self.adapter(connection)?;
+            let request = self.request(request)?;
+            let Some(ticket) = adapter.find_started(&request, since).await? else {
+                return Ok(None);
+            };
+            // No start answer to go by: the first poll is due at once.
+            let state = self.job(connection, &ticket, policy)?.wait_state();
+            Ok(Some((ticket, state)))
+        })
+    }
+
+    fn step<'a>(
+        &'a self,
+        connection: &'a str,
+        ticket: &'a Ticket,
+        state: &'a mut WaitState,
+        policy: &'a WaitPolicy,
+    ) -> BoxFuture<'a, report_core::Result<Stepped>> {
+        Box::pin(async move {
+            let job = self.job(connection, ticket, policy)?;
+            let outcome = job.step(state).await;
+            let stats = job.stats();
+            Ok(Stepped {
+                outcome,
+                polls: stats.polls,
+                retries: stats.retries,
+            })
+        })
+    }
+
+    fn download<'a>(
+        &'a self,
+        connection: &'a str,
+        ticket: &'a Ticket,
+        artifact: &'a Artifact,
+        out: &'a Path,
+        policy: &'a WaitPolicy,
+    ) -> BoxFuture<'a, report_core::Result<DownloadSummary>> {
+        Box::pin(async move {
+            let job = self.job(connection, ticket, policy)?;
+            job.download_to(artifact, out, DownloadOptions::default())
+                .await
+        })
+    }
+
+    fn start_is_idempotent(&self, connection: &str) -> bool {
+        self.adapter(connection)
+            .is_ok_and(|adapter| adapter.start_is_idempotent())
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        connection: &'a str,
+        ticket: &'a Ticket,
+    ) -> BoxFuture<'a, report_core::Result<()>> {
+        Box::pin(async move { self.adapter(connection)?.cancel(ticket).await })
+    }
+}

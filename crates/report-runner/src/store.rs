@@ -1,0 +1,761 @@
+//! The job table and the engine's task queue, in one database: SQLite (embedded, the
+//! default) or PostgreSQL (feature `postgres`, for several worker machines).
+//!
+//! Each job has a step counter (`seq`). A task names the job and the step it is for; a worker
+//! takes a step under a lease (so no two workers work on one job at once), and records the
+//! outcome together with the task of the next step in one transaction: a crash at any point
+//! leaves either the old step (repeated: polls only read, downloads rename at the end) or the
+//! new one queued, never neither. Tasks carry an idempotency key (`job/seq`), so a step's task
+//! pushed twice is queued once.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use apalis::prelude::{Task, TaskBuilder};
+use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::record::{JobRecord, JobState, NewJob};
+use crate::{Error, Result};
+
+/// The engine's queue the runner's tasks go to.
+pub const QUEUE: &str = "report-runner";
+
+/// The payload of an engine task: take step `seq` of job `job`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepTask {
+    pub job: String,
+    pub seq: i64,
+}
+
+/// What [`Store::claim`] found.
+#[derive(Debug)]
+pub enum Claim {
+    /// The step is ours until the lease runs out (renew it while working).
+    Claimed(JobRecord),
+    /// Another worker holds the step; its lease runs out at this moment.
+    Busy(DateTime<Utc>),
+    /// The task is stale: the job moved on, finished or was removed.
+    Stale(Option<JobRecord>),
+}
+
+/// The job database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+/// The database behind a [`Store`].
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever database it is (the body is
+/// compiled once per database, so the same code serves both).
+macro_rules! with_db {
+    ($db:expr, $pool:ident, $kind:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => {
+                #[allow(unused_variables)]
+                let $kind = Kind::Sqlite;
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            Db::Postgres($pool) => {
+                #[allow(unused_variables)]
+                let $kind = Kind::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// The SQL for `kind`: our queries are written with `?` placeholders; PostgreSQL numbers them.
+/// Only ever given our own literal SQL (values are bound), hence safe.
+fn sql(kind: Kind, text: &'static str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(numbered(kind, text))
+}
+
+fn numbered(kind: Kind, text: &str) -> String {
+    match kind {
+        Kind::Sqlite => text.to_string(),
+        #[cfg(feature = "postgres")]
+        Kind::Postgres => {
+            let mut out = String::with_capacity(text.len() + 16);
+            let mut n = 0;
+            for c in text.chars() {
+                if c == '?' {
+                    n += 1;
+                    out.push_str(&format!("${n}"));
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS report_jobs (
+    id TEXT PRIMARY KEY NOT NULL,
+    vendor TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    request TEXT NOT NULL,
+    out TEXT NOT NULL,
+    state TEXT NOT NULL,
+    seq INTEGER NOT NULL DEFAULT 0,
+    progress REAL,
+    message TEXT,
+    polls INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    bytes INTEGER,
+    sha256 TEXT,
+    error TEXT,
+    ticket TEXT,
+    wait_state TEXT,
+    artifact TEXT,
+    start_intent_at TEXT,
+    next_poll_at TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    unique_key TEXT
+);
+CREATE INDEX IF NOT EXISTS report_jobs_state ON report_jobs (state);
+CREATE UNIQUE INDEX IF NOT EXISTS report_jobs_unique_key ON report_jobs (unique_key);
+";
+
+#[cfg(feature = "postgres")]
+const PG_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS report_jobs (
+    id TEXT PRIMARY KEY NOT NULL,
+    vendor TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    request TEXT NOT NULL,
+    out TEXT NOT NULL,
+    state TEXT NOT NULL,
+    seq BIGINT NOT NULL DEFAULT 0,
+    progress DOUBLE PRECISION,
+    message TEXT,
+    polls BIGINT NOT NULL DEFAULT 0,
+    retries BIGINT NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    bytes BIGINT,
+    sha256 TEXT,
+    error TEXT,
+    ticket TEXT,
+    wait_state TEXT,
+    artifact TEXT,
+    start_intent_at TEXT,
+    next_poll_at TEXT,
+    cancel_requested BIGINT NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until BIGINT,
+    unique_key TEXT
+);
+CREATE INDEX IF NOT EXISTS report_jobs_state ON report_jobs (state);
+CREATE UNIQUE INDEX IF NOT EXISTS report_jobs_unique_key ON report_jobs (unique_key);
+";
+
+/// Writes the record if `owner` still holds its step (and, with `exclusive`, no other job of
+/// its vendor and connection is under way); `false` if not. A macro so that one text serves
+/// both databases' transaction types.
+macro_rules! write_record {
+    ($kind:expr, $tx:expr, $r:expr, $owner:expr, $next_step:expr, $exclusive:expr) => {{
+        let (r, next_step): (&JobRecord, bool) = ($r, $next_step);
+        sqlx::query(sql(
+            $kind,
+            "UPDATE report_jobs SET state = ?, progress = ?, message = ?, polls = ?, retries = ?,
+                 started_at = ?, finished_at = ?, bytes = ?, sha256 = ?, error = ?, ticket = ?,
+                 wait_state = ?, artifact = ?, start_intent_at = ?, next_poll_at = ?,
+                 seq = seq + ?,
+                 lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END,
+                 lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
+             WHERE id = ? AND seq = ? AND lease_owner = ?
+                 AND (NOT ? OR NOT EXISTS (
+                     SELECT 1 FROM report_jobs other
+                     WHERE other.vendor = ? AND other.connection = ? AND other.id != ?
+                         AND other.state IN ('running', 'downloading')))",
+        ))
+        .bind(r.state.as_str())
+        .bind(r.progress)
+        .bind(&r.message)
+        .bind(i64::from(r.polls))
+        .bind(i64::from(r.retries))
+        .bind(r.started_at.map(|t| t.to_rfc3339()))
+        .bind(r.finished_at.map(|t| t.to_rfc3339()))
+        .bind(r.bytes.map(|b| b as i64))
+        .bind(&r.sha256)
+        .bind(&r.error)
+        .bind(r.ticket.as_ref().map(|t| t.to_json()))
+        .bind(
+            r.wait
+                .as_ref()
+                .map(|w| serde_json::to_string(w).expect("wait states serialize")),
+        )
+        .bind(
+            r.artifact
+                .as_ref()
+                .map(|a| serde_json::to_string(a).expect("artifacts serialize")),
+        )
+        .bind(r.start_intent_at.map(|t| t.to_rfc3339()))
+        .bind(r.next_poll_at.map(|t| t.to_rfc3339()))
+        .bind(i64::from(next_step))
+        .bind(next_step)
+        .bind(next_step)
+        .bind(&r.id)
+        .bind(r.seq)
+        .bind($owner)
+        .bind($exclusive)
+        .bind(&r.vendor)
+        .bind(&r.connection)
+        .bind(&r.id)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            == 1
+    }};
+}
+
+impl Store {
+    /// Opens (creating if needed) a job database: `postgres://…` (feature `postgres`), else a
+    /// SQLite `sqlite:` URL or file path.
+    pub async fn open(url: &str) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::open_postgres(url).await;
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"));
+        let options = match path {
+            Some(p) => SqliteConnectOptions::from_str(&format!("sqlite:{p}")),
+            None => Ok(SqliteConnectOptions::new().filename(url)),
+        }
+        .map_err(|e| Error::Database(format!("bad database URL: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            // The engine's setup turns synchronous writes off on its connection for speed;
+            // every connection of ours keeps them on, so records survive a power cut too.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, "PRAGMA synchronous = NORMAL;").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Database(format!("cannot open the database: {e}")))?;
+        SqliteStorage::setup(&pool)
+            .await
+            .map_err(|e| Error::Database(format!("cannot set up the queue: {e}")))?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Ok(Store {
+            db: Db::Sqlite(pool),
+        })
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn open_postgres(url: &str) -> Result<Store> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| Error::Database(format!("cannot open the database: {e}")))?;
+        apalis_postgres::PostgresStorage::<()>::setup(&pool)
+            .await
+            .map_err(|e| Error::Database(format!("cannot set up the queue: {e}")))?;
+        sqlx::raw_sql(PG_SCHEMA).execute(&pool).await?;
+        Ok(Store {
+            db: Db::Postgres(pool),
+        })
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn open_postgres(_: &str) -> Result<Store> {
+        Err(Error::Database(
+            "PostgreSQL needs report-runner's `postgres` feature, which this build lacks".into(),
+        ))
+    }
+
+    /// Queues a new job: its record and its first task, in one transaction.
+    pub async fn submit(&self, new: NewJob) -> Result<JobRecord> {
+        let record = self.submit_keyed(new, None).await?;
+        Ok(record.expect("a job without a key is always queued"))
+    }
+
+    /// Queues a new job unless a job with this key was queued before (`None` then): one
+    /// definition and period of a schedule is queued once, whoever fires it.
+    pub async fn submit_unique(&self, new: NewJob, key: &str) -> Result<Option<JobRecord>> {
+        self.submit_keyed(new, Some(key)).await
+    }
+
+    async fn submit_keyed(&self, new: NewJob, key: Option<&str>) -> Result<Option<JobRecord>> {
+        let now = Utc::now();
+        let record = JobRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            vendor: new.vendor,
+            connection: new.connection,
+            request: new.request,
+            state: JobState::Queued,
+            progress: None,
+            message: None,
+            polls: 0,
+            retries: 0,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            out: new.out,
+            bytes: None,
+            sha256: None,
+            error: None,
+            ticket: None,
+            next_poll_at: None,
+            cancel_requested: false,
+            start_intent_at: None,
+            wait: None,
+            artifact: None,
+            seq: 0,
+        };
+        let inserted = with_db!(&self.db, pool, kind => {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query(sql(
+                kind,
+                "INSERT INTO report_jobs
+                     (id, vendor, connection, request, out, state, seq, created_at, unique_key)
+                 VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
+                 ON CONFLICT (unique_key) DO NOTHING",
+            ))
+            .bind(&record.id)
+            .bind(&record.vendor)
+            .bind(&record.connection)
+            .bind(record.request.to_string())
+            .bind(&record.out)
+            .bind(record.state.as_str())
+            .bind(now.to_rfc3339())
+            .bind(key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if inserted {
+                tx.push_step(&record.id, 0, None).await?;
+            }
+            tx.commit().await?;
+            inserted
+        });
+        Ok(inserted.then_some(record))
+    }
+
+    /// One job.
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>> {
+        let row: Option<RawJob> = with_db!(&self.db, pool, kind => {
+            sqlx::query_as(sql(kind, "SELECT * FROM report_jobs WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(RawJob::parse).transpose()
+    }
+
+    /// Every job, oldest first.
+    pub async fn list(&self) -> Result<Vec<JobRecord>> {
+        let rows: Vec<RawJob> = with_db!(&self.db, pool, kind => {
+            sqlx::query_as(sql(kind, "SELECT * FROM report_jobs ORDER BY created_at, id"))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(RawJob::parse).collect()
+    }
+
+    /// Jobs not yet done, failed or cancelled.
+    pub async fn unfinished(&self) -> Result<u64> {
+        let n: i64 = with_db!(&self.db, pool, kind => {
+            sqlx::query_scalar(sql(
+                kind,
+                "SELECT COUNT(*) FROM report_jobs WHERE state NOT IN ('done', 'failed', 'cancelled')",
+            ))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(n as u64)
+    }
+
+    /// Whether another job holds a ticket of `vendor` with this report id.
+    pub async fn ticket_taken(&self, vendor: &str, report_id: &str, except: &str) -> Result<bool> {
+        let tickets: Vec<String> = with_db!(&self.db, pool, kind => {
+            sqlx::query_scalar(sql(
+                kind,
+                "SELECT ticket FROM report_jobs WHERE vendor = ? AND id != ? AND ticket IS NOT NULL",
+            ))
+            .bind(vendor)
+            .bind(except)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(tickets.iter().any(|t| {
+            report_core::Ticket::from_json(t).is_ok_and(|t| t.id.eq_ignore_ascii_case(report_id))
+        }))
+    }
+
+    /// Engine tasks delivered more than once (re-queued after a worker died, or retried).
+    pub async fn redelivered_tasks(&self) -> Result<u64> {
+        let n: i64 = match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM Jobs WHERE job_type = ? AND attempts > 0")
+                    .bind(QUEUE)
+                    .fetch_one(pool)
+                    .await?
+            }
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 AND attempts > 0",
+                )
+                .bind(QUEUE)
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        Ok(n as u64)
+    }
+
+    /// Asks for a job to be cancelled. A job no worker has started is cancelled at once;
+    /// otherwise the worker taking its next step cancels it at the vendor.
+    pub async fn request_cancel(&self, id: &str) -> Result<JobRecord> {
+        let now = Utc::now();
+        with_db!(&self.db, pool, kind => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql(
+                kind,
+                "UPDATE report_jobs SET state = 'cancelled', finished_at = ?, seq = seq + 1,
+                     cancel_requested = 1
+                 WHERE id = ? AND state = 'queued' AND start_intent_at IS NULL
+                     AND (lease_owner IS NULL OR lease_until < ?)",
+            ))
+            .bind(now.to_rfc3339())
+            .bind(id)
+            .bind(now.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(sql(
+                kind,
+                "UPDATE report_jobs SET cancel_requested = 1
+                 WHERE id = ? AND state NOT IN ('done', 'failed', 'cancelled')",
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        self.get(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(id.into()))
+    }
+
+    /// Queues a failed or cancelled job again. A job that has a ticket goes on from it (the
+    /// report is not started again); one without starts afresh.
+    pub async fn retry(&self, id: &str) -> Result<JobRecord> {
+        let record = self
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(id.into()))?;
+        if !matches!(record.state, JobState::Failed | JobState::Cancelled) {
+            return Err(Error::Conflict(format!(
+                "job {id} is {}; only failed or cancelled jobs can be retried",
+                record.state
+            )));
+        }
+        let state = if record.ticket.is_some() {
+            JobState::Running
+        } else {
+            JobState::Queued
+        };
+        with_db!(&self.db, pool, kind => {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(sql(
+                kind,
+                "UPDATE report_jobs SET state = ?, seq = seq + 1, error = NULL, finished_at = NULL,
+                     cancel_requested = 0, wait_state = NULL, artifact = NULL,
+                     start_intent_at = NULL, next_poll_at = NULL, lease_owner = NULL,
+                     lease_until = NULL, retries = retries + 1
+                 WHERE id = ? AND seq = ?",
+            ))
+            .bind(state.as_str())
+            .bind(id)
+            .bind(record.seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(Error::Conflict(format!(
+                    "job {id} changed meanwhile; try again"
+                )));
+            }
+            tx.push_step(id, record.seq + 1, None).await?;
+            tx.commit().await?;
+        });
+        self.get(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(id.into()))
+    }
+
+    /// Takes step `task.seq` of a job for `owner` until `now + ttl`.
+    pub async fn claim(&self, task: &StepTask, owner: &str, ttl: Duration) -> Result<Claim> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let claimed = with_db!(&self.db, pool, kind => {
+            sqlx::query(sql(
+                kind,
+                "UPDATE report_jobs SET lease_owner = ?, lease_until = ?
+                 WHERE id = ? AND seq = ? AND state NOT IN ('done', 'failed', 'cancelled')
+                     AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
+            ))
+            .bind(owner)
+            .bind(until.timestamp_millis())
+            .bind(&task.job)
+            .bind(task.seq)
+            .bind(owner)
+            .bind(now.timestamp_millis())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        let record = self.get(&task.job).await?;
+        match record {
+            Some(r) if claimed == 1 => Ok(Claim::Claimed(r)),
+            Some(r) if r.seq == task.seq && !r.state.is_terminal() => {
+                let until: Option<i64> = with_db!(&self.db, pool, kind => {
+                    sqlx::query_scalar(sql(kind, "SELECT lease_until FROM report_jobs WHERE id = ?"))
+                        .bind(&task.job)
+                        .fetch_one(pool)
+                        .await?
+                });
+                let until = until
+                    .and_then(DateTime::from_timestamp_millis)
+                    .unwrap_or(now);
+                Ok(Claim::Busy(until))
+            }
+            other => Ok(Claim::Stale(other)),
+        }
+    }
+
+    /// Extends `owner`'s lease on the job's current step; `false` if it was lost.
+    pub async fn renew(&self, record: &JobRecord, owner: &str, ttl: Duration) -> Result<bool> {
+        let until = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let n = with_db!(&self.db, pool, kind => {
+            sqlx::query(sql(
+                kind,
+                "UPDATE report_jobs SET lease_until = ? WHERE id = ? AND seq = ? AND lease_owner = ?",
+            ))
+            .bind(until.timestamp_millis())
+            .bind(&record.id)
+            .bind(record.seq)
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Records the intent to start, keeping the lease. With `exclusive`, only while no other
+    /// job of the same vendor and connection is started and unfinished (one statement, so
+    /// two workers cannot both pass the check); `false` if one is.
+    pub async fn save_intent(
+        &self,
+        record: &JobRecord,
+        owner: &str,
+        exclusive: bool,
+    ) -> Result<bool> {
+        let written = with_db!(&self.db, pool, kind => {
+            let mut tx = pool.begin().await?;
+            let written = write_record!(kind, tx, record, owner, false, exclusive);
+            tx.commit().await?;
+            written
+        });
+        if written {
+            return Ok(true);
+        }
+        match self.get(&record.id).await? {
+            Some(r) if exclusive && r.seq == record.seq => Ok(false),
+            _ => Err(Error::LeaseLost(record.id.clone())),
+        }
+    }
+
+    /// Saves the record as the outcome of its step and moves to the next step: its task is
+    /// queued for `next_at` (now if `None`) unless the job is finished. One transaction.
+    pub async fn advance(
+        &self,
+        record: &mut JobRecord,
+        owner: &str,
+        next_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        with_db!(&self.db, pool, kind => {
+            let mut tx = pool.begin().await?;
+            if !write_record!(kind, tx, record, owner, true, false) {
+                return Err(Error::LeaseLost(record.id.clone()));
+            }
+            record.seq += 1;
+            if !record.state.is_terminal() {
+                tx.push_step(&record.id, record.seq, next_at).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Queues the task of the job's current step again (harmless if it is queued: the
+    /// idempotency key keeps one). Mends a step whose task was lost.
+    pub async fn requeue(&self, record: &JobRecord) -> Result<()> {
+        if record.state.is_terminal() {
+            return Ok(());
+        }
+        with_db!(&self.db, pool, kind => {
+            let mut tx = pool.begin().await?;
+            tx.push_step(&record.id, record.seq, record.next_poll_at).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
+
+/// The engine task of step `seq` of `job`, due at `at` (now if `None`).
+fn step_task(job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Task<Vec<u8>> {
+    let payload = serde_json::to_vec(&StepTask {
+        job: job.to_string(),
+        seq,
+    })
+    .expect("a step task serializes");
+    let mut task = TaskBuilder::new(payload)
+        .idempotency_key(format!("{job}/{seq}"))
+        .max_attempts(25);
+    if let Some(at) = at {
+        // The engine schedules in whole seconds: round up, never poll early.
+        let secs = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
+        task = task.run_at_timestamp(secs.max(0) as u64);
+    }
+    task.build()
+}
+
+/// Queues a step's task within one of our transactions, whichever the database.
+trait PushStep {
+    async fn push_step(&mut self, job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Result<()>;
+}
+
+impl PushStep for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn push_step(&mut self, job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Result<()> {
+        apalis_sqlite::queries::push_tasks(&mut **self, QUEUE, &[step_task(job, seq, at)])
+            .await
+            .map_err(|e| Error::Database(format!("cannot queue a task: {e}")))
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl PushStep for sqlx::Transaction<'_, sqlx::Postgres> {
+    async fn push_step(&mut self, job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Result<()> {
+        apalis_postgres::queries::push_tasks(&mut **self, QUEUE, vec![step_task(job, seq, at)])
+            .await
+            .map_err(|e| Error::Database(format!("cannot queue a task: {e}")))
+    }
+}
+
+/// A `report_jobs` row as stored.
+#[derive(sqlx::FromRow)]
+struct RawJob {
+    id: String,
+    vendor: String,
+    connection: String,
+    request: String,
+    out: String,
+    state: String,
+    seq: i64,
+    progress: Option<f64>,
+    message: Option<String>,
+    polls: i64,
+    retries: i64,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    bytes: Option<i64>,
+    sha256: Option<String>,
+    error: Option<String>,
+    ticket: Option<String>,
+    wait_state: Option<String>,
+    artifact: Option<String>,
+    start_intent_at: Option<String>,
+    next_poll_at: Option<String>,
+    cancel_requested: i64,
+}
+
+impl RawJob {
+    fn parse(self) -> Result<JobRecord> {
+        let time = |name: &str, text: Option<String>| -> Result<Option<DateTime<Utc>>> {
+            text.map(|t| {
+                DateTime::parse_from_rfc3339(&t)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| Error::Database(format!("bad time in `{name}`: {e}")))
+            })
+            .transpose()
+        };
+        fn json<T: serde::de::DeserializeOwned>(
+            what: &str,
+            text: Option<String>,
+        ) -> Result<Option<T>> {
+            text.map(|t| serde_json::from_str(&t))
+                .transpose()
+                .map_err(|e| Error::Database(format!("bad {what}: {e}")))
+        }
+        Ok(JobRecord {
+            request: serde_json::from_str(&self.request)
+                .map_err(|e| Error::Database(format!("bad request JSON: {e}")))?,
+            state: JobState::parse(&self.state)
+                .ok_or_else(|| Error::Database(format!("unknown job state `{}`", self.state)))?,
+            progress: self.progress,
+            message: self.message,
+            polls: self.polls as u32,
+            retries: self.retries as u32,
+            created_at: time("created_at", Some(self.created_at))?.unwrap_or_default(),
+            started_at: time("started_at", self.started_at)?,
+            finished_at: time("finished_at", self.finished_at)?,
+            bytes: self.bytes.map(|b| b as u64),
+            sha256: self.sha256,
+            error: self.error,
+            ticket: self
+                .ticket
+                .map(|t| report_core::Ticket::from_json(&t))
+                .transpose()
+                .map_err(|e| Error::Database(format!("bad ticket: {e}")))?,
+            next_poll_at: time("next_poll_at", self.next_poll_at)?,
+            cancel_requested: self.cancel_requested != 0,
+            start_intent_at: time("start_intent_at", self.start_intent_at)?,
+            wait: json("wait state", self.wait_state)?,
+            artifact: json("artifact", self.artifact)?,
+            seq: self.seq,
+            id: self.id,
+            vendor: self.vendor,
+            connection: self.connection,
+            out: self.out,
+        })
+    }
+}

@@ -1,0 +1,461 @@
+//! The worker: takes job steps from the engine's queue and carries them out.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use apalis_sqlite::SqliteStorage;
+use chrono::Utc;
+use report_core::{Error as CoreError, Step, WaitPolicy};
+
+use crate::record::{JobRecord, JobState};
+use crate::registry::{Registry, Vendor};
+use crate::store::{Claim, Db, QUEUE, StepTask, Store};
+use crate::{Error, Result};
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Steps carried out at once.
+    pub concurrency: usize,
+    /// How long a step is held by this worker without renewal; a crashed worker's steps are
+    /// taken over after this.
+    pub lease: Duration,
+    /// How often the engine looks for due tasks.
+    pub fetch_interval: Duration,
+    /// The engine's heartbeat; a worker silent for two of them is presumed dead and its
+    /// tasks are handed to others.
+    pub heartbeat: Duration,
+    /// The wait policy of every job.
+    pub policy: WaitPolicy,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            concurrency: 8,
+            lease: Duration::from_secs(60),
+            fetch_interval: Duration::from_millis(500),
+            heartbeat: Duration::from_secs(10),
+            policy: WaitPolicy::default(),
+        }
+    }
+}
+
+/// A worker process's share of the queue.
+#[derive(Debug)]
+pub struct Worker {
+    store: Store,
+    registry: Registry,
+    options: WorkerOptions,
+    name: String,
+}
+
+/// What the handler needs, shared by the engine's concurrent calls.
+#[derive(Debug)]
+struct Shared {
+    store: Store,
+    registry: Registry,
+    options: WorkerOptions,
+    name: String,
+}
+
+impl Worker {
+    /// A worker on `store` running the vendors of `registry`.
+    pub fn new(store: Store, registry: Registry, options: WorkerOptions) -> Self {
+        Worker {
+            store,
+            registry,
+            options,
+            name: format!("reports-worker-{}", uuid::Uuid::new_v4()),
+        }
+    }
+
+    /// This worker's name in the engine and in leases.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs until `stop` completes; the step under way is finished or abandoned safely (its
+    /// lease runs out and another worker repeats it).
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let heartbeat = self.options.heartbeat;
+        let fetch = self.options.fetch_interval;
+        let concurrency = self.options.concurrency.max(1);
+        let db = self.store.db.clone();
+        let name = self.name.clone();
+        let shared = Arc::new(Shared {
+            store: self.store,
+            registry: self.registry,
+            options: self.options,
+            name: self.name,
+        });
+        let stop = async move {
+            stop.await;
+            Ok::<(), std::io::Error>(())
+        };
+        // The same worker on either database's engine storage.
+        macro_rules! run {
+            ($backend:expr) => {
+                WorkerBuilder::new(name.as_str())
+                    .backend($backend)
+                    .concurrency(concurrency)
+                    .data(shared)
+                    .build(handle)
+                    .run_until(stop)
+                    .await
+            };
+        }
+        let result = match &db {
+            Db::Sqlite(pool) => {
+                let config = apalis_sqlite::Config::default()
+                    .queue(QUEUE)
+                    .heartbeat_interval(heartbeat);
+                run!(
+                    SqliteStorage::<StepTask>::new(pool)
+                        .with_config(config)
+                        .poll_with_interval(fetch)
+                )
+            }
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => {
+                let config = apalis_postgres::Config::default()
+                    .queue(QUEUE)
+                    .heartbeat_interval(heartbeat);
+                run!(
+                    apalis_postgres::PostgresStorage::<StepTask>::new(pool)
+                        .with_config(config)
+                        .poll_with_interval(fetch)
+                )
+            }
+        };
+        result.map_err(|e| Error::Engine(e.to_string()))
+    }
+}
+
+async fn handle(task: StepTask, shared: Data<Arc<Shared>>) -> Result<(), BoxDynError> {
+    shared.run_step(&task).await.map_err(|e| {
+        tracing::warn!(job = %task.job, error = %e, "step not recorded; the engine retries it");
+        Box::new(e) as BoxDynError
+    })
+}
+
+impl Shared {
+    async fn run_step(&self, task: &StepTask) -> Result<()> {
+        let record = loop {
+            match self
+                .store
+                .claim(task, &self.name, self.options.lease)
+                .await?
+            {
+                Claim::Claimed(record) => break record,
+                Claim::Stale(Some(record)) if record.seq > task.seq => {
+                    // A repeated task of a step already taken: make sure the current step's
+                    // task exists (it does unless a crash came between the two).
+                    return self.store.requeue(&record).await;
+                }
+                Claim::Stale(_) => return Ok(()),
+                Claim::Busy(until) => {
+                    // Another worker holds the step; if it died, its lease runs out.
+                    let wait = (until - Utc::now()).to_std().unwrap_or_default();
+                    tokio::time::sleep(wait.min(self.options.lease) + Duration::from_millis(50))
+                        .await;
+                }
+            }
+        };
+        // Each step's span, for audits (`REPORTS_LOG=report_runner::steps=info`).
+        tracing::info!(target: "report_runner::steps", job = %record.id, seq = record.seq, worker = %self.name, "step begins");
+        let result = self.leased_step(record).await;
+        tracing::info!(target: "report_runner::steps", job = %task.job, seq = task.seq, worker = %self.name, "step ends");
+        result
+    }
+
+    /// Takes the step, renewing the lease while it runs; a step outliving its lease is
+    /// abandoned.
+    async fn leased_step(&self, record: JobRecord) -> Result<()> {
+        let renew_every = self.options.lease / 3;
+        let step = self.take_step(record.clone());
+        futures::pin_mut!(step);
+        loop {
+            tokio::select! {
+                result = &mut step => return result,
+                _ = tokio::time::sleep(renew_every) => {
+                    if !self.store.renew(&record, &self.name, self.options.lease).await? {
+                        return Err(Error::LeaseLost(record.id));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn take_step(&self, mut record: JobRecord) -> Result<()> {
+        let Some(vendor) = self.registry.vendor(&record.vendor) else {
+            let error = format!("this worker has no vendor `{}`", record.vendor);
+            return self.fail(&mut record, error).await;
+        };
+        let policy = &self.options.policy;
+        if record.cancel_requested {
+            return self.cancel(&mut record, vendor.as_ref()).await;
+        }
+        match (&record.ticket, record.start_intent_at) {
+            (None, None) => self.start(&mut record, vendor.as_ref()).await,
+            (None, Some(since)) => self.reconcile(&mut record, vendor.as_ref(), since).await,
+            (Some(_), _) if record.state == JobState::Downloading => {
+                self.download(&mut record, vendor.as_ref()).await
+            }
+            (Some(ticket), _) => {
+                let ticket = ticket.clone();
+                // No wait state: a job retried from its ticket waits anew.
+                let mut wait = record.wait.take().unwrap_or_else(|| fresh_wait(policy));
+                let stepped = vendor
+                    .step(&record.connection, &ticket, &mut wait, policy)
+                    .await;
+                let stepped = match stepped {
+                    Ok(s) => s,
+                    Err(e) => return self.fail(&mut record, e.to_string()).await,
+                };
+                record.polls += stepped.polls;
+                record.retries += stepped.retries;
+                record.wait = Some(wait);
+                match stepped.outcome {
+                    Ok(Step::Pending {
+                        progress,
+                        next_poll_at,
+                    }) => {
+                        record.progress = progress.fraction;
+                        record.message = Some(progress.message.unwrap_or(progress.vendor_state));
+                        record.next_poll_at = Some(next_poll_at);
+                        self.store
+                            .advance(&mut record, &self.name, Some(next_poll_at))
+                            .await
+                    }
+                    Ok(Step::Retrying {
+                        error,
+                        next_poll_at,
+                    }) => {
+                        record.message = Some(format!("retrying: {error}"));
+                        record.next_poll_at = Some(next_poll_at);
+                        self.store
+                            .advance(&mut record, &self.name, Some(next_poll_at))
+                            .await
+                    }
+                    Ok(Step::Ready(artifact)) => {
+                        record.state = JobState::Downloading;
+                        record.progress = Some(1.0);
+                        record.message = Some("ready".into());
+                        record.artifact = Some(artifact);
+                        record.next_poll_at = None;
+                        self.store.advance(&mut record, &self.name, None).await
+                    }
+                    Ok(Step::Failed { code, message }) => {
+                        let code = code.map(|c| format!(" ({c})")).unwrap_or_default();
+                        self.fail(
+                            &mut record,
+                            format!("the vendor failed the report{code}: {message}"),
+                        )
+                        .await
+                    }
+                    Ok(Step::Cancelled) => {
+                        record.state = JobState::Cancelled;
+                        record.finished_at = Some(Utc::now());
+                        record.message = Some("cancelled at the vendor".into());
+                        self.store.advance(&mut record, &self.name, None).await
+                    }
+                    Ok(other) => {
+                        self.fail(&mut record, format!("unexpected step {other:?}"))
+                            .await
+                    }
+                    Err(e) => self.fail(&mut record, e.to_string()).await,
+                }
+            }
+        }
+    }
+
+    /// Records the intent, starts the report once, records the ticket.
+    async fn start(&self, record: &mut JobRecord, vendor: &dyn Vendor) -> Result<()> {
+        let now = Utc::now();
+        record.start_intent_at = Some(now);
+        record.started_at = Some(now);
+        record.state = JobState::Running;
+        record.message = Some("starting".into());
+        let exclusive = self.registry.is_one_job_per_connection(&record.vendor);
+        if !self
+            .store
+            .save_intent(record, &self.name, exclusive)
+            .await?
+        {
+            // The connection runs another job: look again shortly, unchanged.
+            let mut waiting = self
+                .store
+                .get(&record.id)
+                .await?
+                .ok_or_else(|| Error::NotFound(record.id.clone()))?;
+            waiting.message = Some("waiting for the connection's running job".into());
+            let again = Utc::now() + chrono::Duration::seconds(1);
+            waiting.next_poll_at = Some(again);
+            return self
+                .store
+                .advance(&mut waiting, &self.name, Some(again))
+                .await;
+        }
+        self.send_start(record, vendor).await
+    }
+
+    async fn send_start(&self, record: &mut JobRecord, vendor: &dyn Vendor) -> Result<()> {
+        let started = vendor
+            .start(&record.connection, &record.request, &self.options.policy)
+            .await;
+        match started {
+            Ok((ticket, wait)) => self.started(record, ticket, wait).await,
+            Err(e) => self.fail(record, format!("start failed: {e}")).await,
+        }
+    }
+
+    async fn started(
+        &self,
+        record: &mut JobRecord,
+        ticket: report_core::Ticket,
+        wait: report_core::WaitState,
+    ) -> Result<()> {
+        record.ticket = Some(ticket);
+        record.next_poll_at = wait.next_poll_at;
+        record.message = Some("started".into());
+        let next = wait.next_poll_at;
+        record.wait = Some(wait);
+        self.store.advance(record, &self.name, next).await
+    }
+
+    /// A start whose answer was lost: find the report at the vendor, or give up clearly.
+    async fn reconcile(
+        &self,
+        record: &mut JobRecord,
+        vendor: &dyn Vendor,
+        since: chrono::DateTime<Utc>,
+    ) -> Result<()> {
+        let found = vendor
+            .find_started(
+                &record.connection,
+                &record.request,
+                since,
+                &self.options.policy,
+            )
+            .await;
+        match found {
+            Ok(Some((ticket, _)))
+                if self
+                    .store
+                    .ticket_taken(&record.vendor, &ticket.id, &record.id)
+                    .await? =>
+            {
+                // The vendor's report is another job's: this start never reached it.
+                tracing::info!(job = %record.id, "a start whose answer was lost never reached the vendor; starting");
+                self.send_start(record, vendor).await
+            }
+            Ok(Some((ticket, wait))) => {
+                tracing::info!(job = %record.id, "a start whose answer was lost was found at the vendor");
+                self.started(record, ticket, wait).await
+            }
+            Ok(None) => {
+                tracing::info!(job = %record.id, "a start whose answer was lost never reached the vendor; starting");
+                self.send_start(record, vendor).await
+            }
+            Err(e) => {
+                self.fail(
+                    record,
+                    format!("start outcome unknown: the worker stopped during the start request and the vendor cannot be asked ({e}); not started again"),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn download(&self, record: &mut JobRecord, vendor: &dyn Vendor) -> Result<()> {
+        let (Some(ticket), Some(artifact)) = (record.ticket.clone(), record.artifact.clone())
+        else {
+            return self
+                .fail(record, "downloading without an artifact".into())
+                .await;
+        };
+        let out = Path::new(&record.out).to_path_buf();
+        // A worker killed mid-download left its temporary file; this job's step is ours.
+        for leftover in report_core::leftover_temporary_files(&out) {
+            tracing::info!(job = %record.id, file = %leftover.display(), "removing a killed download's temporary file");
+            let _ = std::fs::remove_file(leftover);
+        }
+        let downloaded = vendor
+            .download(
+                &record.connection,
+                &ticket,
+                &artifact,
+                &out,
+                &self.options.policy,
+            )
+            .await;
+        match downloaded {
+            Ok(summary) => {
+                record.state = JobState::Done;
+                record.bytes = Some(summary.bytes);
+                record.sha256 = Some(summary.sha256);
+                record.finished_at = Some(Utc::now());
+                record.message = Some("done".into());
+                self.store.advance(record, &self.name, None).await
+            }
+            Err(e) => self.fail(record, format!("download failed: {e}")).await,
+        }
+    }
+
+    async fn cancel(&self, record: &mut JobRecord, vendor: &dyn Vendor) -> Result<()> {
+        if let Some(ticket) = &record.ticket {
+            match vendor.cancel(&record.connection, ticket).await {
+                Ok(()) => record.message = Some("cancelled at the vendor".into()),
+                Err(CoreError::Unsupported { .. }) => {
+                    record.message = Some(
+                        "cancelled (the vendor cannot cancel; its report was left to finish)"
+                            .into(),
+                    )
+                }
+                Err(e) => record.message = Some(format!("cancelled here; the vendor said: {e}")),
+            }
+        }
+        record.state = JobState::Cancelled;
+        record.finished_at = Some(Utc::now());
+        self.store.advance(record, &self.name, None).await
+    }
+
+    async fn fail(&self, record: &mut JobRecord, error: String) -> Result<()> {
+        tracing::warn!(job = %record.id, vendor = %record.vendor, %error, "job failed");
+        record.state = JobState::Failed;
+        record.error = Some(error);
+        record.finished_at = Some(Utc::now());
+        self.store.advance(record, &self.name, None).await
+    }
+}
+
+/// The wait state of a job retried from its ticket: a new deadline, a poll at once.
+fn fresh_wait(policy: &WaitPolicy) -> report_core::WaitState {
+    report_core::WaitState {
+        scheduler: policy.scheduler().state(),
+        deadline_at: policy
+            .deadline
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| Utc::now() + d),
+        next_poll_at: None,
+        failures: 0,
+        last_progress: None,
+        first_status: None,
+    }
+}
+
+/// Completes once no job is queued or in progress (checked every `every`): with
+/// [`Worker::run_until`], drains the queue and stops (`reports worker --exit-when-idle`).
+pub async fn idle(store: Store, every: Duration) {
+    loop {
+        match store.unfinished().await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot count unfinished jobs"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -1,0 +1,427 @@
+//! The runner against a scripted in-process vendor and a real SQLite file: jobs run to the
+//! end, a start is never repeated, cancel works, and the database holds no credential.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use report_core::{
+    Artifact, Download, Progress, ReportAdapter, Result, SecretString, Started, Status, Ticket,
+    WaitPolicy,
+};
+use report_runner::{JobState, NewJob, Registry, Store, Worker, WorkerOptions, idle};
+use sha2::{Digest, Sha256};
+
+const SECRET: &str = "s3cr3t-api-key-never-stored";
+
+/// A vendor whose reports are ready after two polls; it counts starts and may be told to
+/// hang in a start (a worker killed mid-request) or to list its reports.
+#[derive(Default)]
+struct Vendor {
+    starts: AtomicU32,
+    polls: Mutex<HashMap<String, u32>>,
+    cancels: AtomicU32,
+    hang_in_start: bool,
+    can_list: bool,
+    started: Mutex<Vec<(String, DateTime<Utc>)>>,
+    /// Like DocSpace: a start is refused while another report is running.
+    one_task: bool,
+    running: Mutex<std::collections::HashSet<String>>,
+}
+
+struct Adapter {
+    vendor: Arc<Vendor>,
+    _key: SecretString,
+}
+
+fn content(id: &str) -> Vec<u8> {
+    format!("report {id}\n").repeat(1000).into_bytes()
+}
+
+impl ReportAdapter for Adapter {
+    type Request = String;
+
+    fn vendor(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn start(&self, request: &String) -> Result<Started> {
+        if self.vendor.one_task && !self.vendor.running.lock().unwrap().is_empty() {
+            return Err(report_core::Error::JobFailed {
+                vendor: "fake",
+                code: Some("TaskAlreadyRunning".into()),
+                message: "one task per user".into(),
+            });
+        }
+        let n = self.vendor.starts.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{request}-{n}");
+        self.vendor.running.lock().unwrap().insert(id.clone());
+        self.vendor
+            .started
+            .lock()
+            .unwrap()
+            .push((request.clone(), Utc::now()));
+        if self.vendor.hang_in_start {
+            futures::future::pending::<()>().await;
+        }
+        Ok(Started {
+            ticket: Ticket::new("fake", id, Utc::now()),
+            status: None,
+        })
+    }
+
+    async fn find_started(&self, request: &String, since: DateTime<Utc>) -> Result<Option<Ticket>> {
+        if !self.vendor.can_list {
+            return Err(report_core::Error::Unsupported {
+                vendor: "fake",
+                operation: "find_started",
+            });
+        }
+        let started = self.vendor.started.lock().unwrap();
+        let n = started
+            .iter()
+            .position(|(r, at)| r == request && *at >= since - chrono::Duration::seconds(1));
+        Ok(n.map(|n| Ticket::new("fake", format!("{request}-{n}"), Utc::now())))
+    }
+
+    async fn poll(&self, ticket: &Ticket) -> Result<Status> {
+        let mut polls = self.vendor.polls.lock().unwrap();
+        let n = polls.entry(ticket.id.clone()).or_default();
+        *n += 1;
+        Ok(if *n < 2 {
+            Status::Pending(Progress {
+                fraction: Some(0.5),
+                ..Progress::state("running")
+            })
+        } else {
+            self.vendor.running.lock().unwrap().remove(&ticket.id);
+            Status::Ready(Artifact {
+                url: format!("http://127.0.0.1/{}", ticket.id),
+                ..Artifact::default()
+            })
+        })
+    }
+
+    async fn cancel(&self, _: &Ticket) -> Result<()> {
+        self.vendor.cancels.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn open(&self, artifact: &Artifact, offset: u64) -> Result<Download> {
+        let id = artifact.url.rsplit('/').next().unwrap().to_string();
+        let body = content(&id)[offset as usize..].to_vec();
+        Ok(Download {
+            file_name: None,
+            content_type: None,
+            total_size: Some(body.len() as u64 + offset),
+            offset,
+            compression: report_core::Compression::None,
+            body: Box::pin(futures::stream::iter([Ok(Bytes::from(body))])),
+        })
+    }
+}
+
+fn registry(vendor: Arc<Vendor>) -> Registry {
+    let mut registry = Registry::new();
+    if vendor.one_task {
+        registry.one_job_per_connection("fake");
+    }
+    registry.register(
+        "fake",
+        move |connection: &str| {
+            if connection != "main" {
+                return Err(format!("no credentials for `{connection}`"));
+            }
+            Ok(Adapter {
+                vendor: vendor.clone(),
+                _key: SecretString::from(SECRET),
+            })
+        },
+        |request: &serde_json::Value| {
+            request["name"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| "no name".to_string())
+        },
+    );
+    registry
+}
+
+fn options() -> WorkerOptions {
+    WorkerOptions {
+        concurrency: 4,
+        lease: Duration::from_secs(1),
+        fetch_interval: Duration::from_millis(50),
+        heartbeat: Duration::from_secs(1),
+        policy: WaitPolicy::default()
+            .with_backoff(Duration::from_millis(10), Duration::from_millis(10))
+            .with_deadline(Some(Duration::from_secs(30))),
+    }
+}
+
+async fn submit(store: &Store, dir: &Path, name: &str) -> String {
+    store
+        .submit(NewJob {
+            vendor: "fake".into(),
+            connection: "main".into(),
+            request: serde_json::json!({ "name": name }),
+            out: dir.join(format!("{name}.txt")).display().to_string(),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn drain(store: &Store, vendor: Arc<Vendor>) {
+    let worker = Worker::new(store.clone(), registry(vendor), options());
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        worker.run_until(idle(store.clone(), Duration::from_millis(50))),
+    )
+    .await
+    .expect("the queue drains in time")
+    .unwrap();
+}
+
+fn db(dir: &Path) -> String {
+    dir.join("jobs.sqlite").display().to_string()
+}
+
+fn sha256(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_jobs_run_to_done_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(submit(&store, &out, &format!("r{i}")).await);
+    }
+    assert_eq!(store.unfinished().await.unwrap(), 6);
+    let vendor = Arc::new(Vendor::default());
+    drain(&store, vendor.clone()).await;
+
+    assert_eq!(vendor.starts.load(Ordering::SeqCst), 6, "one start per job");
+    for id in &ids {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Done, "{job:?}");
+        let path = PathBuf::from(&job.out);
+        assert_eq!(job.sha256.as_deref(), Some(sha256(&path).as_str()));
+        assert_eq!(job.bytes, Some(std::fs::metadata(&path).unwrap().len()));
+        assert!(job.polls >= 2, "polled one step at a time: {}", job.polls);
+        assert!(job.ticket.is_some() && job.finished_at.is_some() && job.started_at.is_some());
+    }
+    assert_eq!(
+        files(&out).len(),
+        6,
+        "no temporary file left: {:?}",
+        files(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_cut_off_by_a_crash_is_never_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let id = submit(&store, dir.path(), "lost").await;
+
+    // A worker dies in the middle of the start request.
+    let hanging = Arc::new(Vendor {
+        hang_in_start: true,
+        ..Vendor::default()
+    });
+    let worker = Worker::new(store.clone(), registry(hanging.clone()), options());
+    let run = tokio::spawn(worker.run_until(futures::future::pending()));
+    while hanging.starts.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    let job = store.get(&id).await.unwrap().unwrap();
+    assert!(job.start_intent_at.is_some() && job.ticket.is_none());
+
+    // The next worker cannot ask this vendor what was started: it fails the job clearly.
+    let vendor = Arc::new(Vendor::default());
+    drain(&store, vendor.clone()).await;
+    let job = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(
+        job.error
+            .as_deref()
+            .unwrap()
+            .starts_with("start outcome unknown"),
+        "{job:?}"
+    );
+    assert_eq!(
+        vendor.starts.load(Ordering::SeqCst),
+        0,
+        "never a second start"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_cut_off_by_a_crash_is_found_where_the_vendor_lists_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let id = submit(&store, dir.path(), "found").await;
+    let vendor = Arc::new(Vendor {
+        hang_in_start: true,
+        can_list: true,
+        ..Vendor::default()
+    });
+    let worker = Worker::new(store.clone(), registry(vendor.clone()), options());
+    let run = tokio::spawn(worker.run_until(futures::future::pending()));
+    while vendor.starts.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.abort();
+    let _ = run.await;
+
+    // The same vendor (it keeps its reports), no longer hanging.
+    let vendor = Arc::new(Vendor {
+        can_list: true,
+        started: Mutex::new(vendor.started.lock().unwrap().clone()),
+        starts: AtomicU32::new(vendor.starts.load(Ordering::SeqCst)),
+        ..Vendor::default()
+    });
+    drain(&store, vendor.clone()).await;
+    let job = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Done, "{job:?}");
+    assert_eq!(job.ticket.unwrap().id, "found-0");
+    assert_eq!(vendor.starts.load(Ordering::SeqCst), 1, "one start in all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_cancelled_before_or_after_their_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let queued = submit(&store, dir.path(), "queued").await;
+    let job = store.request_cancel(&queued).await.unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Cancelled,
+        "never started: cancelled at once"
+    );
+
+    // A started job is cancelled at the vendor by the worker taking its next step.
+    let running = submit(&store, dir.path(), "running").await;
+    let vendor = Arc::new(Vendor {
+        hang_in_start: false,
+        ..Vendor::default()
+    });
+    let mut opts = options();
+    // Polls far apart, so the job is surely waiting when the cancel comes.
+    opts.policy =
+        WaitPolicy::default().with_backoff(Duration::from_secs(1), Duration::from_secs(1));
+    let worker = Worker::new(store.clone(), registry(vendor.clone()), opts);
+    let run = tokio::spawn(worker.run_until(idle(store.clone(), Duration::from_millis(50))));
+    while store.get(&running).await.unwrap().unwrap().ticket.is_none() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.request_cancel(&running).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let job = store.get(&running).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Cancelled, "{job:?}");
+    assert_eq!(vendor.cancels.load(Ordering::SeqCst), 1);
+    assert!(!Path::new(&job.out).exists());
+
+    // Retried, it goes on from its ticket: no second start.
+    store.retry(&running).await.unwrap();
+    drain(&store, vendor.clone()).await;
+    assert_eq!(
+        store.get(&running).await.unwrap().unwrap().state,
+        JobState::Done
+    );
+    assert_eq!(vendor.starts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_connection_fails_the_job_and_no_secret_reaches_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let good = submit(&store, dir.path(), "good").await;
+    let bad = store
+        .submit(NewJob {
+            vendor: "fake".into(),
+            connection: "elsewhere".into(),
+            request: serde_json::json!({ "name": "bad" }),
+            out: dir.path().join("bad.txt").display().to_string(),
+        })
+        .await
+        .unwrap()
+        .id;
+    drain(&store, Arc::new(Vendor::default())).await;
+    assert_eq!(
+        store.get(&good).await.unwrap().unwrap().state,
+        JobState::Done
+    );
+    let bad = store.get(&bad).await.unwrap().unwrap();
+    assert_eq!(bad.state, JobState::Failed);
+    assert!(
+        bad.error
+            .unwrap()
+            .contains("no credentials for `elsewhere`")
+    );
+
+    // The database and its WAL files: no credential anywhere.
+    drop(store);
+    for file in files(dir.path()) {
+        if file
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("jobs.sqlite")
+        {
+            let bytes = std::fs::read(&file).unwrap();
+            let found = bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
+            assert!(!found, "{} holds the secret", file.display());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_task_vendor_runs_a_connections_jobs_one_after_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(submit(&store, dir.path(), &format!("d{i}")).await);
+    }
+    let vendor = Arc::new(Vendor {
+        one_task: true,
+        ..Vendor::default()
+    });
+    drain(&store, vendor.clone()).await;
+    let mut spans = Vec::new();
+    for id in &ids {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Done, "none refused: {job:?}");
+        spans.push((job.started_at.unwrap(), job.finished_at.unwrap()));
+    }
+    assert_eq!(vendor.starts.load(Ordering::SeqCst), 5);
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "jobs overlapped: {pair:?}");
+    }
+}
