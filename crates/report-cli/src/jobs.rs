@@ -59,9 +59,8 @@ where
     L: Args,
     <C::Adapter as ReportAdapter>::Request: std::fmt::Debug,
 {
-    // From here on SIGINT/SIGTERM and the deadline end the command cleanly.
-    let mut stopper = Stopper::new(common.timeout)?;
     if let Action::List { filter } = &command.action {
+        let mut stopper = Stopper::new(common.timeout)?;
         let listed = match stopper.run(command.connection.list(filter, common)).await {
             Ok(listed) => listed?,
             Err(stop) => return Err(stopped(stop, 0)),
@@ -127,6 +126,9 @@ where
             .connect(common)
             .map_err(name_the_opt_in)?,
     );
+    // Everything read from standard input (a ticket, a password) is read by now: from here on
+    // SIGINT/SIGTERM and the deadline end the command cleanly, with a resume line.
+    let mut stopper = Stopper::new(common.timeout)?;
     let received = adapter.received();
     let last_error = adapter.last_error();
     let policy = policy(common);
