@@ -14,7 +14,7 @@ use crate::counting::{Counting, Received};
 use crate::failure::Failure;
 use crate::output::{stderr_line, stdout_line};
 use crate::progress::{Reporter, describe};
-use crate::state::{self, RunState, Saved};
+use crate::state::{self, BeforeRun, RunState, Saved};
 use crate::stop::{Stop, Stopper};
 
 /// A vendor's connection options: builds the adapter (credentials from flags or env).
@@ -59,9 +59,8 @@ where
     L: Args,
     <C::Adapter as ReportAdapter>::Request: std::fmt::Debug,
 {
-    // From here on SIGINT/SIGTERM and the deadline end the command cleanly.
-    let mut stopper = Stopper::new(common.timeout)?;
     if let Action::List { filter } = &command.action {
+        let mut stopper = Stopper::new(common.timeout)?;
         let listed = match stopper.run(command.connection.list(filter, common)).await {
             Ok(listed) => listed?,
             Err(stop) => return Err(stopped(stop, 0)),
@@ -106,31 +105,20 @@ where
         ..
     } = &command.action
     {
-        let previous = match state_file {
-            Some(path) => {
-                state::check_writable(path)?;
-                state::load(path)?.filter(|s| s.is_for(&fingerprint, out))
+        match state::before_run(state_file.as_deref(), out, *skip_existing, &fingerprint)? {
+            BeforeRun::Skip => {
+                if common.json {
+                    print_json(&json!({ "file": { "path": out }, "skipped": true }));
+                } else if !common.quiet {
+                    stdout_line(&format!(
+                        "{} already holds the report; skipped",
+                        out.display()
+                    ));
+                }
+                return Ok(());
             }
-            None => None,
-        };
-        let already_saved = match (state_file, &previous) {
-            (Some(_), Some(state)) => state.saved_at_out(),
-            // The file at --out is another request's report (yesterday's): replace it.
-            (Some(_), None) => false,
-            (None, _) => true,
-        };
-        if *skip_existing && out.is_file() && already_saved {
-            if common.json {
-                print_json(&json!({ "file": { "path": out }, "skipped": true }));
-            } else if !common.quiet {
-                stdout_line(&format!(
-                    "{} already holds the report; skipped",
-                    out.display()
-                ));
-            }
-            return Ok(());
+            BeforeRun::Go { resume } => ticket = resume,
         }
-        ticket = previous.map(|s| s.ticket);
     }
     let adapter = Counting::new(
         command
@@ -138,6 +126,9 @@ where
             .connect(common)
             .map_err(name_the_opt_in)?,
     );
+    // Everything read from standard input (a ticket, a password) is read by now: from here on
+    // SIGINT/SIGTERM and the deadline end the command cleanly, with a resume line.
+    let mut stopper = Stopper::new(common.timeout)?;
     let received = adapter.received();
     let last_error = adapter.last_error();
     let policy = policy(common);

@@ -50,6 +50,43 @@ impl RunState {
     }
 }
 
+/// What `run` does, decided before anything is sent.
+#[derive(Debug, PartialEq)]
+pub enum BeforeRun {
+    /// `--skip-existing` and `--out` already holds the finished report.
+    Skip,
+    /// Go on: resuming this ticket (a previous run started the same request), or starting.
+    Go { resume: Option<Ticket> },
+}
+
+/// `run [--state-file FILE] [--skip-existing]`: skip, resume or start.
+pub fn before_run(
+    state_file: Option<&Path>,
+    out: &Path,
+    skip_existing: bool,
+    request: &str,
+) -> Result<BeforeRun, Failure> {
+    let previous = match state_file {
+        Some(path) => {
+            check_writable(path)?;
+            load(path)?.filter(|s| s.is_for(request, out))
+        }
+        None => None,
+    };
+    let already_saved = match (state_file, &previous) {
+        (Some(_), Some(state)) => state.saved_at_out(),
+        // The file at --out is another request's report (yesterday's): replace it.
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    if skip_existing && out.is_file() && already_saved {
+        return Ok(BeforeRun::Skip);
+    }
+    Ok(BeforeRun::Go {
+        resume: previous.map(|s| s.ticket),
+    })
+}
+
 /// Reads the state file; `None` when there is none yet. A damaged file is an error (nothing is
 /// sent): starting over silently could start a second report.
 pub fn load(path: &Path) -> Result<Option<RunState>, Failure> {
