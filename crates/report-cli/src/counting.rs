@@ -82,6 +82,14 @@ impl<A: ReportAdapter> ReportAdapter for Counting<A> {
         self.inner.start_is_idempotent()
     }
 
+    async fn find_started(
+        &self,
+        request: &Self::Request,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Ticket>> {
+        self.inner.find_started(request, since).await
+    }
+
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
         let result = self.inner.poll(ticket).await;
         self.last_error.record(&result);
