@@ -22,7 +22,7 @@ use integration_tests::vendors::{
     metakocka_request, ofd_adapter, ofd_config, ofd_request,
 };
 use report_cloudblue::{CloudBlueAdapter, CloudBlueClient};
-use report_core::http::HttpOptions;
+use report_core::HttpOptions;
 use report_core::{Artifact, Compression, Error, Job, ReportAdapter, Ticket, WaitPolicy};
 use report_docspace::{DocSpaceAdapter, DocSpaceClient, DocSpaceConfig};
 use report_evovoice::{EvoVoiceAdapter, EvoVoiceClient};

@@ -32,8 +32,20 @@ impl std::error::Error for SpecError {}
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CodegenSettings {
-    /// Rust path of the client's inner state type (auth, tracing), e.g. `crate::auth::Inner`.
-    pub inner_type: Option<String>,
+    /// Rust path of the state the generated client's hooks read (origin and credentials; it
+    /// implements report-core's `Credentials`), e.g. `crate::client::OfdCredentials`.
+    pub hook_state: Option<String>,
+    /// Rust path of the vendor's `VendorProfile` (name, error body, how errors read).
+    pub profile: Option<String>,
+    /// Rust path of the hand-written client wrapping the generated one (fields `api`: the
+    /// generated client). Gets `api()`, `base_url()` and `call()` from the vendor kit.
+    pub client: Option<String>,
+    /// For vendors trading credentials for a cached token: the Rust path of the function that
+    /// says a failure refused the token. The hook state then has a `tokens` field (report-core's
+    /// `TokenCache`) and the client an `async fn renew_token(&self) -> Result<Token>`.
+    pub token_refused: Option<String>,
+    /// Rust path of a module of vendor-specific fuzz entry points, re-exported in `__fuzz`.
+    pub fuzz_extras: Option<String>,
     /// Schema name → hand-written Rust type used instead of the generated one (lenient enums).
     #[serde(default)]
     pub replace: BTreeMap<String, String>,

@@ -945,7 +945,7 @@ pub mod types {
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
-    pub(crate) inner: crate::client::Inner,
+    pub(crate) inner: crate::client::CloudBlueCredentials,
 }
 impl Client {
     /// Create a new client.
@@ -953,7 +953,7 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new(baseurl: &str, inner: crate::client::Inner) -> Self {
+    pub fn new(baseurl: &str, inner: crate::client::CloudBlueCredentials) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
@@ -974,7 +974,7 @@ impl Client {
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
-        inner: crate::client::Inner,
+        inner: crate::client::CloudBlueCredentials,
     ) -> Self {
         Self {
             baseurl: baseurl.to_string(),
@@ -983,7 +983,7 @@ impl Client {
         }
     }
 }
-impl ClientInfo<crate::client::Inner> for Client {
+impl ClientInfo<crate::client::CloudBlueCredentials> for Client {
     fn api_version() -> &'static str {
         "1.0"
     }
@@ -993,7 +993,7 @@ impl ClientInfo<crate::client::Inner> for Client {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
-    fn inner(&self) -> &crate::client::Inner {
+    fn inner(&self) -> &crate::client::CloudBlueCredentials {
         &self.inner
     }
 }
@@ -1001,7 +1001,7 @@ const _: () = {
     #[allow(dead_code)]
     fn assert_client_hooks()
     where
-        Client: ClientHooks<crate::client::Inner>,
+        Client: ClientHooks<crate::client::CloudBlueCredentials>,
     {
     }
 };

@@ -1,6 +1,6 @@
 //! HTTP plumbing shared by every vendor crate: base-URL checks, client construction (TLS,
 //! timeouts, redirect rules), credential isolation, one tracing span per request, mapping
-//! progenitor's errors to [`Error`], and opening artifact URLs as byte streams.
+//! failed generated-client calls to [`Error`], and opening artifact URLs as byte streams.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use url::Url;
 
 use crate::adapter::Download;
+use crate::vendor_kit::ApiFailure;
 use crate::{BoxError, Compression, Error, Result, excerpt};
 
 /// Most bytes read of an error or unexpected body (HTML error pages can be large).
@@ -271,19 +272,19 @@ pub struct VendorError {
 }
 
 impl<'a> VendorErrors<'a> {
-    /// Converts a progenitor error to [`Error`], describing the typed error body with
+    /// Converts a failed generated-client call to [`Error`], describing the typed error body with
     /// `describe`. Bodies of unexpected responses are read up to [`ERROR_BODY_LIMIT`].
     pub async fn map<E>(
         &self,
         operation: &str,
-        err: progenitor_client::Error<E>,
+        err: ApiFailure<E>,
         describe: impl FnOnce(&E) -> VendorError,
     ) -> Error {
-        use progenitor_client::Error as P;
+        use ApiFailure as P;
         match err {
             P::InvalidRequest(msg) => Error::InvalidInput(msg),
-            P::CommunicationError(e) | P::InvalidUpgrade(e) => self.transport(operation, e),
-            P::ResponseBodyError(e) if caused_by_size_limit(&e) => Error::Decode {
+            P::Transport(e) => self.transport(operation, e),
+            P::Body(e) if caused_by_size_limit(&e) => Error::Decode {
                 vendor: self.vendor,
                 operation: operation.to_string(),
                 message: BodyTooLarge {
@@ -293,26 +294,24 @@ impl<'a> VendorErrors<'a> {
                 excerpt: String::new(),
                 source: None,
             },
-            P::ResponseBodyError(e) => Error::Transport {
+            P::Body(e) => Error::Transport {
                 operation: operation.to_string(),
                 maybe_sent: true,
                 source: without_url(&e).into(),
             },
-            P::ErrorResponse(value) => {
-                let status = value.status().as_u16();
-                let headers = value.headers().clone();
-                let described = describe(value.as_ref());
-                self.api(status, &headers, described)
-            }
-            P::InvalidResponsePayload(body, e) => Error::Decode {
+            P::Answer {
+                status,
+                headers,
+                body,
+            } => self.api(status.as_u16(), &headers, describe(&body)),
+            P::Payload { body, error } => Error::Decode {
                 vendor: self.vendor,
                 operation: operation.to_string(),
-                message: e.to_string(),
+                message: error.to_string(),
                 excerpt: excerpt(&body),
-                source: Some(Box::new(e)),
+                source: Some(Box::new(error)),
             },
-            P::UnexpectedResponse(response) => self.unexpected(operation, response).await,
-            P::Custom(msg) => Error::InvalidInput(msg),
+            P::Unexpected(response) => self.unexpected(operation, response).await,
         }
     }
 

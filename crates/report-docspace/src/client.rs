@@ -2,13 +2,12 @@
 //! portal's own origin only, error answers (HTML ones included) become typed errors, and the
 //! result file is opened through a pre-signed URL or, failing that, the portal's file handler.
 
-use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
-use report_core::http::{self, HttpOptions, Redirects};
-use report_core::{Download, Error, ExposeSecret, Result, SecretString};
+use report_core::__private::{self as kit, Credentials, Endpoint, Redirects, secret_header};
+use report_core::{Download, Error, ExposeSecret, HttpOptions, Result, SecretString};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use url::Url;
 
-use crate::errors::{self, ERRORS};
+use crate::errors::{self, DocSpaceProfile};
 use crate::generated::{self, types};
 use crate::lenient::FileId;
 
@@ -40,75 +39,50 @@ impl DocSpaceConfig {
     }
 }
 
-/// State the generated client's hooks read: the portal origin and the API key.
+/// What the generated client's hooks read: the portal origin and the API key, sent as
+/// `Authorization: Bearer …` to that origin only.
 #[derive(Clone, Debug)]
-pub struct Inner {
+pub struct DocSpaceCredentials {
     base: Url,
     api_key: SecretString,
 }
 
-impl Inner {
+impl DocSpaceCredentials {
     /// The `Authorization` value, marked sensitive so reqwest never prints it.
     fn bearer(&self) -> Option<HeaderValue> {
-        let mut value =
-            HeaderValue::from_str(&format!("Bearer {}", self.api_key.expose_secret())).ok()?;
-        value.set_sensitive(true);
-        Some(value)
+        secret_header(&format!("Bearer {}", self.api_key.expose_secret()))
+    }
+}
+
+impl Credentials for DocSpaceCredentials {
+    fn origin(&self) -> &Url {
+        &self.base
     }
 
-    /// Adds the key to a request for the portal's own origin; any other origin gets nothing.
-    fn authorize(&self, request: &mut reqwest::Request) {
-        if !http::may_carry_credentials(&self.base, request.url()) {
-            return;
-        }
+    fn authorize(&self, request: &mut reqwest::Request, _operation: &str) -> Result<(), String> {
         if let Some(value) = self.bearer() {
             request.headers_mut().insert(AUTHORIZATION, value);
         }
-    }
-}
-
-impl ClientHooks<Inner> for generated::Client {
-    async fn pre<E>(
-        &self,
-        request: &mut reqwest::Request,
-        _info: &OperationInfo,
-    ) -> std::result::Result<(), progenitor_client::Error<E>> {
-        self.inner.authorize(request);
         Ok(())
     }
-
-    async fn exec(
-        &self,
-        request: reqwest::Request,
-        info: &OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
-        let response = http::traced_execute(&self.client, request, info.operation_id).await?;
-        // 502/503 from a proxy answer HTML: turn it into the error envelope so the status and
-        // Retry-After survive decoding.
-        http::guard_response(response, errors::envelope_for).await
-    }
 }
-
-type ApiResult<T> =
-    std::result::Result<ResponseValue<T>, progenitor_client::Error<types::ErrorEnvelope>>;
 
 /// A DocSpace API client that sends your API key, and only to your portal.
 ///
 /// Cloning is cheap.
 #[derive(Clone, Debug)]
 pub struct DocSpaceClient {
-    api: generated::Client,
+    pub(crate) api: generated::Client,
     /// Downloads from the portal (carry the key; redirects only within the portal).
     downloads: reqwest::Client,
     /// Downloads from pre-signed URLs elsewhere (carry nothing; may follow redirects).
     anonymous: reqwest::Client,
-    base: Url,
 }
 
 impl DocSpaceClient {
     /// Checks the configuration (no request is sent).
     pub fn new(config: DocSpaceConfig) -> Result<Self> {
-        let base = http::check_base_url(&config.portal_url, config.http.allow_insecure_http)?;
+        let endpoint = Endpoint::new(&config.portal_url, &config.http, Redirects::SameOriginOnly)?;
         let key = config.api_key.expose_secret();
         if key.trim().is_empty() {
             return Err(Error::InvalidInput("DocSpace API key is empty".into()));
@@ -119,63 +93,28 @@ impl DocSpaceClient {
                 "DocSpace API key has spaces or characters an HTTP header cannot carry".into(),
             ));
         }
-        let api_http = http::build_client(&config.http, Redirects::SameOriginOnly, false)?;
-        let downloads = http::build_client(&config.http, Redirects::SameOriginOnly, true)?;
-        let anonymous = http::build_client(&config.http, Redirects::Any, true)?;
-        let inner = Inner {
-            base: base.clone(),
+        let anonymous = kit::build_client(&config.http, Redirects::Any, true)?;
+        let credentials = DocSpaceCredentials {
+            base: endpoint.base.clone(),
             api_key: config.api_key,
         };
         Ok(DocSpaceClient {
             api: generated::Client::new_with_client(
-                base.as_str().trim_end_matches('/'),
-                api_http,
-                inner,
+                endpoint.base_str(),
+                endpoint.api.clone(),
+                credentials,
             ),
-            downloads,
+            downloads: endpoint.downloads,
             anonymous,
-            base,
         })
-    }
-
-    /// The portal URL.
-    pub fn base_url(&self) -> &Url {
-        &self.base
-    }
-
-    /// The generated client, for calls this wrapper does not cover (requests carry the key).
-    pub fn api(&self) -> &generated::Client {
-        &self.api
-    }
-
-    /// Runs one generated operation, mapping its error to [`Error`].
-    ///
-    /// ```no_run
-    /// # async fn demo(client: report_docspace::DocSpaceClient) -> report_docspace::Result<()> {
-    /// let envelope = client
-    ///     .call("getCustomerOperationsReport", client.api().get_customer_operations_report().send())
-    ///     .await?;
-    /// println!("{} task(s)", envelope.count.unwrap_or(0));
-    /// # Ok(()) }
-    /// ```
-    pub async fn call<T>(
-        &self,
-        operation: &str,
-        answer: impl Future<Output = ApiResult<T>>,
-    ) -> Result<T> {
-        match answer.await {
-            Ok(value) => Ok(value.into_inner()),
-            Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
-        }
     }
 
     /// The user's current report task; `None` when there is none.
     pub async fn current_task(&self) -> Result<Option<types::DocumentBuilderTaskDto>> {
         let envelope = self
-            .call(
-                "getCustomerOperationsReport",
-                self.api.get_customer_operations_report().send(),
-            )
+            .call("getCustomerOperationsReport", || {
+                self.api.get_customer_operations_report().send()
+            })
             .await?;
         Ok(envelope.response)
     }
@@ -187,13 +126,12 @@ impl DocSpaceClient {
     ) -> Result<types::DocumentBuilderTaskDto> {
         const OPERATION: &str = "createCustomerOperationsReport";
         let envelope = self
-            .call(
-                OPERATION,
+            .call(OPERATION, || {
                 self.api
                     .create_customer_operations_report()
                     .body(body.clone())
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         envelope
             .response
@@ -203,10 +141,9 @@ impl DocSpaceClient {
     /// Terminates the user's report task; answers the task if the server returned it.
     pub async fn terminate_task(&self) -> Result<Option<types::DocumentBuilderTaskDto>> {
         let envelope = self
-            .call(
-                "terminateCustomerOperationsReport",
-                self.api.terminate_customer_operations_report().send(),
-            )
+            .call("terminateCustomerOperationsReport", || {
+                self.api.terminate_customer_operations_report().send()
+            })
             .await?;
         Ok(envelope.response)
     }
@@ -216,30 +153,31 @@ impl DocSpaceClient {
         const OPERATION: &str = "getPresignedFileUri";
         let id = file_id.to_string();
         let envelope = self
-            .call(
-                OPERATION,
+            .call(OPERATION, || {
                 self.api
                     .get_presigned_file_uri()
                     .file_id(id.as_str())
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         let text = envelope
             .response
             .filter(|u| !u.trim().is_empty())
             .ok_or_else(|| errors::missing(OPERATION, "response"))?;
-        self.base.join(text.trim()).map_err(|e| Error::Decode {
-            vendor: errors::VENDOR,
-            operation: OPERATION.into(),
-            message: format!("the answer is not a URL: {e}"),
-            excerpt: report_core::excerpt(text.as_bytes()),
-            source: None,
-        })
+        self.base_url()
+            .join(text.trim())
+            .map_err(|e| Error::Decode {
+                vendor: errors::VENDOR,
+                operation: OPERATION.into(),
+                message: format!("the answer is not a URL: {e}"),
+                excerpt: report_core::excerpt(text.as_bytes()),
+                source: None,
+            })
     }
 
     /// The portal's file-handler URL of a file, opened with the API key.
     pub fn file_handler_url(&self, file_id: &FileId) -> Url {
-        let mut url = self.base.clone();
+        let mut url = self.base_url().clone();
         let path = format!("{}/filehandler.ashx", url.path().trim_end_matches('/'));
         url.set_path(&path);
         url.query_pairs_mut()
@@ -263,7 +201,7 @@ impl DocSpaceClient {
 
     /// Opens a URL: with the key on the portal's origin, without it anywhere else.
     pub async fn open(&self, url: &Url, offset: u64) -> Result<Download> {
-        let own = http::same_origin(url, &self.base);
+        let own = kit::same_origin(url, self.base_url());
         let client = if own {
             &self.downloads
         } else {
@@ -272,17 +210,12 @@ impl DocSpaceClient {
         let bearer = self.api.inner.bearer();
         // open_url calls the closure only for the portal's origin: a foreign pre-signed URL
         // never receives the key.
-        http::open_url(
-            client,
-            &ERRORS,
-            url.as_str(),
-            offset,
-            &self.base,
-            move |rb| match bearer {
+        kit::open::<DocSpaceProfile>(client, url.as_str(), offset, self.base_url(), move |rb| {
+            match bearer {
                 Some(value) => rb.header(AUTHORIZATION, value),
                 None => rb,
-            },
-        )
+            }
+        })
         .await
     }
 }
@@ -360,7 +293,7 @@ mod tests {
             reqwest::Method::GET,
             "https://portal.example/api/2.0/x".parse().unwrap(),
         );
-        c.api.inner.authorize(&mut own);
+        kit::pre_hook(&c.api.inner, &mut own, "any").unwrap();
         assert_eq!(
             own.headers()[AUTHORIZATION].to_str().unwrap(),
             "Bearer sk-test"
@@ -369,7 +302,7 @@ mod tests {
             reqwest::Method::GET,
             "https://bucket.example/f".parse().unwrap(),
         );
-        c.api.inner.authorize(&mut foreign);
+        kit::pre_hook(&c.api.inner, &mut foreign, "any").unwrap();
         assert!(foreign.headers().get(AUTHORIZATION).is_none());
     }
 }

@@ -1,8 +1,8 @@
 //! How DocSpace's failure envelope becomes a [`report_core::Error`], and the codes this crate
 //! gives the errors it detects itself.
 
+use report_core::__private::{VendorError, VendorProfile};
 use report_core::Error;
-use report_core::http::{VendorError, VendorErrors};
 
 use crate::generated::types::ErrorEnvelope;
 
@@ -33,16 +33,28 @@ impl DocSpaceErrorCode {
     }
 }
 
-/// How DocSpace's errors are read: 401 is a missing or refused API key. A 403 is "Access
+/// DocSpace as the vendor kit sees it: 401 is a missing or refused API key. A 403 is "Access
 /// denied" (not an admin, tariff not configured): a permission problem, not a bad key.
-pub(crate) const ERRORS: VendorErrors<'static> = VendorErrors {
-    vendor: VENDOR,
-    request_id_header: None,
-    auth_statuses: &[401],
-};
+#[derive(Debug)]
+pub struct DocSpaceProfile;
+
+impl VendorProfile for DocSpaceProfile {
+    const NAME: &'static str = VENDOR;
+    const AUTH_STATUSES: &'static [u16] = &[401];
+    type ErrorBody = ErrorEnvelope;
+
+    fn describe(envelope: &ErrorEnvelope) -> VendorError {
+        describe(envelope)
+    }
+
+    /// The failure envelope for a non-JSON error body, e.g. a proxy's HTML 502 page.
+    fn error_body_for(text: String) -> serde_json::Value {
+        serde_json::json!({ "error": { "message": text }, "status": 1 })
+    }
+}
 
 /// Code and message of a failure envelope.
-pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
+fn describe(envelope: &ErrorEnvelope) -> VendorError {
     let info = envelope.error.as_ref();
     let code = info
         .and_then(|e| e.type_.clone())
@@ -57,33 +69,14 @@ pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
     VendorError { code, message }
 }
 
-/// The failure envelope for a non-JSON error body, e.g. a proxy's HTML 502 page (see
-/// [`report_core::http::normalize_error_response`]).
-pub(crate) fn envelope_for(text: String) -> serde_json::Value {
-    serde_json::json!({ "error": { "message": text }, "status": 1 })
-}
-
 /// Our own error: DocSpace answered, but not what a job can continue with.
 pub(crate) fn own_error(code: DocSpaceErrorCode, message: String) -> Error {
-    Error::Api {
-        vendor: VENDOR,
-        status: None,
-        code: Some(code.to_string()),
-        message,
-        request_id: None,
-        retry_after: None,
-    }
+    Error::detected(VENDOR, code, message)
 }
 
 /// A success answer lacking a field the operation cannot do without.
 pub(crate) fn missing(operation: &str, field: &str) -> Error {
-    Error::Decode {
-        vendor: VENDOR,
-        operation: operation.to_string(),
-        message: format!("the answer has no `{field}`"),
-        excerpt: String::new(),
-        source: None,
-    }
+    Error::missing_field(VENDOR, operation, field)
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ impl EvoVoiceAdapter {
     pub fn download_link_artifact(&self, artifact: &Artifact) -> Option<Artifact> {
         let link = Url::parse(artifact.data.get(DOWNLOAD_LINK)?).ok()?;
         Some(Artifact {
-            authenticated: report_core::http::same_origin(&link, self.client.base_url()),
+            authenticated: report_core::__private::same_origin(&link, self.client.base_url()),
             url: link.to_string(),
             data: Default::default(),
             ..artifact.clone()

@@ -14,7 +14,7 @@ use report_evovoice::chrono::{DateTime, NaiveDate};
 use report_evovoice::mock::MockServerExt;
 use report_evovoice::{
     DOWNLOAD_LINK, DownloadOptions, Error, EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig,
-    EvoVoiceErrorKind, EvoVoiceReportRequest, Job, REPORT_NOT_FOUND, ReportStatus, Status, Ticket,
+    EvoVoiceErrorCode, EvoVoiceReportRequest, Job, REPORT_NOT_FOUND, ReportStatus, Status, Ticket,
     USER_AGENT, VirtualClock, WaitPolicy,
 };
 
@@ -233,8 +233,8 @@ async fn refused_credentials_are_an_auth_error() {
         other => panic!("expected Auth, got {other}"),
     }
     assert_eq!(
-        EvoVoiceErrorKind::of(&err),
-        Some(EvoVoiceErrorKind::Unauthenticated)
+        EvoVoiceErrorCode::of(&err),
+        Some(EvoVoiceErrorCode::Unauthenticated)
     );
     // Not retried: a start that reached the server is never sent twice.
     assert_eq!(refused.calls_async().await, 1);
@@ -264,20 +264,20 @@ async fn service_stack_errors_keep_status_code_and_field_errors() {
         "{err}"
     );
     assert_eq!(
-        EvoVoiceErrorKind::of(&err),
-        Some(EvoVoiceErrorKind::BadRequest)
+        EvoVoiceErrorCode::of(&err),
+        Some(EvoVoiceErrorCode::BadRequest)
     );
     m.delete_async().await;
 
     // 403, 404, 405, 500 with ServiceStack bodies.
     for (status, code, kind) in [
-        (403, "Forbidden", EvoVoiceErrorKind::Forbidden),
-        (404, "NotFound", EvoVoiceErrorKind::NotFound),
-        (405, "NotSupported", EvoVoiceErrorKind::NotSupported),
+        (403, "Forbidden", EvoVoiceErrorCode::Forbidden),
+        (404, "NotFound", EvoVoiceErrorCode::NotFound),
+        (405, "NotSupported", EvoVoiceErrorCode::NotSupported),
         (
             500,
             "NullReferenceException",
-            EvoVoiceErrorKind::ServerError,
+            EvoVoiceErrorCode::ServerError,
         ),
     ] {
         let body = service_stack_error(code, "nope");
@@ -287,7 +287,7 @@ async fn service_stack_errors_keep_status_code_and_field_errors() {
         let err = client.reports(ACCOUNT).await.unwrap_err();
         assert_eq!(err.http_status(), Some(status), "{err}");
         assert_eq!(err.vendor_code(), Some(code), "{err}");
-        assert_eq!(EvoVoiceErrorKind::of(&err), Some(kind), "{err}");
+        assert_eq!(EvoVoiceErrorCode::of(&err), Some(kind), "{err}");
         assert_eq!(err.is_transient(), status == 500, "{err}");
         m.delete_async().await;
     }
@@ -397,8 +397,8 @@ async fn a_report_missing_from_the_list_is_a_typed_error() {
         other => panic!("expected Api, got {other}"),
     }
     assert_eq!(
-        EvoVoiceErrorKind::of(&err),
-        Some(EvoVoiceErrorKind::ReportMissing)
+        EvoVoiceErrorCode::of(&err),
+        Some(EvoVoiceErrorCode::ReportMissing)
     );
     // Not transient: the wait stopped at the first answer.
     assert_eq!(list.calls_async().await, 1);

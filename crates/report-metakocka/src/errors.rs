@@ -2,8 +2,8 @@
 //! message in `opr_desc` (or `error_desc`, or `opr_desc_app`); and, rarely, as an HTTP error
 //! status from a proxy or a failing server.
 
+use report_core::__private::{VendorError, VendorErrors, VendorProfile};
 use report_core::Error;
-use report_core::http::{VendorError, VendorErrors};
 
 use crate::api::types::{ErrorAnswer, ReportAnswer};
 
@@ -13,13 +13,31 @@ pub const VENDOR: &str = "metakocka";
 /// The `opr_code` of success.
 pub const OPR_OK: &str = "0";
 
-/// How MetaKocka's HTTP errors are read. MetaKocka itself never answers 401 (a wrong key is
+/// MetaKocka as the vendor kit sees it. MetaKocka itself never answers 401 (a wrong key is
 /// an `opr_code` in HTTP 200); a 401 can only come from something in front of it.
-pub(crate) const ERRORS: VendorErrors<'static> = VendorErrors {
-    vendor: VENDOR,
-    request_id_header: None,
-    auth_statuses: &[401],
-};
+#[derive(Debug)]
+pub struct MetaKockaProfile;
+
+impl VendorProfile for MetaKockaProfile {
+    const NAME: &'static str = VENDOR;
+    const AUTH_STATUSES: &'static [u16] = &[401];
+    type ErrorBody = ErrorAnswer;
+
+    fn describe(answer: &ErrorAnswer) -> VendorError {
+        describe(answer)
+    }
+
+    /// The error answer for a non-JSON error body.
+    fn error_body_for(text: String) -> serde_json::Value {
+        serde_json::json!({ "opr_desc": text })
+    }
+}
+
+/// How MetaKocka's HTTP errors are read (for the synchronous print, outside the generated
+/// client).
+pub(crate) fn errors() -> VendorErrors<'static> {
+    MetaKockaProfile::errors()
+}
 
 /// The message of an error answer: `opr_desc`, else `error_desc`, else `opr_desc_app`.
 fn message(
@@ -36,18 +54,12 @@ fn message(
 }
 
 /// Code and message of an answer with an HTTP error status.
-pub(crate) fn describe(answer: &ErrorAnswer) -> VendorError {
+fn describe(answer: &ErrorAnswer) -> VendorError {
     VendorError {
         code: answer.opr_code.clone().filter(|c| !c.is_empty()),
         message: message(&answer.opr_desc, &answer.error_desc, &answer.opr_desc_app)
             .unwrap_or_else(|| "no error message".to_string()),
     }
-}
-
-/// The error answer for a non-JSON error body (see
-/// [`report_core::http::normalize_error_response`]).
-pub(crate) fn envelope_for(text: String) -> serde_json::Value {
-    serde_json::json!({ "opr_desc": text })
 }
 
 /// `Ok` for `opr_code` `"0"`; otherwise the typed error the answer carries.
@@ -69,14 +81,7 @@ pub fn check_answer(answer: &ReportAnswer) -> report_core::Result<()> {
             message: format!("opr_code {code}: {message}"),
         });
     }
-    Err(Error::Api {
-        vendor: VENDOR,
-        status: None,
-        code: Some(code.to_string()),
-        message,
-        request_id: None,
-        retry_after: None,
-    })
+    Err(Error::detected(VENDOR, code, message))
 }
 
 /// Whether an error answer means "wrong secret key or company id".

@@ -685,7 +685,7 @@ pub mod types {
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
-    pub(crate) inner: crate::client::Inner,
+    pub(crate) inner: crate::client::MetaKockaOrigin,
 }
 impl Client {
     /// Create a new client.
@@ -693,7 +693,7 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new(baseurl: &str, inner: crate::client::Inner) -> Self {
+    pub fn new(baseurl: &str, inner: crate::client::MetaKockaOrigin) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
@@ -714,7 +714,7 @@ impl Client {
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
-        inner: crate::client::Inner,
+        inner: crate::client::MetaKockaOrigin,
     ) -> Self {
         Self {
             baseurl: baseurl.to_string(),
@@ -723,7 +723,7 @@ impl Client {
         }
     }
 }
-impl ClientInfo<crate::client::Inner> for Client {
+impl ClientInfo<crate::client::MetaKockaOrigin> for Client {
     fn api_version() -> &'static str {
         "eshop-v1"
     }
@@ -733,7 +733,7 @@ impl ClientInfo<crate::client::Inner> for Client {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
-    fn inner(&self) -> &crate::client::Inner {
+    fn inner(&self) -> &crate::client::MetaKockaOrigin {
         &self.inner
     }
 }
@@ -741,7 +741,7 @@ const _: () = {
     #[allow(dead_code)]
     fn assert_client_hooks()
     where
-        Client: ClientHooks<crate::client::Inner>,
+        Client: ClientHooks<crate::client::MetaKockaOrigin>,
     {
     }
 };

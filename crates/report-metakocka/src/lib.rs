@@ -49,6 +49,9 @@ mod sync;
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
 mod generated;
 
+/// The vendor kit's glue, generated from the spec's `x-codegen` settings.
+mod generated_kit;
+
 /// Typed httpmock helpers generated from `specs/metakocka.yaml`, for testing code that uses
 /// this crate: `operations::PrintReportWhen::new(when).body(…)`, `server.print_report(…)`.
 #[cfg(feature = "mock")]
@@ -62,7 +65,7 @@ pub mod api {
 }
 
 pub use adapter::{MetaKockaAdapter, STATE_PRINTING, STATE_WAITING};
-pub use client::{DEFAULT_BASE_URL, Inner, MetaKockaClient, MetaKockaConfig};
+pub use client::{DEFAULT_BASE_URL, MetaKockaClient, MetaKockaConfig, MetaKockaOrigin};
 pub use errors::{OPR_OK, VENDOR, check_answer, is_credentials_refusal};
 pub use lenient::ReportFormat;
 pub use progress::progress_fraction;
@@ -73,39 +76,10 @@ pub use request::{
 pub use secret::SecretKey;
 
 pub use chrono;
-pub use report_core::{
-    self, Artifact, Download, DownloadOptions, DownloadSummary, Error, Job, JobStats, Progress,
-    ReportAdapter, Result, SecretString, Status, Ticket, WaitPolicy, http::HttpOptions,
-};
+pub use generated_kit::*;
+pub use report_core::SecretString;
 
-/// Internals the workspace's fuzzers and property tests drive directly
-/// (`integration_tests::fuzzing`). Not part of the API: no stability promise.
-#[doc(hidden)]
-pub mod __fuzz {
-    use report_core::http::{VendorError, VendorErrors};
-
-    use crate::api::types::ErrorAnswer;
-
-    /// How the client reads HTTP error answers.
-    pub const ERRORS: VendorErrors<'static> = crate::errors::ERRORS;
-
-    /// Code and message of an answer with an HTTP error status.
-    pub fn describe(answer: &ErrorAnswer) -> VendorError {
-        crate::errors::describe(answer)
-    }
-
-    /// The error answer made for a non-JSON error body.
-    pub fn envelope_for(text: String) -> serde_json::Value {
-        crate::errors::envelope_for(text)
-    }
-
-    /// Synchronous printing: what a whole JSON answer means (an error envelope, or a report).
-    pub fn reject_envelope(body: &[u8]) -> report_core::Result<()> {
-        crate::sync::reject_envelope(body)
-    }
-
-    /// Synchronous printing: the error an HTTP error status becomes.
-    pub async fn error_status(response: reqwest::Response) -> report_core::Error {
-        crate::sync::error_status(response).await
-    }
+/// Vendor-specific fuzz entry points (re-exported in `__fuzz`).
+mod fuzz_extras {
+    pub use crate::sync::{error_status, reject_envelope};
 }

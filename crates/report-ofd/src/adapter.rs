@@ -249,7 +249,7 @@ impl OfdAdapter {
         }
         Artifact {
             authenticated: url::Url::parse(&url)
-                .is_ok_and(|u| report_core::http::same_origin(&u, self.client.base_url())),
+                .is_ok_and(|u| report_core::__private::same_origin(&u, self.client.base_url())),
             url,
             file_name: None,
             format: report.file_format.clone(),

@@ -1,6 +1,6 @@
 //! OFD.ru's error codes and how its failure envelope becomes a [`report_core::Error`].
 
-use report_core::http::{VendorError, VendorErrors};
+use report_core::__private::{VendorError, VendorProfile};
 
 use crate::generated::types::ErrorEnvelope;
 
@@ -49,27 +49,29 @@ impl OfdErrorCode {
     }
 }
 
-/// How OFD.ru's errors are read: 401 is a refused token; 403 is decided by the caller (it is
-/// also `AccessDenied`).
-pub(crate) const ERRORS: VendorErrors<'static> = VendorErrors {
-    vendor: VENDOR,
-    request_id_header: None,
-    auth_statuses: &[401],
-};
+/// OFD.ru as the vendor kit sees it: 401 is a refused token; 403 is decided by the caller (it
+/// is also `AccessDenied`).
+#[derive(Debug)]
+pub struct OfdProfile;
 
-/// Code and message of a failure envelope.
-pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
-    let code = OfdErrorCode::find(&envelope.errors).map(|c| c.to_string());
-    let message = if envelope.errors.is_empty() {
-        "no error message (empty failure envelope)".to_string()
-    } else {
-        envelope.errors.join("; ")
-    };
-    VendorError { code, message }
-}
+impl VendorProfile for OfdProfile {
+    const NAME: &'static str = VENDOR;
+    const AUTH_STATUSES: &'static [u16] = &[401];
+    type ErrorBody = ErrorEnvelope;
 
-/// The failure envelope for a non-JSON error body (see
-/// [`report_core::http::normalize_error_response`]).
-pub(crate) fn envelope_for(text: String) -> serde_json::Value {
-    serde_json::json!({ "Errors": [text], "Status": "Failed" })
+    /// Code and message of a failure envelope.
+    fn describe(envelope: &ErrorEnvelope) -> VendorError {
+        let code = OfdErrorCode::find(&envelope.errors).map(|c| c.to_string());
+        let message = if envelope.errors.is_empty() {
+            "no error message (empty failure envelope)".to_string()
+        } else {
+            envelope.errors.join("; ")
+        };
+        VendorError { code, message }
+    }
+
+    /// The failure envelope for a non-JSON error body.
+    fn error_body_for(text: String) -> serde_json::Value {
+        serde_json::json!({ "Errors": [text], "Status": "Failed" })
+    }
 }

@@ -77,7 +77,7 @@ impl BuildRequest<EvoVoiceReportRequest> for Options {
 /// The demo job against the sandbox: January's billing of the demo account.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
-    http: report_core::http::HttpOptions,
+    http: report_core::HttpOptions,
 ) -> Result<(EvoVoiceAdapter, EvoVoiceReportRequest), Failure> {
     use report_sandbox::credentials as c;
     let config = EvoVoiceConfig::new(c::EVOVOICE_USERNAME, c::EVOVOICE_PASSWORD)

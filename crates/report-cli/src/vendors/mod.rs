@@ -6,7 +6,7 @@ pub mod evovoice;
 pub mod metakocka;
 pub mod ofd;
 
-use report_core::http::HttpOptions;
+use report_core::HttpOptions;
 
 use crate::cli::Common;
 use crate::failure::Failure;
