@@ -7,8 +7,8 @@ use report_core::{
     Ticket,
 };
 
+use crate::VENDOR;
 use crate::client::CloudBlueClient;
-use crate::errors::VENDOR;
 use crate::generated::types;
 use crate::lenient::{ReportFormat, ReportStatus};
 

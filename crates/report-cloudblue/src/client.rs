@@ -16,9 +16,10 @@ use report_core::{
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::errors::{BLOB_ERRORS, CloudBlueProfile, VENDOR};
+use crate::errors::BLOB_ERRORS;
 use crate::filter::ReportFilter;
 use crate::generated::{self, types};
+use crate::{Profile, VENDOR};
 
 /// The production API root, region included.
 pub const DEFAULT_BASE_URL: &str = "https://api.cloud.im/marketplace/eu";
@@ -75,27 +76,9 @@ impl CloudBlueConfig {
         }
     }
 
-    /// Another API root (another region, the lab, a mock); `/marketplace/<region>` included.
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into();
-        self
-    }
-
     /// Another marketplace for the token request.
     pub fn with_marketplace(mut self, marketplace: impl Into<String>) -> Self {
         self.marketplace = marketplace.into();
-        self
-    }
-
-    /// Other HTTP options.
-    pub fn with_http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
-    }
-
-    /// Another clock for token expiry (a [`VirtualClock`](report_core::VirtualClock) in tests).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
         self
     }
 }
@@ -181,21 +164,14 @@ impl CloudBlueClient {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(credentials)
         );
-        let clock = config
-            .clock
-            .unwrap_or_else(|| Arc::new(report_core::TokioClock::new()));
         let credentials = CloudBlueCredentials {
             base: endpoint.base.clone(),
-            tokens: kit::shared_tokens(RENEW_MARGIN, clock),
+            tokens: kit::shared_tokens(RENEW_MARGIN, config.clock),
             basic: SecretString::from(basic),
             subscription_key: config.subscription_key.clone(),
         };
         Ok(CloudBlueClient {
-            api: generated::Client::new_with_client(
-                endpoint.base_str(),
-                endpoint.api.clone(),
-                credentials,
-            ),
+            api: crate::generated_kit::generated_client(&endpoint, credentials),
             downloads: endpoint.downloads,
             marketplace: config.marketplace,
         })
@@ -215,20 +191,18 @@ impl CloudBlueClient {
             Ok(answer) => answer,
             Err(e) => {
                 // The token endpoint refusing is always about the credentials.
-                return Err(
-                    match kit::map_failure::<CloudBlueProfile>("createToken", e).await {
-                        Error::Api {
-                            status: Some(403),
-                            message,
-                            ..
-                        } => Error::Auth {
-                            vendor: VENDOR,
-                            status: 403,
-                            message,
-                        },
-                        other => other,
+                return Err(match kit::map_failure::<Profile>("createToken", e).await {
+                    Error::Api {
+                        status: Some(403),
+                        message,
+                        ..
+                    } => Error::Auth {
+                        vendor: VENDOR,
+                        status: 403,
+                        message,
                     },
-                );
+                    other => other,
+                });
             }
         };
         if answer.token.trim().is_empty() {

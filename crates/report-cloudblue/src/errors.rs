@@ -1,40 +1,13 @@
 //! How CloudBlue's error answers become a [`report_core::Error`], keeping the correlation id
 //! support asks for.
 
-use report_core::__private::{VendorError, VendorErrors, VendorProfile};
+use report_core::__private::{VendorError, VendorErrors};
 
+use crate::VENDOR;
 use crate::generated::types::ErrorBody;
-
-/// The short vendor name used in errors and tickets.
-pub const VENDOR: &str = "cloudblue";
 
 /// The header every CloudBlue answer carries with the request's id on CloudBlue's side.
 pub const CORRELATION_ID_HEADER: &str = "X-Correlation-ID";
-
-/// CloudBlue as the vendor kit sees it: 401 is a refused (or expired) token; the correlation
-/// id support asks for comes from the header, else from the body's `correlationId`.
-#[derive(Debug)]
-pub struct CloudBlueProfile;
-
-impl VendorProfile for CloudBlueProfile {
-    const NAME: &'static str = VENDOR;
-    const AUTH_STATUSES: &'static [u16] = &[401];
-    const REQUEST_ID_HEADER: Option<&'static str> = Some(CORRELATION_ID_HEADER);
-    type ErrorBody = ErrorBody;
-
-    fn describe(body: &ErrorBody) -> VendorError {
-        describe(body)
-    }
-
-    /// The error body for a non-JSON error answer.
-    fn error_body_for(text: String) -> serde_json::Value {
-        serde_json::json!({ "message": text })
-    }
-
-    fn request_id_in(body: &ErrorBody) -> Option<String> {
-        body.correlation_id.clone()
-    }
-}
 
 /// How the blob host's errors are read. Azure names its request id `x-ms-request-id`; a 403
 /// (expired signature) must stay an API error so report-core refreshes the link.
@@ -44,13 +17,18 @@ pub const BLOB_ERRORS: VendorErrors<'static> = VendorErrors {
     auth_statuses: &[],
 };
 
+/// The correlation id an error body carries itself (when the header has none).
+pub(crate) fn correlation_id(body: &ErrorBody) -> Option<String> {
+    body.correlation_id.clone()
+}
+
 fn present(text: &Option<String>) -> Option<&str> {
     text.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// The message of an error body, whichever spelling the server used: `message`, `error`, or
 /// Spring's pair of reason phrase (`error`) and detail (`message`).
-fn describe(body: &ErrorBody) -> VendorError {
+pub(crate) fn describe(body: &ErrorBody) -> VendorError {
     let message = match (present(&body.message), present(&body.error)) {
         (Some(message), Some(error)) if message != error => format!("{error}: {message}"),
         (Some(message), _) => message.to_string(),

@@ -43,25 +43,12 @@ mod generated;
 /// The vendor kit's glue, generated from the spec's `x-codegen` settings.
 mod generated_kit;
 
-/// Typed httpmock helpers generated from `specs/cloudblue.yaml`, for testing code that uses
-/// this crate: `server.get_report(|when, then| …)`. Paths are relative to the mock server's
-/// root, so configure the client with `server.base_url()` as its base URL.
-#[cfg(feature = "mock")]
-#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
-#[path = "generated_mock.rs"]
-pub mod mock;
-
-/// The generated CloudBlue client and its types.
-pub mod api {
-    pub use crate::generated::*;
-}
-
 pub use adapter::{CloudBlueAdapter, CloudBlueReportRequest};
 pub use client::{
     CloudBlueClient, CloudBlueConfig, CloudBlueCredentials, DEFAULT_BASE_URL, DEFAULT_MARKETPLACE,
     DEFAULT_TIMEOUT, LAB_BASE_URL,
 };
-pub use errors::{CORRELATION_ID_HEADER, VENDOR};
+pub use errors::CORRELATION_ID_HEADER;
 pub use filter::ReportFilter;
 pub use generated_kit::*;
 pub use lenient::{ReportFormat, ReportStatus, ReportType};

@@ -287,9 +287,17 @@ where
     }
 }
 
-/// A token cache shared by a client's clones, renewing `margin` before expiry on `clock`.
-pub fn shared_tokens(margin: std::time::Duration, clock: Arc<dyn crate::Clock>) -> Arc<TokenCache> {
-    Arc::new(TokenCache::new(margin).with_clock(clock))
+/// A token cache shared by a client's clones, renewing `margin` before expiry on `clock`
+/// (tokio's clock when `None`).
+pub fn shared_tokens(
+    margin: std::time::Duration,
+    clock: Option<Arc<dyn crate::Clock>>,
+) -> Arc<TokenCache> {
+    let cache = TokenCache::new(margin);
+    Arc::new(match clock {
+        Some(clock) => cache.with_clock(clock),
+        None => cache,
+    })
 }
 
 /// The constructors vendor crates use for the errors they detect themselves.
@@ -392,7 +400,7 @@ mod tests {
     #[tokio::test]
     async fn token_expiry_is_judged_on_the_injected_clock() {
         let clock = Arc::new(VirtualClock::new(start()));
-        let tokens = shared_tokens(Duration::from_secs(60), clock.clone());
+        let tokens = shared_tokens(Duration::from_secs(60), Some(clock.clone()));
         let issued = AtomicUsize::new(0);
         let renew = || -> BoxFuture<'_, Result<Token>> { Box::pin(issue(&clock, &issued)) };
         let used = std::sync::Mutex::new(Vec::new());
@@ -427,7 +435,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_token_is_renewed_once_then_an_auth_error_with_the_request_id() {
         let clock = Arc::new(VirtualClock::new(start()));
-        let tokens = shared_tokens(Duration::from_secs(60), clock.clone());
+        let tokens = shared_tokens(Duration::from_secs(60), Some(clock.clone()));
         let issued = AtomicUsize::new(0);
         let renew = || -> BoxFuture<'_, Result<Token>> { Box::pin(issue(&clock, &issued)) };
         let attempts = AtomicUsize::new(0);

@@ -17,8 +17,9 @@ use report_core::{
     Ticket,
 };
 
+use crate::VENDOR;
 use crate::client::DocSpaceClient;
-use crate::errors::{DocSpaceErrorCode, VENDOR, own_error};
+use crate::errors::{DocSpaceErrorCode, own_error};
 use crate::generated::types::{self, OperationStatus, SortOrder};
 use crate::lenient::{FileId, TaskStatus};
 

@@ -7,7 +7,8 @@ use report_core::{Download, Error, ExposeSecret, HttpOptions, Result, SecretStri
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use url::Url;
 
-use crate::errors::{self, DocSpaceProfile};
+use crate::Profile;
+use crate::errors;
 use crate::generated::{self, types};
 use crate::lenient::FileId;
 
@@ -15,7 +16,7 @@ use crate::lenient::FileId;
 #[derive(Clone, Debug)]
 pub struct DocSpaceConfig {
     /// The portal, e.g. `https://yourportal.onlyoffice.com`.
-    pub portal_url: String,
+    pub base_url: String,
     /// API key (personal access token, `sk-…`; redacted in `Debug`).
     pub api_key: SecretString,
     /// Timeouts, user agent, insecure-http opt-in.
@@ -26,16 +27,10 @@ impl DocSpaceConfig {
     /// This portal with this API key.
     pub fn new(portal_url: impl Into<String>, api_key: impl Into<String>) -> Self {
         DocSpaceConfig {
-            portal_url: portal_url.into(),
+            base_url: portal_url.into(),
             api_key: SecretString::from(api_key.into()),
             http: HttpOptions::default(),
         }
-    }
-
-    /// Other HTTP options.
-    pub fn with_http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
     }
 }
 
@@ -82,7 +77,7 @@ pub struct DocSpaceClient {
 impl DocSpaceClient {
     /// Checks the configuration (no request is sent).
     pub fn new(config: DocSpaceConfig) -> Result<Self> {
-        let endpoint = Endpoint::new(&config.portal_url, &config.http, Redirects::SameOriginOnly)?;
+        let endpoint = Endpoint::new(&config.base_url, &config.http, Redirects::SameOriginOnly)?;
         let key = config.api_key.expose_secret();
         if key.trim().is_empty() {
             return Err(Error::InvalidInput("DocSpace API key is empty".into()));
@@ -99,11 +94,7 @@ impl DocSpaceClient {
             api_key: config.api_key,
         };
         Ok(DocSpaceClient {
-            api: generated::Client::new_with_client(
-                endpoint.base_str(),
-                endpoint.api.clone(),
-                credentials,
-            ),
+            api: crate::generated_kit::generated_client(&endpoint, credentials),
             downloads: endpoint.downloads,
             anonymous,
         })
@@ -167,7 +158,7 @@ impl DocSpaceClient {
         self.base_url()
             .join(text.trim())
             .map_err(|e| Error::Decode {
-                vendor: errors::VENDOR,
+                vendor: crate::VENDOR,
                 operation: OPERATION.into(),
                 message: format!("the answer is not a URL: {e}"),
                 excerpt: report_core::excerpt(text.as_bytes()),
@@ -210,12 +201,16 @@ impl DocSpaceClient {
         let bearer = self.api.inner.bearer();
         // open_url calls the closure only for the portal's origin: a foreign pre-signed URL
         // never receives the key.
-        kit::open::<DocSpaceProfile>(client, url.as_str(), offset, self.base_url(), move |rb| {
-            match bearer {
+        kit::open::<Profile>(
+            client,
+            url.as_str(),
+            offset,
+            self.base_url(),
+            move |rb| match bearer {
                 Some(value) => rb.header(AUTHORIZATION, value),
                 None => rb,
-            }
-        })
+            },
+        )
         .await
     }
 }

@@ -1,13 +1,11 @@
 //! How DocSpace's failure envelope becomes a [`report_core::Error`], and the codes this crate
 //! gives the errors it detects itself.
 
-use report_core::__private::{VendorError, VendorProfile};
+use report_core::__private::VendorError;
 use report_core::Error;
 
+use crate::VENDOR;
 use crate::generated::types::ErrorEnvelope;
-
-/// The short vendor name used in errors and tickets.
-pub const VENDOR: &str = "docspace";
 
 report_core::lenient_enum! {
     /// Codes of the errors and failed statuses this crate reports on its own (DocSpace's own
@@ -33,28 +31,8 @@ impl DocSpaceErrorCode {
     }
 }
 
-/// DocSpace as the vendor kit sees it: 401 is a missing or refused API key. A 403 is "Access
-/// denied" (not an admin, tariff not configured): a permission problem, not a bad key.
-#[derive(Debug)]
-pub struct DocSpaceProfile;
-
-impl VendorProfile for DocSpaceProfile {
-    const NAME: &'static str = VENDOR;
-    const AUTH_STATUSES: &'static [u16] = &[401];
-    type ErrorBody = ErrorEnvelope;
-
-    fn describe(envelope: &ErrorEnvelope) -> VendorError {
-        describe(envelope)
-    }
-
-    /// The failure envelope for a non-JSON error body, e.g. a proxy's HTML 502 page.
-    fn error_body_for(text: String) -> serde_json::Value {
-        serde_json::json!({ "error": { "message": text }, "status": 1 })
-    }
-}
-
 /// Code and message of a failure envelope.
-fn describe(envelope: &ErrorEnvelope) -> VendorError {
+pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
     let info = envelope.error.as_ref();
     let code = info
         .and_then(|e| e.type_.clone())

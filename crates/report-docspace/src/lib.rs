@@ -40,21 +40,9 @@ mod generated;
 /// The vendor kit's glue, generated from the spec's `x-codegen` settings.
 mod generated_kit;
 
-/// Typed httpmock helpers generated from `specs/docspace.yaml`, for testing code that uses
-/// this crate: `server.get_customer_operations_report(|when, then| …)`.
-#[cfg(feature = "mock")]
-#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
-#[path = "generated_mock.rs"]
-pub mod mock;
-
-/// The generated DocSpace client and its types.
-pub mod api {
-    pub use crate::generated::*;
-}
-
 pub use adapter::{DocSpaceAdapter, DocSpaceReportRequest};
 pub use client::{DocSpaceClient, DocSpaceConfig, DocSpaceCredentials};
-pub use errors::{DocSpaceErrorCode, VENDOR};
+pub use errors::DocSpaceErrorCode;
 pub use generated::types::{OperationStatus, SortOrder};
 pub use generated_kit::*;
 pub use lenient::{FileId, TaskStatus};

@@ -9,8 +9,8 @@ use report_core::{
 };
 use url::Url;
 
+use crate::VENDOR;
 use crate::client::EvoVoiceClient;
-use crate::errors::VENDOR;
 use crate::generated::types;
 use crate::lenient::ReportStatus;
 use crate::request::EvoVoiceReportRequest;

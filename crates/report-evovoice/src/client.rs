@@ -8,8 +8,9 @@ use report_core::{Download, Error, ExposeSecret, HttpOptions, Result, SecretStri
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use url::Url;
 
-use crate::errors::{EvoVoiceProfile, REPORT_NOT_FOUND, VENDOR};
+use crate::errors::REPORT_NOT_FOUND;
 use crate::generated::{self, types};
+use crate::{Profile, VENDOR};
 
 /// EvoVoice's production API.
 pub const DEFAULT_BASE_URL: &str = "https://evovoice.io";
@@ -43,18 +44,6 @@ impl EvoVoiceConfig {
             password: SecretString::from(password.into()),
             http: HttpOptions::default().with_user_agent(USER_AGENT),
         }
-    }
-
-    /// Another base URL ([`STAGING_BASE_URL`], a sandbox, a mock).
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into();
-        self
-    }
-
-    /// Other HTTP options. Keep a non-empty `User-Agent` of your own.
-    pub fn with_http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
     }
 }
 
@@ -130,11 +119,7 @@ impl EvoVoiceClient {
             ));
         }
         Ok(EvoVoiceClient {
-            api: generated::Client::new_with_client(
-                endpoint.base_str(),
-                endpoint.api.clone(),
-                credentials,
-            ),
+            api: crate::generated_kit::generated_client(&endpoint, credentials),
             downloads: endpoint.downloads,
         })
     }
@@ -206,7 +191,7 @@ impl EvoVoiceClient {
         let authorization = authenticated
             .then(|| self.api.inner.header_value())
             .flatten();
-        kit::open::<EvoVoiceProfile>(&self.downloads, url, offset, self.base_url(), move |rb| {
+        kit::open::<Profile>(&self.downloads, url, offset, self.base_url(), move |rb| {
             match authorization {
                 Some(value) => rb.header(AUTHORIZATION, value),
                 None => rb,

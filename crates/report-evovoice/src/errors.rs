@@ -1,12 +1,10 @@
 //! ServiceStack's error body and how it becomes a [`report_core::Error`].
 
-use report_core::__private::{VendorError, VendorProfile};
+use report_core::__private::VendorError;
 use report_core::Error;
 
+use crate::VENDOR;
 use crate::generated::types::ErrorResponse;
-
-/// The short vendor name used in errors and tickets.
-pub const VENDOR: &str = "evovoice";
 
 /// The code of [`Error::Api`] when a report is not in its account's report list (deleted,
 /// expired, or started under another account). EvoVoice has no such code: the list simply
@@ -60,29 +58,9 @@ impl EvoVoiceErrorCode {
     }
 }
 
-/// EvoVoice as the vendor kit sees it: only 401 means the credentials were refused (403 is a
-/// missing role, which new credentials of the same user would not fix).
-#[derive(Debug)]
-pub struct EvoVoiceProfile;
-
-impl VendorProfile for EvoVoiceProfile {
-    const NAME: &'static str = VENDOR;
-    const AUTH_STATUSES: &'static [u16] = &[401];
-    type ErrorBody = ErrorResponse;
-
-    fn describe(body: &ErrorResponse) -> VendorError {
-        describe(body)
-    }
-
-    /// The ServiceStack error shape for a non-JSON error body (HTML pages, empty 401s).
-    fn error_body_for(text: String) -> serde_json::Value {
-        serde_json::json!({ "responseStatus": { "message": text } })
-    }
-}
-
 /// Code and message of a ServiceStack error; field errors are appended to the message. The
 /// stack trace (debug servers only) is left out: it is long and says nothing to a user.
-fn describe(body: &ErrorResponse) -> VendorError {
+pub(crate) fn describe(body: &ErrorResponse) -> VendorError {
     let Some(status) = &body.response_status else {
         return VendorError {
             code: None,

@@ -40,24 +40,12 @@ mod generated;
 /// The vendor kit's glue, generated from the spec's `x-codegen` settings.
 mod generated_kit;
 
-/// Typed httpmock helpers generated from `specs/evovoice.yaml`, for testing code that uses
-/// this crate: `server.list_reports(|when, then| …)`.
-#[cfg(feature = "mock")]
-#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
-#[path = "generated_mock.rs"]
-pub mod mock;
-
-/// The generated EvoVoice client and its types.
-pub mod api {
-    pub use crate::generated::*;
-}
-
 pub use adapter::{DOWNLOAD_LINK, EvoVoiceAdapter};
 pub use client::{
     DEFAULT_BASE_URL, EvoVoiceClient, EvoVoiceConfig, EvoVoiceCredentials, STAGING_BASE_URL,
     USER_AGENT,
 };
-pub use errors::{EvoVoiceErrorCode, REPORT_NOT_FOUND, VENDOR};
+pub use errors::{EvoVoiceErrorCode, REPORT_NOT_FOUND};
 pub use generated_kit::*;
 pub use lenient::ReportStatus;
 pub use request::EvoVoiceReportRequest;

@@ -7,9 +7,10 @@ use report_core::{
     Ticket,
 };
 
+use crate::VENDOR;
 use crate::api::types::ReportAnswer;
 use crate::client::MetaKockaClient;
-use crate::errors::{self, VENDOR};
+use crate::errors;
 use crate::lenient::ReportFormat;
 use crate::progress::progress_fraction;
 use crate::request::MetaKockaReportRequest;

@@ -5,8 +5,9 @@ use report_core::__private::{self as kit, Credentials, Endpoint, Redirects};
 use report_core::{Download, Error, ExposeSecret, HttpOptions, Result, SecretString};
 use url::Url;
 
+use crate::Profile;
 use crate::api::types;
-use crate::errors::{self, MetaKockaProfile};
+use crate::errors;
 use crate::generated;
 use crate::request::MetaKockaReportRequest;
 use crate::secret::SecretKey;
@@ -39,18 +40,6 @@ impl MetaKockaConfig {
             secret_key: SecretString::from(secret_key.into()),
             http: HttpOptions::default(),
         }
-    }
-
-    /// Another base URL (a sandbox, a mock).
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into();
-        self
-    }
-
-    /// Other HTTP options.
-    pub fn with_http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
     }
 }
 
@@ -111,11 +100,7 @@ impl MetaKockaClient {
             base: endpoint.base.clone(),
         };
         Ok(MetaKockaClient {
-            api: generated::Client::new_with_client(
-                endpoint.base_str(),
-                endpoint.api.clone(),
-                origin,
-            ),
+            api: crate::generated_kit::generated_client(&endpoint, origin),
             files,
             downloads: endpoint.downloads,
             company_id,
@@ -206,7 +191,7 @@ impl MetaKockaClient {
     /// Opens a download link from `offset` on. Nothing secret goes with it: MetaKocka's links
     /// work on their own, and the secret key belongs in API request bodies only.
     pub async fn open(&self, url: &str, offset: u64) -> Result<Download> {
-        kit::open::<MetaKockaProfile>(&self.downloads, url, offset, self.base_url(), |request| {
+        kit::open::<Profile>(&self.downloads, url, offset, self.base_url(), |request| {
             request
         })
         .await

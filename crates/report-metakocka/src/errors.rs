@@ -2,42 +2,14 @@
 //! message in `opr_desc` (or `error_desc`, or `opr_desc_app`); and, rarely, as an HTTP error
 //! status from a proxy or a failing server.
 
-use report_core::__private::{VendorError, VendorErrors, VendorProfile};
+use report_core::__private::VendorError;
 use report_core::Error;
 
+use crate::VENDOR;
 use crate::api::types::{ErrorAnswer, ReportAnswer};
-
-/// The short vendor name used in errors and tickets.
-pub const VENDOR: &str = "metakocka";
 
 /// The `opr_code` of success.
 pub const OPR_OK: &str = "0";
-
-/// MetaKocka as the vendor kit sees it. MetaKocka itself never answers 401 (a wrong key is
-/// an `opr_code` in HTTP 200); a 401 can only come from something in front of it.
-#[derive(Debug)]
-pub struct MetaKockaProfile;
-
-impl VendorProfile for MetaKockaProfile {
-    const NAME: &'static str = VENDOR;
-    const AUTH_STATUSES: &'static [u16] = &[401];
-    type ErrorBody = ErrorAnswer;
-
-    fn describe(answer: &ErrorAnswer) -> VendorError {
-        describe(answer)
-    }
-
-    /// The error answer for a non-JSON error body.
-    fn error_body_for(text: String) -> serde_json::Value {
-        serde_json::json!({ "opr_desc": text })
-    }
-}
-
-/// How MetaKocka's HTTP errors are read (for the synchronous print, outside the generated
-/// client).
-pub(crate) fn errors() -> VendorErrors<'static> {
-    MetaKockaProfile::errors()
-}
 
 /// The message of an error answer: `opr_desc`, else `error_desc`, else `opr_desc_app`.
 fn message(
@@ -54,7 +26,7 @@ fn message(
 }
 
 /// Code and message of an answer with an HTTP error status.
-fn describe(answer: &ErrorAnswer) -> VendorError {
+pub(crate) fn describe(answer: &ErrorAnswer) -> VendorError {
     VendorError {
         code: answer.opr_code.clone().filter(|c| !c.is_empty()),
         message: message(&answer.opr_desc, &answer.error_desc, &answer.opr_desc_app)

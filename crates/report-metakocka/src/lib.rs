@@ -52,21 +52,9 @@ mod generated;
 /// The vendor kit's glue, generated from the spec's `x-codegen` settings.
 mod generated_kit;
 
-/// Typed httpmock helpers generated from `specs/metakocka.yaml`, for testing code that uses
-/// this crate: `operations::PrintReportWhen::new(when).body(…)`, `server.print_report(…)`.
-#[cfg(feature = "mock")]
-#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
-#[path = "generated_mock.rs"]
-pub mod mock;
-
-/// The generated MetaKocka client and its types.
-pub mod api {
-    pub use crate::generated::*;
-}
-
 pub use adapter::{MetaKockaAdapter, STATE_PRINTING, STATE_WAITING};
 pub use client::{DEFAULT_BASE_URL, MetaKockaClient, MetaKockaConfig, MetaKockaOrigin};
-pub use errors::{OPR_OK, VENDOR, check_answer, is_credentials_refusal};
+pub use errors::{OPR_OK, check_answer, is_credentials_refusal};
 pub use lenient::ReportFormat;
 pub use progress::progress_fraction;
 pub use request::{

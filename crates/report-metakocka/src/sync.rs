@@ -15,8 +15,9 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 
 use crate::api::types::{ErrorAnswer, ReportAnswer};
 use crate::client::MetaKockaClient;
-use crate::errors::{self, MetaKockaProfile, VENDOR};
+use crate::errors;
 use crate::request::MetaKockaReportRequest;
+use crate::{Profile, VENDOR};
 
 const OPERATION: &str = "printReport (synchronous)";
 
@@ -58,7 +59,7 @@ impl MetaKockaClient {
             })?;
         let response = http::traced_execute(&self.files, http_request, OPERATION)
             .await
-            .map_err(|e| errors::errors().transport(OPERATION, e))?;
+            .map_err(|e| Profile::errors().transport(OPERATION, e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(error_status(response).await);
@@ -123,15 +124,14 @@ pub fn reject_envelope(body: &[u8]) -> Result<()> {
 pub async fn error_status(response: reqwest::Response) -> Error {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body =
-        match http::normalize_error_response(response, MetaKockaProfile::error_body_for).await {
-            Ok(normalized) => http::read_limited(normalized, ERROR_BODY_LIMIT)
-                .await
-                .unwrap_or_default(),
-            Err(e) => return errors::errors().transport(OPERATION, e),
-        };
+    let body = match http::normalize_error_response(response, Profile::error_body_for).await {
+        Ok(normalized) => http::read_limited(normalized, ERROR_BODY_LIMIT)
+            .await
+            .unwrap_or_default(),
+        Err(e) => return Profile::errors().transport(OPERATION, e),
+    };
     let answer: ErrorAnswer = serde_json::from_slice(&body).unwrap_or_default();
-    errors::errors().api(status, &headers, MetaKockaProfile::describe(&answer))
+    Profile::errors().api(status, &headers, Profile::describe(&answer))
 }
 
 fn content_type(headers: &HeaderMap) -> Option<&str> {

@@ -7,8 +7,9 @@ use report_core::{
     Ticket,
 };
 
+use crate::VENDOR;
 use crate::client::{OfdClient, parse_utc};
-use crate::errors::{OfdErrorCode, VENDOR};
+use crate::errors::OfdErrorCode;
 use crate::generated::types;
 use crate::lenient::{ReportStatus, ReportType};
 

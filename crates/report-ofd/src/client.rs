@@ -12,7 +12,8 @@ use report_core::__private::{
 use report_core::{Clock, Error, ExposeSecret, HttpOptions, Result, SecretString};
 use url::Url;
 
-use crate::errors::{self, OfdErrorCode, OfdProfile};
+use crate::Profile;
+use crate::errors::OfdErrorCode;
 use crate::generated::{self, types};
 use crate::listing;
 
@@ -47,24 +48,6 @@ impl OfdConfig {
             http: HttpOptions::default(),
             clock: None,
         }
-    }
-
-    /// Another base URL (a sandbox, a mock).
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into();
-        self
-    }
-
-    /// Other HTTP options.
-    pub fn with_http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
-    }
-
-    /// Another clock for token expiry (a [`VirtualClock`](report_core::VirtualClock) in tests).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
     }
 }
 
@@ -118,19 +101,12 @@ impl OfdClient {
         if config.password.expose_secret().is_empty() {
             return Err(Error::InvalidInput("OFD.ru password is empty".into()));
         }
-        let clock = config
-            .clock
-            .unwrap_or_else(|| Arc::new(report_core::TokioClock::new()));
         let credentials = OfdCredentials {
             base: endpoint.base.clone(),
-            tokens: kit::shared_tokens(RENEW_MARGIN, clock),
+            tokens: kit::shared_tokens(RENEW_MARGIN, config.clock),
         };
         Ok(OfdClient {
-            api: generated::Client::new_with_client(
-                endpoint.base_str(),
-                endpoint.api.clone(),
-                credentials,
-            ),
+            api: crate::generated_kit::generated_client(&endpoint, credentials),
             downloads: endpoint.downloads,
             login: config.login,
             password: config.password,
@@ -155,16 +131,16 @@ impl OfdClient {
             Ok(token) => token,
             Err(e) if matches!(e.status(), Some(401 | 403)) => {
                 return Err(Error::auth(
-                    errors::VENDOR,
+                    crate::VENDOR,
                     e.status().unwrap_or(403),
                     "login or password refused by CreateAuthToken",
                 ));
             }
-            Err(e) => return Err(kit::map_failure::<OfdProfile>("createAuthToken", e).await),
+            Err(e) => return Err(kit::map_failure::<Profile>("createAuthToken", e).await),
         };
         let value = token.auth_token.filter(|t| !t.is_empty()).ok_or_else(|| {
             Error::auth(
-                errors::VENDOR,
+                crate::VENDOR,
                 200,
                 "CreateAuthToken answered without an AuthToken",
             )
@@ -180,7 +156,7 @@ impl OfdClient {
     /// Opens a URL on the API origin (with the token) or elsewhere (without), from `offset`.
     pub(crate) async fn open(&self, url: &str, offset: u64) -> Result<report_core::Download> {
         let attempt = |token: Option<SecretString>| {
-            kit::open::<OfdProfile>(&self.downloads, url, offset, self.base_url(), move |rb| {
+            kit::open::<Profile>(&self.downloads, url, offset, self.base_url(), move |rb| {
                 match token {
                     Some(t) => rb.query(&[("AuthToken", t.expose_secret())]),
                     None => rb,
@@ -216,7 +192,7 @@ impl OfdClient {
             .filter(|id| !id.is_empty())
             .ok_or_else(|| {
                 Error::detected(
-                    errors::VENDOR,
+                    crate::VENDOR,
                     OfdErrorCode::OfdAgreementNotFound,
                     format!("no personal account for INN {inn} / KPP {kpp}"),
                 )

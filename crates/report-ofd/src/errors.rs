@@ -1,11 +1,8 @@
 //! OFD.ru's error codes and how its failure envelope becomes a [`report_core::Error`].
 
-use report_core::__private::{VendorError, VendorProfile};
+use report_core::__private::VendorError;
 
 use crate::generated::types::ErrorEnvelope;
-
-/// The short vendor name used in errors and tickets.
-pub const VENDOR: &str = "ofd";
 
 report_core::lenient_enum! {
     /// Error codes OFD.ru documents (sections 3.1.2, 3.2.2, 4.1, 5.1.1).
@@ -49,29 +46,13 @@ impl OfdErrorCode {
     }
 }
 
-/// OFD.ru as the vendor kit sees it: 401 is a refused token; 403 is decided by the caller (it
-/// is also `AccessDenied`).
-#[derive(Debug)]
-pub struct OfdProfile;
-
-impl VendorProfile for OfdProfile {
-    const NAME: &'static str = VENDOR;
-    const AUTH_STATUSES: &'static [u16] = &[401];
-    type ErrorBody = ErrorEnvelope;
-
-    /// Code and message of a failure envelope.
-    fn describe(envelope: &ErrorEnvelope) -> VendorError {
-        let code = OfdErrorCode::find(&envelope.errors).map(|c| c.to_string());
-        let message = if envelope.errors.is_empty() {
-            "no error message (empty failure envelope)".to_string()
-        } else {
-            envelope.errors.join("; ")
-        };
-        VendorError { code, message }
-    }
-
-    /// The failure envelope for a non-JSON error body.
-    fn error_body_for(text: String) -> serde_json::Value {
-        serde_json::json!({ "Errors": [text], "Status": "Failed" })
-    }
+/// Code and message of a failure envelope.
+pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
+    let code = OfdErrorCode::find(&envelope.errors).map(|c| c.to_string());
+    let message = if envelope.errors.is_empty() {
+        "no error message (empty failure envelope)".to_string()
+    } else {
+        envelope.errors.join("; ")
+    };
+    VendorError { code, message }
 }

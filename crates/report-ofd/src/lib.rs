@@ -37,21 +37,9 @@ mod generated;
 /// The vendor kit's glue, generated from the spec's `x-codegen` settings.
 mod generated_kit;
 
-/// Typed httpmock helpers generated from `specs/ofd.yaml`, for testing code that uses this
-/// crate: `server.create_report(|when, then| …)`.
-#[cfg(feature = "mock")]
-#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
-#[path = "generated_mock.rs"]
-pub mod mock;
-
-/// The generated OFD.ru client and its types.
-pub mod api {
-    pub use crate::generated::*;
-}
-
 pub use adapter::{Agreement, OfdAdapter, OfdReportRequest, Registers};
 pub use client::{DEFAULT_BASE_URL, OfdClient, OfdConfig, OfdCredentials};
-pub use errors::{OfdErrorCode, VENDOR};
+pub use errors::OfdErrorCode;
 pub use generated_kit::*;
 pub use lenient::{ReportStatus, ReportType};
 
