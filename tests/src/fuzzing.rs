@@ -43,62 +43,33 @@ use url::Url;
 /// The dummy base URL of every adapter: loopback, discard port, never contacted.
 pub const DUMMY_BASE_URL: &str = "http://127.0.0.1:9";
 
-/// A vendor whose answers [`decode_everything`] decodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Vendor {
-    Ofd,
-    DocSpace,
-    EvoVoice,
-    CloudBlue,
-    MetaKocka,
+/// The vendors [`decode_everything`] decodes: the workspace's one list.
+pub use report_sandbox::Vendor;
+
+/// `crates/report-<name>/tests/fixtures`: the vendor's recorded answers and requests.
+pub fn fixtures_dir(vendor: Vendor) -> PathBuf {
+    crate::workspace_root()
+        .join("crates")
+        .join(format!("report-{}", vendor.name()))
+        .join("tests")
+        .join("fixtures")
 }
 
-impl Vendor {
-    /// Every vendor.
-    pub const ALL: [Vendor; 5] = [
-        Vendor::Ofd,
-        Vendor::DocSpace,
-        Vendor::EvoVoice,
-        Vendor::CloudBlue,
-        Vendor::MetaKocka,
-    ];
-
-    /// The short name (`ofd`, `docspace`…), as in the crate names `report-<name>`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Vendor::Ofd => "ofd",
-            Vendor::DocSpace => "docspace",
-            Vendor::EvoVoice => "evovoice",
-            Vendor::CloudBlue => "cloudblue",
-            Vendor::MetaKocka => "metakocka",
-        }
-    }
-
-    /// `crates/report-<name>/tests/fixtures`: the vendor's recorded answers and requests.
-    pub fn fixtures_dir(self) -> PathBuf {
-        crate::workspace_root()
-            .join("crates")
-            .join(format!("report-{}", self.name()))
-            .join("tests")
-            .join("fixtures")
-    }
-
-    /// The vendor's JSON fixture files, sorted by name.
-    pub fn fixtures(self) -> Vec<(String, Vec<u8>)> {
-        let dir = self.fixtures_dir();
-        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .filter_map(|entry| {
-                let path = entry.ok()?.path();
-                (path.extension()? == "json").then(|| {
-                    let name = path.file_name()?.to_string_lossy().into_owned();
-                    Some((name, std::fs::read(&path).ok()?))
-                })?
-            })
-            .collect();
-        out.sort();
-        out
-    }
+/// The vendor's JSON fixture files, sorted by name.
+pub fn fixtures(vendor: Vendor) -> Vec<(String, Vec<u8>)> {
+    let dir = fixtures_dir(vendor);
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            (path.extension()? == "json").then(|| {
+                let name = path.file_name()?.to_string_lossy().into_owned();
+                Some((name, std::fs::read(&path).ok()?))
+            })?
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Feeds `data` to everything of `vendor` (and of report-core) that decodes vendor answers.
