@@ -15,8 +15,12 @@ use crate::generated::types;
 use crate::lenient::ReportStatus;
 use crate::request::EvoVoiceReportRequest;
 
-/// Ticket key of the account id (reports are listed per account).
-const ACCOUNT: &str = "account_id";
+/// What an EvoVoice ticket keeps besides the report id.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct EvoVoiceTicketState {
+    /// The account whose report list holds the report (EvoVoice has no status by id).
+    account_id: String,
+}
 
 /// Artifact key of the report's own `downloadLink`, made absolute.
 pub const DOWNLOAD_LINK: &str = "download_link";
@@ -147,7 +151,9 @@ impl ReportAdapter for EvoVoiceAdapter {
                 excerpt: String::new(),
                 source: None,
             })?;
-        let ticket = Ticket::new(VENDOR, id, Utc::now()).with(ACCOUNT, request.account_id.trim());
+        let ticket = Ticket::new(VENDOR, id, Utc::now()).with_state(&EvoVoiceTicketState {
+            account_id: request.account_id.trim().to_string(),
+        })?;
         Ok(Started {
             ticket,
             status: Some(self.status_of(&report)),
@@ -157,7 +163,8 @@ impl ReportAdapter for EvoVoiceAdapter {
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
         ticket.expect_vendor(VENDOR)?;
         let id = check_report_id(ticket)?;
-        let report = self.client.report(ticket.require(ACCOUNT)?, id).await?;
+        let state: EvoVoiceTicketState = ticket.state()?;
+        let report = self.client.report(&state.account_id, id).await?;
         Ok(self.status_of(&report))
     }
 
