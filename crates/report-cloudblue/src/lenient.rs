@@ -128,19 +128,7 @@ impl<'de> serde::Deserialize<'de> for ReportFormat {
     }
 }
 
-impl schemars::JsonSchema for ReportFormat {
-    fn schema_name() -> String {
-        "ReportFormat".to_string()
-    }
-
-    fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
-        schemars::schema::SchemaObject {
-            instance_type: Some(schemars::schema::InstanceType::String.into()),
-            ..Default::default()
-        }
-        .into()
-    }
-}
+report_core::string_json_schema!(ReportFormat);
 
 #[cfg(test)]
 mod tests {

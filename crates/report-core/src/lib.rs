@@ -26,6 +26,7 @@ mod http;
 mod job;
 mod lenient;
 mod policy;
+mod schema;
 mod status;
 mod ticket;
 mod vendor_kit;

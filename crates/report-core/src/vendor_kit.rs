@@ -183,6 +183,57 @@ pub async fn exec_hook<V: VendorProfile>(
     http::guard_response(response, V::error_body_for).await
 }
 
+/// Credentials that are one secret header on every request for the API's own origin: an API
+/// key as `Authorization: Bearer …`, `Basic` user and password.
+#[derive(Clone, Debug)]
+pub struct SecretHeader {
+    origin: Url,
+    name: reqwest::header::HeaderName,
+    /// The whole header value (redacted in `Debug`).
+    value: secrecy::SecretString,
+}
+
+impl SecretHeader {
+    /// `None` when `value` cannot be a header value (the caller says so without echoing it).
+    pub fn new(
+        origin: Url,
+        name: reqwest::header::HeaderName,
+        value: secrecy::SecretString,
+    ) -> Option<SecretHeader> {
+        use secrecy::ExposeSecret;
+        secret_header(value.expose_secret())?;
+        Some(SecretHeader {
+            origin,
+            name,
+            value,
+        })
+    }
+
+    /// The header's name and value (marked sensitive), for requests built by hand (downloads).
+    pub fn header(&self) -> (reqwest::header::HeaderName, reqwest::header::HeaderValue) {
+        use secrecy::ExposeSecret;
+        let value = secret_header(self.value.expose_secret())
+            .unwrap_or_else(|| reqwest::header::HeaderValue::from_static(""));
+        (self.name.clone(), value)
+    }
+}
+
+impl Credentials for SecretHeader {
+    fn origin(&self) -> &Url {
+        &self.origin
+    }
+
+    fn authorize(
+        &self,
+        request: &mut reqwest::Request,
+        _operation: &str,
+    ) -> std::result::Result<(), String> {
+        let (name, value) = self.header();
+        request.headers_mut().insert(name, value);
+        Ok(())
+    }
+}
+
 /// A `reqwest::Request`'s header value holding a secret: marked sensitive, so no `Debug` of
 /// the request shows it. `None` when the text cannot be a header value.
 pub fn secret_header(value: &str) -> Option<reqwest::header::HeaderValue> {

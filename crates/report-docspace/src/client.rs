@@ -2,9 +2,9 @@
 //! portal's own origin only, error answers (HTML ones included) become typed errors, and the
 //! result file is opened through a pre-signed URL or, failing that, the portal's file handler.
 
-use report_core::__private::{self as kit, Credentials, Endpoint, Redirects, secret_header};
+use report_core::__private::{self as kit, Endpoint, Redirects, SecretHeader};
 use report_core::{Download, Error, ExposeSecret, HttpOptions, Result, SecretString};
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::AUTHORIZATION;
 use url::Url;
 
 use crate::Profile;
@@ -34,34 +34,6 @@ impl DocSpaceConfig {
     }
 }
 
-/// What the generated client's hooks read: the portal origin and the API key, sent as
-/// `Authorization: Bearer …` to that origin only.
-#[derive(Clone, Debug)]
-pub struct DocSpaceCredentials {
-    base: Url,
-    api_key: SecretString,
-}
-
-impl DocSpaceCredentials {
-    /// The `Authorization` value, marked sensitive so reqwest never prints it.
-    fn bearer(&self) -> Option<HeaderValue> {
-        secret_header(&format!("Bearer {}", self.api_key.expose_secret()))
-    }
-}
-
-impl Credentials for DocSpaceCredentials {
-    fn origin(&self) -> &Url {
-        &self.base
-    }
-
-    fn authorize(&self, request: &mut reqwest::Request, _operation: &str) -> Result<(), String> {
-        if let Some(value) = self.bearer() {
-            request.headers_mut().insert(AUTHORIZATION, value);
-        }
-        Ok(())
-    }
-}
-
 /// A DocSpace API client that sends your API key, and only to your portal.
 ///
 /// Cloning is cheap.
@@ -82,17 +54,17 @@ impl DocSpaceClient {
         if key.trim().is_empty() {
             return Err(Error::InvalidInput("DocSpace API key is empty".into()));
         }
-        if key.trim() != key || HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
+        // The key goes as `Authorization: Bearer …` to the portal's own origin only.
+        let bearer = SecretString::from(format!("Bearer {key}"));
+        let credentials = SecretHeader::new(endpoint.base.clone(), AUTHORIZATION, bearer)
+            .filter(|_| key.trim() == key)
             // Never echo the key itself.
-            return Err(Error::InvalidInput(
-                "DocSpace API key has spaces or characters an HTTP header cannot carry".into(),
-            ));
-        }
+            .ok_or_else(|| {
+                Error::InvalidInput(
+                    "DocSpace API key has spaces or characters an HTTP header cannot carry".into(),
+                )
+            })?;
         let anonymous = kit::build_client(&config.http, Redirects::Any, true)?;
-        let credentials = DocSpaceCredentials {
-            base: endpoint.base.clone(),
-            api_key: config.api_key,
-        };
         Ok(DocSpaceClient {
             api: crate::generated_kit::generated_client(&endpoint, credentials),
             downloads: endpoint.downloads,
@@ -198,19 +170,12 @@ impl DocSpaceClient {
         } else {
             &self.anonymous
         };
-        let bearer = self.api.inner.bearer();
+        let (name, value) = self.api.inner.header();
         // open_url calls the closure only for the portal's origin: a foreign pre-signed URL
         // never receives the key.
-        kit::open::<Profile>(
-            client,
-            url.as_str(),
-            offset,
-            self.base_url(),
-            move |rb| match bearer {
-                Some(value) => rb.header(AUTHORIZATION, value),
-                None => rb,
-            },
-        )
+        kit::open::<Profile>(client, url.as_str(), offset, self.base_url(), move |rb| {
+            rb.header(name, value)
+        })
         .await
     }
 }

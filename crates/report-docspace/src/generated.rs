@@ -1248,7 +1248,7 @@ pub mod types {
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
-    pub(crate) inner: crate::client::DocSpaceCredentials,
+    pub(crate) inner: report_core::__private::SecretHeader,
 }
 impl Client {
     /// Create a new client.
@@ -1256,7 +1256,7 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new(baseurl: &str, inner: crate::client::DocSpaceCredentials) -> Self {
+    pub fn new(baseurl: &str, inner: report_core::__private::SecretHeader) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
@@ -1277,7 +1277,7 @@ impl Client {
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
-        inner: crate::client::DocSpaceCredentials,
+        inner: report_core::__private::SecretHeader,
     ) -> Self {
         Self {
             baseurl: baseurl.to_string(),
@@ -1286,7 +1286,7 @@ impl Client {
         }
     }
 }
-impl ClientInfo<crate::client::DocSpaceCredentials> for Client {
+impl ClientInfo<report_core::__private::SecretHeader> for Client {
     fn api_version() -> &'static str {
         "2.0"
     }
@@ -1296,7 +1296,7 @@ impl ClientInfo<crate::client::DocSpaceCredentials> for Client {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
-    fn inner(&self) -> &crate::client::DocSpaceCredentials {
+    fn inner(&self) -> &report_core::__private::SecretHeader {
         &self.inner
     }
 }
@@ -1304,7 +1304,7 @@ const _: () = {
     #[allow(dead_code)]
     fn assert_client_hooks()
     where
-        Client: ClientHooks<crate::client::DocSpaceCredentials>,
+        Client: ClientHooks<report_core::__private::SecretHeader>,
     {
     }
 };

@@ -41,7 +41,7 @@ mod generated;
 mod generated_kit;
 
 pub use adapter::{DocSpaceAdapter, DocSpaceReportRequest};
-pub use client::{DocSpaceClient, DocSpaceConfig, DocSpaceCredentials};
+pub use client::{DocSpaceClient, DocSpaceConfig};
 pub use errors::DocSpaceErrorCode;
 pub use generated::types::{OperationStatus, SortOrder};
 pub use generated_kit::*;

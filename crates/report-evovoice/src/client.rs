@@ -3,9 +3,9 @@
 //! [`report_core::Error`].
 
 use base64::Engine;
-use report_core::__private::{self as kit, Credentials, Endpoint, Redirects, secret_header};
+use report_core::__private::{self as kit, Endpoint, Redirects, SecretHeader};
 use report_core::{Download, Error, ExposeSecret, HttpOptions, Result, SecretString};
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::AUTHORIZATION;
 use url::Url;
 
 use crate::errors::REPORT_NOT_FOUND;
@@ -47,35 +47,6 @@ impl EvoVoiceConfig {
     }
 }
 
-/// What the generated client's hooks read: the API origin and the Basic credentials, sent to
-/// that origin only.
-#[derive(Clone, Debug)]
-pub struct EvoVoiceCredentials {
-    base: Url,
-    /// The whole `Authorization` value, `Basic base64(user:password)`.
-    authorization: SecretString,
-}
-
-impl EvoVoiceCredentials {
-    /// The header value, marked sensitive. Checked to be valid when the client is built.
-    fn header_value(&self) -> Option<HeaderValue> {
-        secret_header(self.authorization.expose_secret())
-    }
-}
-
-impl Credentials for EvoVoiceCredentials {
-    fn origin(&self) -> &Url {
-        &self.base
-    }
-
-    fn authorize(&self, request: &mut reqwest::Request, _operation: &str) -> Result<(), String> {
-        if let Some(value) = self.header_value() {
-            request.headers_mut().insert(AUTHORIZATION, value);
-        }
-        Ok(())
-    }
-}
-
 /// An EvoVoice API client that authenticates every request for you.
 ///
 /// Cloning is cheap.
@@ -109,15 +80,14 @@ impl EvoVoiceClient {
         }
         let encoded = base64::engine::general_purpose::STANDARD
             .encode(format!("{user}:{}", config.password.expose_secret()));
-        let credentials = EvoVoiceCredentials {
-            base: endpoint.base.clone(),
-            authorization: SecretString::from(format!("Basic {encoded}")),
-        };
-        if credentials.header_value().is_none() {
-            return Err(Error::InvalidInput(
-                "EvoVoice credentials contain characters an HTTP header cannot carry".into(),
-            ));
-        }
+        // `Authorization: Basic …` on every request for the API's own origin only.
+        let basic = SecretString::from(format!("Basic {encoded}"));
+        let credentials = SecretHeader::new(endpoint.base.clone(), AUTHORIZATION, basic)
+            .ok_or_else(|| {
+                Error::InvalidInput(
+                    "EvoVoice credentials contain characters an HTTP header cannot carry".into(),
+                )
+            })?;
         Ok(EvoVoiceClient {
             api: crate::generated_kit::generated_client(&endpoint, credentials),
             downloads: endpoint.downloads,
@@ -188,12 +158,10 @@ impl EvoVoiceClient {
     /// Opens a file URL from `offset` on. The credentials go along only when `authenticated`
     /// and the URL is on the API's own origin; a link elsewhere gets none.
     pub async fn open(&self, url: &str, offset: u64, authenticated: bool) -> Result<Download> {
-        let authorization = authenticated
-            .then(|| self.api.inner.header_value())
-            .flatten();
+        let authorization = authenticated.then(|| self.api.inner.header());
         kit::open::<Profile>(&self.downloads, url, offset, self.base_url(), move |rb| {
             match authorization {
-                Some(value) => rb.header(AUTHORIZATION, value),
+                Some((name, value)) => rb.header(name, value),
                 None => rb,
             }
         })

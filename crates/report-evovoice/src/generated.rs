@@ -872,7 +872,7 @@ pub mod types {
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
-    pub(crate) inner: crate::client::EvoVoiceCredentials,
+    pub(crate) inner: report_core::__private::SecretHeader,
 }
 impl Client {
     /// Create a new client.
@@ -880,7 +880,7 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new(baseurl: &str, inner: crate::client::EvoVoiceCredentials) -> Self {
+    pub fn new(baseurl: &str, inner: report_core::__private::SecretHeader) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
@@ -901,7 +901,7 @@ impl Client {
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
-        inner: crate::client::EvoVoiceCredentials,
+        inner: report_core::__private::SecretHeader,
     ) -> Self {
         Self {
             baseurl: baseurl.to_string(),
@@ -910,7 +910,7 @@ impl Client {
         }
     }
 }
-impl ClientInfo<crate::client::EvoVoiceCredentials> for Client {
+impl ClientInfo<report_core::__private::SecretHeader> for Client {
     fn api_version() -> &'static str {
         "1.0"
     }
@@ -920,7 +920,7 @@ impl ClientInfo<crate::client::EvoVoiceCredentials> for Client {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
-    fn inner(&self) -> &crate::client::EvoVoiceCredentials {
+    fn inner(&self) -> &report_core::__private::SecretHeader {
         &self.inner
     }
 }
@@ -928,7 +928,7 @@ const _: () = {
     #[allow(dead_code)]
     fn assert_client_hooks()
     where
-        Client: ClientHooks<crate::client::EvoVoiceCredentials>,
+        Client: ClientHooks<report_core::__private::SecretHeader>,
     {
     }
 };

@@ -36,7 +36,7 @@ impl kit::VendorProfile for Profile {
         serde_json::json!({ "responseStatus" : { "message" : text } })
     }
 }
-impl progenitor_client::ClientHooks<crate::client::EvoVoiceCredentials>
+impl progenitor_client::ClientHooks<report_core::__private::SecretHeader>
     for crate::generated::Client
 {
     async fn pre<E>(
@@ -58,7 +58,7 @@ impl progenitor_client::ClientHooks<crate::client::EvoVoiceCredentials>
 /// The generated client on an endpoint, its hooks reading `state`.
 pub(crate) fn generated_client(
     endpoint: &kit::Endpoint,
-    state: crate::client::EvoVoiceCredentials,
+    state: report_core::__private::SecretHeader,
 ) -> crate::generated::Client {
     crate::generated::Client::new_with_client(endpoint.base_str(), endpoint.api.clone(), state)
 }

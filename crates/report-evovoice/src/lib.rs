@@ -41,10 +41,7 @@ mod generated;
 mod generated_kit;
 
 pub use adapter::{DOWNLOAD_LINK, EvoVoiceAdapter};
-pub use client::{
-    DEFAULT_BASE_URL, EvoVoiceClient, EvoVoiceConfig, EvoVoiceCredentials, STAGING_BASE_URL,
-    USER_AGENT,
-};
+pub use client::{DEFAULT_BASE_URL, EvoVoiceClient, EvoVoiceConfig, STAGING_BASE_URL, USER_AGENT};
 pub use errors::{EvoVoiceErrorCode, REPORT_NOT_FOUND};
 pub use generated_kit::*;
 pub use lenient::ReportStatus;
