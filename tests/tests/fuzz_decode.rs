@@ -165,7 +165,7 @@ async fn cloudblue_token_lifetime_out_of_range() {
 
     for lifetime in [i64::MAX, 10_000_000_000_000] {
         let api = httpmock::MockServer::start_async().await;
-        let token = api.create_token(|_when, then| {
+        let token = api.generate_auth_token(|_when, then| {
             then.ok(&Token {
                 token: "t0k3n".into(),
                 expires_in_seconds: Some(lifetime),

@@ -44,7 +44,8 @@ const SUBSCRIPTION_KEY: HeaderName = HeaderName::from_static("x-subscription-key
 pub struct CloudBlueConfig {
     /// API root including `/marketplace/<region>`, [`DEFAULT_BASE_URL`] unless testing.
     pub base_url: String,
-    /// The marketplace sent to `POST /token` (`eu` for [`DEFAULT_BASE_URL`]).
+    /// The marketplace sent to `POST /token` (`eu` for [`DEFAULT_BASE_URL`]); empty: none is
+    /// sent and the user's default applies (the field is optional in cmp.yaml 1.6).
     pub marketplace: String,
     /// User name of the API user.
     pub username: String,
@@ -101,7 +102,7 @@ impl Credentials for CloudBlueCredentials {
     /// The subscription key, and the Basic (token request) or Bearer (everything else)
     /// authorization.
     fn authorize(&self, request: &mut reqwest::Request, operation: &str) -> Result<(), String> {
-        let authorization = if operation == "create_token" {
+        let authorization = if operation == "generate_auth_token" {
             Some(self.basic.expose_secret().to_string())
         } else {
             self.tokens
@@ -156,9 +157,6 @@ impl CloudBlueClient {
         if HeaderValue::from_str(key).is_err() {
             return bad("subscription key has characters a header cannot carry");
         }
-        if config.marketplace.trim().is_empty() {
-            return bad("marketplace is empty");
-        }
         let credentials = format!("{}:{}", config.username, config.password.expose_secret());
         let basic = format!(
             "Basic {}",
@@ -184,25 +182,29 @@ impl CloudBlueClient {
 
     pub(crate) async fn renew_token(&self) -> Result<Token> {
         let body = types::TokenRequest {
-            marketplace: self.marketplace.clone(),
+            marketplace: Some(self.marketplace.trim())
+                .filter(|m| !m.is_empty())
+                .map(str::to_string),
         };
-        let answer = crate::generated_kit::answer(self.api.create_token().body(body).send());
+        let answer = crate::generated_kit::answer(self.api.generate_auth_token().body(body).send());
         let answer = match answer.await {
             Ok(answer) => answer,
             Err(e) => {
                 // The token endpoint refusing is always about the credentials.
-                return Err(match kit::map_failure::<Profile>("createToken", e).await {
-                    Error::Api {
-                        status: Some(403),
-                        message,
-                        ..
-                    } => Error::Auth {
-                        vendor: VENDOR,
-                        status: 403,
-                        message,
+                return Err(
+                    match kit::map_failure::<Profile>("generateAuthToken", e).await {
+                        Error::Api {
+                            status: Some(403),
+                            message,
+                            ..
+                        } => Error::Auth {
+                            vendor: VENDOR,
+                            status: 403,
+                            message,
+                        },
+                        other => other,
                     },
-                    other => other,
-                });
+                );
             }
         };
         if answer.token.trim().is_empty() {
@@ -222,8 +224,10 @@ impl CloudBlueClient {
 
     /// One report by id.
     pub async fn report(&self, id: &str) -> Result<types::ReportItem> {
-        self.call("getReport", || self.api.get_report().id(id).send())
-            .await
+        self.call("getReportById", || {
+            self.api.get_report_by_id().report_id(id).send()
+        })
+        .await
     }
 
     /// Asks for a one-time report (`POST /reports`, *unverified*: see the spec).
@@ -240,10 +244,8 @@ impl CloudBlueClient {
     /// The reports matching `filter` (one page: see [`ReportFilter`]).
     pub async fn reports(&self, filter: &ReportFilter) -> Result<types::ReportList> {
         filter.validate()?;
-        self.call("listReports", || {
-            filter.apply(self.api.list_reports()).send()
-        })
-        .await
+        self.call("getReports", || filter.apply(self.api.get_reports()).send())
+            .await
     }
 
     /// Opens a pre-signed download URL from `offset` on, WITHOUT any credential: whatever its
@@ -333,7 +335,6 @@ mod tests {
         refused(CloudBlueConfig::new("u", "", "k"));
         refused(CloudBlueConfig::new("u", "p", " "));
         refused(CloudBlueConfig::new("u", "p", "bad\nkey"));
-        refused(ok().with_marketplace(""));
         let client = CloudBlueClient::new(ok().with_base_url(LAB_BASE_URL)).unwrap();
         assert_eq!(client.base_url().as_str(), LAB_BASE_URL);
     }
