@@ -13,7 +13,7 @@ use crate::VENDOR;
 use crate::client::EvoVoiceClient;
 use crate::generated::types;
 use crate::lenient::ReportStatus;
-use crate::request::EvoVoiceReportRequest;
+use crate::request::{EvoVoiceReportRequest, ReportKind};
 
 /// What an EvoVoice ticket keeps besides the report id.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -136,17 +136,27 @@ impl ReportAdapter for EvoVoiceAdapter {
 
     async fn start(&self, request: &EvoVoiceReportRequest) -> Result<Started> {
         request.validate()?;
-        let report = self
-            .client
-            .start_billing_report(&request.billing_report())
-            .await?;
+        let (report, operation) = match request.kind {
+            ReportKind::Billing => (
+                self.client
+                    .start_billing_report(&request.billing_report())
+                    .await?,
+                "createBillingReport",
+            ),
+            ReportKind::Other(kind) => (
+                self.client
+                    .start_report(kind, &request.report_request())
+                    .await?,
+                "createReport",
+            ),
+        };
         let id = report
             .id
             .clone()
             .filter(|id| !id.trim().is_empty())
             .ok_or_else(|| Error::Decode {
                 vendor: VENDOR,
-                operation: "createBillingReport".into(),
+                operation: operation.into(),
                 message: "the answer has no report `id`".into(),
                 excerpt: String::new(),
                 source: None,

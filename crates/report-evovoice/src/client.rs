@@ -105,6 +105,22 @@ impl EvoVoiceClient {
         .await
     }
 
+    /// Starts a report of another type than billing.
+    pub async fn start_report(
+        &self,
+        kind: types::ReportType,
+        body: &types::ReportRequest,
+    ) -> Result<types::ReportInfo> {
+        self.call("createReport", || {
+            self.api
+                .create_report()
+                .report_type(kind)
+                .body(body.clone())
+                .send()
+        })
+        .await
+    }
+
     /// Every report of an account.
     pub async fn reports(&self, account_id: &str) -> Result<Vec<types::ReportInfo>> {
         let list = self

@@ -45,6 +45,6 @@ pub use client::{DEFAULT_BASE_URL, EvoVoiceClient, EvoVoiceConfig, STAGING_BASE_
 pub use errors::{EvoVoiceErrorCode, REPORT_NOT_FOUND};
 pub use generated_kit::*;
 pub use lenient::ReportStatus;
-pub use request::EvoVoiceReportRequest;
+pub use request::{EvoVoiceReportRequest, ReportKind, ReportOptions, ReportType};
 
 pub use chrono;

@@ -1,7 +1,10 @@
 //! `reports evovoice …`
 
 use clap::Args;
-use report_evovoice::{EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceReportRequest};
+use report_evovoice::{
+    EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceReportRequest, ReportKind,
+    ReportOptions,
+};
 
 use crate::cli::Common;
 use crate::dates::{self, DateArg};
@@ -24,6 +27,10 @@ pub struct Connection {
 
 #[derive(Debug, Clone, Args)]
 pub struct Options {
+    /// The report: billing, agent-state, call-center-abandon, call-center-detail, call-center,
+    /// call-history, call-outcome, cdr, metric or sync-phone-numbers.
+    #[arg(long = "type", value_name = "TYPE", default_value = "billing")]
+    pub kind: String,
     /// First day (YYYY-MM-DD).
     #[arg(long, value_parser = dates::parse)]
     pub from: DateArg,
@@ -42,6 +49,33 @@ pub struct Options {
     /// Webhook EvoVoice calls with the report's data when it is done (https).
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
+    /// Time zone of the period (not billing), e.g. America/New_York.
+    #[arg(long, value_name = "TZ")]
+    pub time_zone: Option<String>,
+    /// Only this customer (not billing).
+    #[arg(long, value_name = "ID")]
+    pub customer_id: Option<String>,
+    /// Only this endpoint (not billing).
+    #[arg(long, value_name = "ID")]
+    pub endpoint_id: Option<String>,
+    /// Only this flow (call-outcome).
+    #[arg(long, value_name = "ID")]
+    pub flow_id: Option<String>,
+    /// The metric to report (metric).
+    #[arg(long, value_name = "NAME")]
+    pub metric: Option<String>,
+    /// Only this agent state (agent-state).
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<String>,
+    /// Count archived sessions too (not billing).
+    #[arg(long)]
+    pub include_archived_sessions: bool,
+    /// Sync the Documo fax numbers too (sync-phone-numbers).
+    #[arg(long)]
+    pub sync_documo_numbers: bool,
+    /// Only these kinds of records (repeatable; not billing).
+    #[arg(long = "record-type", value_name = "TYPE")]
+    pub types: Vec<String>,
 }
 
 impl Connect for Connection {
@@ -60,9 +94,23 @@ impl Connect for Connection {
 impl BuildRequest<EvoVoiceReportRequest> for Options {
     fn build(&self) -> Result<EvoVoiceReportRequest, Failure> {
         dates::check_period(&self.from, &self.to).map_err(Failure::Usage)?;
+        let kind: ReportKind = self.kind.parse()?;
+        let options = ReportOptions {
+            time_zone_id: self.time_zone.clone(),
+            customer_id: self.customer_id.clone(),
+            endpoint_id: self.endpoint_id.clone(),
+            flow_id: self.flow_id.clone(),
+            metric_name: self.metric.clone(),
+            specific_state: self.state.clone(),
+            include_archived_sessions: self.include_archived_sessions,
+            sync_documo_numbers: self.sync_documo_numbers,
+            types: self.types.clone(),
+        };
         let mut request =
             EvoVoiceReportRequest::new(&self.account_id, self.from.day(), self.to.day())
-                .with_customer_ids(self.include_customer_ids);
+                .with_customer_ids(self.include_customer_ids)
+                .with_kind(kind)
+                .with_options(options);
         if let Some(email) = &self.notify {
             request = request.with_notify_email(email);
         }
