@@ -15,6 +15,10 @@ use crate::secret::SecretKey;
 /// MetaKocka's production API.
 pub const DEFAULT_BASE_URL: &str = "https://main.metakocka.si";
 
+/// Per-request timeout of accounting exports: the call blocks until the export is done, and a
+/// company's exports run one at a time.
+pub const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// The one report endpoint, under the base URL.
 pub(crate) const REPORT_PATH: &str = "/rest/eshop/v1/report";
 
@@ -72,6 +76,8 @@ impl Credentials for MetaKockaOrigin {
 #[derive(Clone, Debug)]
 pub struct MetaKockaClient {
     pub(crate) api: generated::Client,
+    /// The same client with [`EXPORT_TIMEOUT`], for accounting exports.
+    exports: generated::Client,
     /// Synchronous printing: the report endpoint, answering a file (read timeout, not a
     /// whole-request timeout).
     pub(crate) files: reqwest::Client,
@@ -96,11 +102,14 @@ impl MetaKockaClient {
             return Err(Error::InvalidInput("MetaKocka secret key is empty".into()));
         }
         let files = kit::build_client(&config.http, Redirects::SameOriginOnly, true)?;
+        let long = config.http.clone().with_timeout(EXPORT_TIMEOUT);
+        let exports = Endpoint::new(&config.base_url, &long, Redirects::Any)?;
         let origin = MetaKockaOrigin {
             base: endpoint.base.clone(),
         };
         Ok(MetaKockaClient {
-            api: crate::generated_kit::generated_client(&endpoint, origin),
+            api: crate::generated_kit::generated_client(&endpoint, origin.clone()),
+            exports: crate::generated_kit::generated_client(&exports, origin),
             files,
             downloads: endpoint.downloads,
             company_id,
@@ -186,6 +195,19 @@ impl MetaKockaClient {
             .await?;
         errors::check_answer(&answer)?;
         Ok(answer)
+    }
+
+    /// Runs an accounting export: blocks until MetaKocka has built the ZIP (up to
+    /// [`EXPORT_TIMEOUT`]). The answer's `opr_code` is not checked here.
+    pub async fn accounting_export(
+        &self,
+        body: &types::AccountingExportRequest,
+    ) -> Result<types::AccountingExportAnswer> {
+        let answer = self.exports.accounting_export().body(body.clone()).send();
+        match crate::generated_kit::answer(answer).await {
+            Ok(answer) => Ok(answer),
+            Err(e) => Err(kit::map_failure::<crate::Profile>("accountingExport", e).await),
+        }
     }
 
     /// Opens a download link from `offset` on. Nothing secret goes with it: MetaKocka's links

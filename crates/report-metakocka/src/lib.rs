@@ -40,6 +40,7 @@
 mod adapter;
 mod client;
 mod errors;
+mod export;
 mod lenient;
 mod progress;
 mod request;
@@ -53,8 +54,11 @@ mod generated;
 mod generated_kit;
 
 pub use adapter::{MetaKockaAdapter, STATE_PRINTING, STATE_WAITING};
-pub use client::{DEFAULT_BASE_URL, MetaKockaClient, MetaKockaConfig, MetaKockaOrigin};
+pub use client::{
+    DEFAULT_BASE_URL, EXPORT_TIMEOUT, MetaKockaClient, MetaKockaConfig, MetaKockaOrigin,
+};
 pub use errors::{OPR_OK, check_answer, is_credentials_refusal};
+pub use export::{AccountingExportRequest, MetaKockaExportAdapter};
 pub use lenient::ReportFormat;
 pub use progress::progress_fraction;
 pub use request::{

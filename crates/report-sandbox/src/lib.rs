@@ -193,6 +193,7 @@ impl Sandbox {
             };
             tasks.push(server::spawn(listener, router));
         }
+        let blob = blob.merge(metakocka::exports_router(shared.clone()));
         tasks.push(server::spawn(blob_listener, blob));
         Ok(Sandbox { shared, tasks })
     }
