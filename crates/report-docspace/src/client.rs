@@ -113,14 +113,11 @@ impl DocSpaceClient {
 
     /// A pre-signed download URL of a file (relative answers are resolved against the portal).
     pub async fn presigned_uri(&self, file_id: &FileId) -> Result<Url> {
-        const OPERATION: &str = "getPresignedFileUri";
+        const OPERATION: &str = "getPresignedUri";
         let id = file_id.to_string();
         let envelope = self
             .call(OPERATION, || {
-                self.api
-                    .get_presigned_file_uri()
-                    .file_id(id.as_str())
-                    .send()
+                self.api.get_presigned_uri().file_id(id.as_str()).send()
             })
             .await?;
         let text = envelope

@@ -31,7 +31,8 @@ impl DocSpaceErrorCode {
     }
 }
 
-/// Code and message of a failure envelope.
+/// Code and message of a failure envelope: the exception's message and type, or the messages
+/// of ASP.NET problem details (a validation 400), wrapped under `response` or bare.
 pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
     let info = envelope.error.as_ref();
     let code = info
@@ -40,11 +41,38 @@ pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
     let message = info
         .and_then(|e| e.message.clone())
         .filter(|m| !m.trim().is_empty())
+        .or_else(|| problem_details(envelope))
         .unwrap_or_else(|| match envelope.status_code {
             Some(status) => format!("no error message (statusCode {status})"),
             None => "no error message (empty failure envelope)".to_string(),
         });
     VendorError { code, message }
+}
+
+/// `title (field: message; …)` of problem details, wrapped or bare.
+fn problem_details(envelope: &ErrorEnvelope) -> Option<String> {
+    let wrapped = envelope.response.as_ref();
+    let title = wrapped
+        .and_then(|p| p.title.clone())
+        .or_else(|| envelope.title.clone())
+        .filter(|t| !t.trim().is_empty());
+    let errors = wrapped
+        .and_then(|p| p.errors.as_ref())
+        .or(envelope.errors.as_ref());
+    let fields: Vec<String> = errors
+        .into_iter()
+        .flatten()
+        .map(|(field, messages)| format!("{field}: {}", messages.join(" ")))
+        .collect();
+    match (title, fields.is_empty()) {
+        (None, true) => None,
+        (Some(title), true) => Some(title),
+        (title, false) => Some(format!(
+            "{} ({})",
+            title.as_deref().unwrap_or("invalid request"),
+            fields.join("; ")
+        )),
+    }
 }
 
 /// Our own error: DocSpace answered, but not what a job can continue with.
@@ -73,6 +101,7 @@ mod tests {
             }),
             status: Some(1),
             status_code: Some(403),
+            ..ErrorEnvelope::default()
         };
         let described = describe(&envelope);
         assert_eq!(described.message, "Access denied");
@@ -82,6 +111,37 @@ mod tests {
         );
         let empty = describe(&ErrorEnvelope::default());
         assert!(empty.message.contains("empty failure envelope"));
+    }
+
+    /// A validation 400 carries ASP.NET problem details, under `response` or bare; null
+    /// exception fields are accepted.
+    #[test]
+    fn problem_details_are_read_wrapped_or_bare() {
+        let details = serde_json::json!({
+            "title": "One or more validation errors occurred.",
+            "status": 400,
+            "errors": {"$.orderType": ["The JSON value could not be converted."]},
+            "traceId": "00-abc-01"
+        });
+        let wrapped: ErrorEnvelope = serde_json::from_value(serde_json::json!({
+            "response": details, "count": 1, "status": 1, "statusCode": 400
+        }))
+        .unwrap();
+        let bare: ErrorEnvelope = serde_json::from_value(details).unwrap();
+        for envelope in [wrapped, bare] {
+            let described = describe(&envelope);
+            assert_eq!(
+                described.message,
+                "One or more validation errors occurred. ($.orderType: The JSON value could not be converted.)"
+            );
+        }
+        let nulls: ErrorEnvelope = serde_json::from_value(serde_json::json!({
+            "error": {"message": "Tariff service is not configured", "type": null, "stack": null, "hresult": 0},
+            "status": 1, "statusCode": 403
+        }))
+        .unwrap();
+        assert_eq!(describe(&nulls).message, "Tariff service is not configured");
+        assert_eq!(describe(&nulls).code, None);
     }
 
     #[test]

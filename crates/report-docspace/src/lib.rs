@@ -43,8 +43,8 @@ mod generated_kit;
 pub use adapter::{DocSpaceAdapter, DocSpaceReportRequest};
 pub use client::{DocSpaceClient, DocSpaceConfig};
 pub use errors::DocSpaceErrorCode;
-pub use generated::types::{OperationStatus, SortOrder};
+pub use generated::types::OperationStatus;
 pub use generated_kit::*;
-pub use lenient::{FileId, TaskStatus};
+pub use lenient::{FileId, OperationType, SortOrder, TaskStatus};
 
 pub use chrono;
