@@ -40,16 +40,17 @@ impl DocSpaceConfig {
 #[derive(Clone, Debug)]
 pub struct DocSpaceClient {
     pub(crate) api: generated::Client,
-    /// Downloads from the portal (carry the key; redirects only within the portal).
+    /// Downloads. The file handler answers a 302 to a pre-signed storage URL that may be on
+    /// another host, so redirects are followed; the key is an `Authorization` header, which the
+    /// HTTP client drops on a redirect to another origin, and is only ever added for the
+    /// portal's own URLs.
     downloads: reqwest::Client,
-    /// Downloads from pre-signed URLs elsewhere (carry nothing; may follow redirects).
-    anonymous: reqwest::Client,
 }
 
 impl DocSpaceClient {
     /// Checks the configuration (no request is sent).
     pub fn new(config: DocSpaceConfig) -> Result<Self> {
-        let endpoint = Endpoint::new(&config.base_url, &config.http, Redirects::SameOriginOnly)?;
+        let endpoint = Endpoint::new(&config.base_url, &config.http, Redirects::Any)?;
         let key = config.api_key.expose_secret();
         if key.trim().is_empty() {
             return Err(Error::InvalidInput("DocSpace API key is empty".into()));
@@ -64,11 +65,9 @@ impl DocSpaceClient {
                     "DocSpace API key has spaces or characters an HTTP header cannot carry".into(),
                 )
             })?;
-        let anonymous = kit::build_client(&config.http, Redirects::Any, true)?;
         Ok(DocSpaceClient {
             api: crate::generated_kit::generated_client(&endpoint, credentials),
             downloads: endpoint.downloads,
-            anonymous,
         })
     }
 
@@ -161,18 +160,16 @@ impl DocSpaceClient {
 
     /// Opens a URL: with the key on the portal's origin, without it anywhere else.
     pub async fn open(&self, url: &Url, offset: u64) -> Result<Download> {
-        let own = kit::same_origin(url, self.base_url());
-        let client = if own {
-            &self.downloads
-        } else {
-            &self.anonymous
-        };
         let (name, value) = self.api.inner.header();
         // open_url calls the closure only for the portal's origin: a foreign pre-signed URL
         // never receives the key.
-        kit::open::<Profile>(client, url.as_str(), offset, self.base_url(), move |rb| {
-            rb.header(name, value)
-        })
+        kit::open::<Profile>(
+            &self.downloads,
+            url.as_str(),
+            offset,
+            self.base_url(),
+            move |rb| rb.header(name, value),
+        )
         .await
     }
 }
