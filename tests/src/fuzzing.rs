@@ -16,7 +16,7 @@
 //! - the asynchronous path a real answer takes: a `reqwest::Response` with the input as body and
 //!   an assortment of statuses and content types goes through the vendor's `exec` hook
 //!   ([`guard_response`]), the generated code's status dispatch and
-//!   [`VendorErrors::map`](report_core::http::VendorErrors::map), on a current-thread runtime
+//!   the vendor kit's `map_failure`, on a current-thread runtime
 //!   built once per thread.
 //!
 //! No request is sent: adapters are built against `http://127.0.0.1:9` and only their pure
@@ -31,9 +31,9 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use progenitor_client::{Error as ApiError, ResponseValue};
-use report_core::http::{
-    VendorError, VendorErrors, content_disposition_file_name, guard_response, limit_body,
-    normalize_error_response, redact_query, retry_after,
+use report_core::__private::{
+    VendorError, VendorErrors, VendorProfile, content_disposition_file_name, guard_response,
+    limit_body, normalize_error_response, redact_query, retry_after,
 };
 use report_core::{Status, Ticket, WaitPolicy};
 use reqwest::header::{CONTENT_DISPOSITION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
@@ -43,62 +43,33 @@ use url::Url;
 /// The dummy base URL of every adapter: loopback, discard port, never contacted.
 pub const DUMMY_BASE_URL: &str = "http://127.0.0.1:9";
 
-/// A vendor whose answers [`decode_everything`] decodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Vendor {
-    Ofd,
-    DocSpace,
-    EvoVoice,
-    CloudBlue,
-    MetaKocka,
+/// The vendors [`decode_everything`] decodes: the workspace's one list.
+pub use report_sandbox::Vendor;
+
+/// `crates/report-<name>/tests/fixtures`: the vendor's recorded answers and requests.
+pub fn fixtures_dir(vendor: Vendor) -> PathBuf {
+    crate::workspace_root()
+        .join("crates")
+        .join(format!("report-{}", vendor.name()))
+        .join("tests")
+        .join("fixtures")
 }
 
-impl Vendor {
-    /// Every vendor.
-    pub const ALL: [Vendor; 5] = [
-        Vendor::Ofd,
-        Vendor::DocSpace,
-        Vendor::EvoVoice,
-        Vendor::CloudBlue,
-        Vendor::MetaKocka,
-    ];
-
-    /// The short name (`ofd`, `docspace`…), as in the crate names `report-<name>`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Vendor::Ofd => "ofd",
-            Vendor::DocSpace => "docspace",
-            Vendor::EvoVoice => "evovoice",
-            Vendor::CloudBlue => "cloudblue",
-            Vendor::MetaKocka => "metakocka",
-        }
-    }
-
-    /// `crates/report-<name>/tests/fixtures`: the vendor's recorded answers and requests.
-    pub fn fixtures_dir(self) -> PathBuf {
-        crate::workspace_root()
-            .join("crates")
-            .join(format!("report-{}", self.name()))
-            .join("tests")
-            .join("fixtures")
-    }
-
-    /// The vendor's JSON fixture files, sorted by name.
-    pub fn fixtures(self) -> Vec<(String, Vec<u8>)> {
-        let dir = self.fixtures_dir();
-        let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .filter_map(|entry| {
-                let path = entry.ok()?.path();
-                (path.extension()? == "json").then(|| {
-                    let name = path.file_name()?.to_string_lossy().into_owned();
-                    Some((name, std::fs::read(&path).ok()?))
-                })?
-            })
-            .collect();
-        out.sort();
-        out
-    }
+/// The vendor's JSON fixture files, sorted by name.
+pub fn fixtures(vendor: Vendor) -> Vec<(String, Vec<u8>)> {
+    let dir = fixtures_dir(vendor);
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            (path.extension()? == "json").then(|| {
+                let name = path.file_name()?.to_string_lossy().into_owned();
+                Some((name, std::fs::read(&path).ok()?))
+            })?
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Feeds `data` to everything of `vendor` (and of report-core) that decodes vendor answers.
@@ -152,7 +123,7 @@ fn core(data: &[u8], text: &str) {
         std::hint::black_box(redact_query(&url));
     }
     for insecure in [false, true] {
-        let _ = report_core::http::check_base_url(text, insecure);
+        let _ = report_core::__private::check_base_url(text, insecure);
     }
 }
 
@@ -389,7 +360,7 @@ async fn answers(vendor: Vendor, data: &[u8]) {
 
 mod ofd {
     use super::*;
-    use report_ofd::__fuzz::{ERRORS, describe, envelope_for, parse_utc};
+    use report_ofd::__fuzz::{Profile, map, parse_utc};
     use report_ofd::api::types;
     use report_ofd::{OfdAdapter, OfdClient, OfdConfig, OfdErrorCode, ReportStatus, ReportType};
 
@@ -423,7 +394,7 @@ mod ofd {
 
     fn error_envelope(envelope: &types::ErrorEnvelope) {
         std::hint::black_box(OfdErrorCode::find(&envelope.errors));
-        described(&ERRORS, describe(envelope));
+        described(&Profile::errors(), Profile::describe(envelope));
     }
 
     pub(super) fn decode(data: &[u8], text: &str, value: Option<&serde_json::Value>) {
@@ -472,7 +443,7 @@ mod ofd {
     pub(super) async fn answer(response: reqwest::Response, tiny: bool) {
         match dispatch::<types::ReportListEnvelope, types::ErrorEnvelope>(
             response,
-            envelope_for,
+            Profile::error_body_for,
             tiny,
         )
         .await
@@ -482,7 +453,7 @@ mod ofd {
                 if let ApiError::ErrorResponse(body) = &e {
                     std::hint::black_box(OfdErrorCode::find(&body.as_ref().errors));
                 }
-                let mapped = ERRORS.map("listReports", e, describe).await;
+                let mapped = map("listReports", e).await;
                 std::hint::black_box(OfdErrorCode::of(&mapped));
                 error(&mapped);
             }
@@ -492,7 +463,7 @@ mod ofd {
 
 mod docspace {
     use super::*;
-    use report_docspace::__fuzz::{ERRORS, describe, envelope_for};
+    use report_docspace::__fuzz::{Profile, map};
     use report_docspace::api::types;
     use report_docspace::{
         DocSpaceAdapter, DocSpaceClient, DocSpaceConfig, DocSpaceErrorCode, FileId, TaskStatus,
@@ -525,7 +496,7 @@ mod docspace {
             }
         }
         for envelope in parse_as::<types::ErrorEnvelope>(data, value) {
-            described(&ERRORS, describe(&envelope));
+            described(&Profile::errors(), Profile::describe(&envelope));
         }
         for id in parse_as::<FileId>(data, value) {
             std::hint::black_box(ADAPTER.client().file_handler_url(&id));
@@ -542,14 +513,14 @@ mod docspace {
     pub(super) async fn answer(response: reqwest::Response, tiny: bool) {
         match dispatch::<types::DocumentBuilderTaskEnvelope, types::ErrorEnvelope>(
             response,
-            envelope_for,
+            Profile::error_body_for,
             tiny,
         )
         .await
         {
             Ok(envelope) => envelope.response.iter().for_each(task),
             Err(e) => {
-                let mapped = ERRORS.map("getCustomerOperationsReport", e, describe).await;
+                let mapped = map("getCustomerOperationsReport", e).await;
                 std::hint::black_box(DocSpaceErrorCode::of(&mapped));
                 error(&mapped);
             }
@@ -559,10 +530,10 @@ mod docspace {
 
 mod evovoice {
     use super::*;
-    use report_evovoice::__fuzz::{ERRORS, describe, envelope_for};
+    use report_evovoice::__fuzz::{Profile, map};
     use report_evovoice::api::types;
     use report_evovoice::{
-        EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceErrorKind, ReportStatus,
+        EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceErrorCode, ReportStatus,
     };
 
     static ADAPTER: LazyLock<EvoVoiceAdapter> = LazyLock::new(|| {
@@ -586,20 +557,24 @@ mod evovoice {
             .iter()
             .for_each(report);
         for body in parse_as::<types::ErrorResponse>(data, value) {
-            described(&ERRORS, describe(&body));
+            described(&Profile::errors(), Profile::describe(&body));
         }
         lenient::<ReportStatus>(text);
         std::hint::black_box(ADAPTER.client().report_file_url(text));
     }
 
     pub(super) async fn answer(response: reqwest::Response, tiny: bool) {
-        match dispatch::<types::ReportList, types::ErrorResponse>(response, envelope_for, tiny)
-            .await
+        match dispatch::<types::ReportList, types::ErrorResponse>(
+            response,
+            Profile::error_body_for,
+            tiny,
+        )
+        .await
         {
             Ok(list) => list.reports.iter().for_each(report),
             Err(e) => {
-                let mapped = ERRORS.map("listReports", e, describe).await;
-                std::hint::black_box(EvoVoiceErrorKind::of(&mapped));
+                let mapped = map("listReports", e).await;
+                std::hint::black_box(EvoVoiceErrorCode::of(&mapped));
                 error(&mapped);
             }
         }
@@ -608,7 +583,7 @@ mod evovoice {
 
 mod cloudblue {
     use super::*;
-    use report_cloudblue::__fuzz::{BLOB_ERRORS, ERRORS, body_for, describe, map};
+    use report_cloudblue::__fuzz::{BLOB_ERRORS, Profile, map};
     use report_cloudblue::api::types;
     use report_cloudblue::{CloudBlueAdapter, ReportFormat, ReportStatus, ReportType};
 
@@ -633,8 +608,8 @@ mod cloudblue {
             ));
         }
         for body in parse_as::<types::ErrorBody>(data, value) {
-            described(&ERRORS, describe(&body));
-            described(&BLOB_ERRORS, describe(&body));
+            described(&Profile::errors(), Profile::describe(&body));
+            described(&BLOB_ERRORS, Profile::describe(&body));
         }
         let Ok(state) = text.parse::<ReportStatus>();
         std::hint::black_box(state.normalized());
@@ -643,7 +618,13 @@ mod cloudblue {
     }
 
     pub(super) async fn answer(response: reqwest::Response, tiny: bool) {
-        match dispatch::<types::ReportItem, types::ErrorBody>(response, body_for, tiny).await {
+        match dispatch::<types::ReportItem, types::ErrorBody>(
+            response,
+            Profile::error_body_for,
+            tiny,
+        )
+        .await
+        {
             Ok(report) => item(&report),
             Err(e) => error(&map("getReport", e).await),
         }
@@ -652,7 +633,7 @@ mod cloudblue {
 
 mod metakocka {
     use super::*;
-    use report_metakocka::__fuzz::{ERRORS, describe, envelope_for, error_status, reject_envelope};
+    use report_metakocka::__fuzz::{Profile, error_status, map, reject_envelope};
     use report_metakocka::api::types;
     use report_metakocka::{
         MetaKockaAdapter, MetaKockaClient, MetaKockaConfig, ReportFormat, check_answer,
@@ -681,7 +662,7 @@ mod metakocka {
             .iter()
             .for_each(report);
         for answer in parse_as::<types::ErrorAnswer>(data, value) {
-            described(&ERRORS, describe(&answer));
+            described(&Profile::errors(), Profile::describe(&answer));
         }
         if let Err(e) = reject_envelope(data) {
             error(&e);
@@ -700,11 +681,15 @@ mod metakocka {
             error(&error_status(response).await);
             return;
         }
-        match dispatch::<types::ReportAnswer, types::ErrorAnswer>(response, envelope_for, tiny)
-            .await
+        match dispatch::<types::ReportAnswer, types::ErrorAnswer>(
+            response,
+            Profile::error_body_for,
+            tiny,
+        )
+        .await
         {
             Ok(answer) => report(&answer),
-            Err(e) => error(&ERRORS.map("printReport", e, describe).await),
+            Err(e) => error(&map("printReport", e).await),
         }
     }
 }

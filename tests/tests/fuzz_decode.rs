@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use integration_tests::fuzzing::{Vendor, decode_everything};
+use integration_tests::fuzzing::{Vendor, decode_everything, fixtures};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
@@ -109,7 +109,7 @@ fn metakocka_answers_never_panic() {
 fn every_fixture_through_every_vendor() {
     let mut tried = 0;
     for source in Vendor::ALL {
-        for (_, bytes) in source.fixtures() {
+        for (_, bytes) in fixtures(source) {
             for vendor in Vendor::ALL {
                 decode_everything(vendor, &bytes);
                 tried += 1;
@@ -165,7 +165,7 @@ async fn cloudblue_token_lifetime_out_of_range() {
 
     for lifetime in [i64::MAX, 10_000_000_000_000] {
         let api = httpmock::MockServer::start_async().await;
-        let token = api.create_token(|_when, then| {
+        let token = api.generate_auth_token(|_when, then| {
             then.ok(&Token {
                 token: "t0k3n".into(),
                 expires_in_seconds: Some(lifetime),
@@ -874,11 +874,11 @@ fn apply(mutation: &Mutation, mut doc: Vec<u8>, pool: &[Vec<u8>], enums: &[Strin
 }
 
 fn mutated_fixtures(vendor: Vendor) -> impl Strategy<Value = Vec<u8>> {
-    let own: Vec<Vec<u8>> = vendor.fixtures().into_iter().map(|(_, b)| b).collect();
+    let own: Vec<Vec<u8>> = fixtures(vendor).into_iter().map(|(_, b)| b).collect();
     assert!(!own.is_empty(), "{} has no fixtures", vendor.name());
     let pool: Vec<Vec<u8>> = Vendor::ALL
         .iter()
-        .flat_map(|v| v.fixtures().into_iter().map(|(_, b)| b))
+        .flat_map(|v| fixtures(*v).into_iter().map(|(_, b)| b))
         .collect();
     let own = Arc::new(own);
     let pool = Arc::new(pool);

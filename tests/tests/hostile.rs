@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use hostile_server::{Hostile, Request, Step, answer, head, json};
-use report_core::http::{self, HttpOptions, Redirects, VendorErrors};
+use report_core::__private::{self as http, Redirects, VendorErrors};
+use report_core::HttpOptions;
 use report_core::{
     Artifact, Download, DownloadOptions, Error, Job, ReportAdapter, Result, Started, Status,
     Ticket, WaitPolicy,

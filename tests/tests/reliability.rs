@@ -1004,7 +1004,7 @@ fn endless_server(
 /// hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_answers_are_cut_at_their_limits() {
-    use report_core::http::{API_BODY_LIMIT, ERROR_BODY_LIMIT};
+    use report_core::__private::{API_BODY_LIMIT, ERROR_BODY_LIMIT};
     use std::sync::atomic::Ordering;
 
     let ticket = Ticket::new("evovoice", "r1", Utc::now()).with("account_id", "acct-1");

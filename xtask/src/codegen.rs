@@ -1,5 +1,6 @@
 //! `cargo xtask codegen`: specs/<vendor>.yaml → crates/report-<vendor>/src/generated.rs (the
-//! progenitor client) and generated_mock.rs (typed httpmock helpers), formatted with rustfmt.
+//! progenitor client), generated_mock.rs (typed httpmock helpers) and generated_kit.rs (the
+//! vendor-kit glue, see `kit.rs`), formatted with rustfmt.
 
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
@@ -9,6 +10,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, anyhow, bail};
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
 
+use crate::kit;
 use crate::spec::{self, Spec, SpecError};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -27,6 +29,7 @@ pub struct Outcome {
 
 const CLIENT_FILE: &str = "generated.rs";
 const MOCK_FILE: &str = "generated_mock.rs";
+const KIT_FILE: &str = "generated_kit.rs";
 
 pub fn workspace_root() -> PathBuf {
     // xtask/Cargo.toml sits one level below the workspace root.
@@ -122,10 +125,17 @@ pub fn generate(spec: &Spec) -> Result<Vec<(&'static str, String)>, SpecError> {
         generator.httpmock(&s.api, "crate::generated")
     })?;
     let source = spec.path.display().to_string();
-    Ok(vec![
+    let mut files = vec![
         (CLIENT_FILE, render(spec, client, &source, "client")?),
         (MOCK_FILE, render(spec, mock, &source, "httpmock helpers")?),
-    ])
+    ];
+    if let Some(glue) = kit::source(spec)? {
+        let tokens: Tokens = glue
+            .parse()
+            .map_err(|e| spec.error(None, format!("vendor-kit glue does not lex: {e}")))?;
+        files.push((KIT_FILE, render(spec, tokens, &source, "vendor-kit glue")?));
+    }
+    Ok(files)
 }
 
 fn settings(spec: &Spec) -> GenerationSettings {
@@ -135,7 +145,7 @@ fn settings(spec: &Spec) -> GenerationSettings {
         .with_tag(TagStyle::Merged)
         .with_derive("schemars::JsonSchema")
         .with_derive("PartialEq");
-    if let Some(inner) = &spec.settings.inner_type {
+    if let Some(inner) = &spec.settings.hook_state {
         let tokens: proc_macro2::TokenStream = inner.parse().expect("checked in render");
         settings
             .with_inner_type(tokens)
@@ -159,12 +169,12 @@ fn catch_generator_panic(
     spec: &Spec,
     f: impl Fn(&Spec) -> std::result::Result<Tokens, progenitor::Error>,
 ) -> Result<Tokens, SpecError> {
-    if let Some(inner) = &spec.settings.inner_type
+    if let Some(inner) = &spec.settings.hook_state
         && inner.parse::<Tokens>().is_err()
     {
         return Err(spec.error(
             None,
-            format!("x-codegen inner-type `{inner}` is not a Rust path"),
+            format!("x-codegen hook-state `{inner}` is not a Rust path"),
         ));
     }
     match quiet_catch(|| f(spec)) {

@@ -7,6 +7,7 @@
 
 mod ci;
 mod codegen;
+mod kit;
 mod spec;
 
 use std::process::ExitCode;

@@ -32,11 +32,50 @@ impl std::error::Error for SpecError {}
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CodegenSettings {
-    /// Rust path of the client's inner state type (auth, tracing), e.g. `crate::auth::Inner`.
-    pub inner_type: Option<String>,
+    /// Rust path of the state the generated client's hooks read (origin and credentials; it
+    /// implements report-core's `Credentials`), e.g. `crate::client::OfdCredentials`.
+    pub hook_state: Option<String>,
+    /// Who the vendor is and how its error answers read (report-core's `VendorProfile`,
+    /// emitted as `Profile` in `generated_kit.rs`).
+    pub vendor: Option<VendorSettings>,
+    /// Rust path of the hand-written client wrapping the generated one (field `api`: the
+    /// generated client). Gets `api()`, `base_url()` and `call()` from the vendor kit.
+    pub client: Option<String>,
+    /// Rust path of the client's configuration (fields `base_url`, `http` and, with
+    /// `token-refused`, `clock`). Gets `with_base_url()`, `with_http()` (and `with_clock()`).
+    pub config: Option<String>,
+    /// For vendors trading credentials for a cached token: the Rust path of the function that
+    /// says a failure refused the token. The hook state then has a `tokens` field (report-core's
+    /// `TokenCache`) and the client an `async fn renew_token(&self) -> Result<Token>`.
+    pub token_refused: Option<String>,
+    /// Rust path of a module of vendor-specific fuzz entry points, re-exported in `__fuzz`.
+    pub fuzz_extras: Option<String>,
     /// Schema name → hand-written Rust type used instead of the generated one (lenient enums).
     #[serde(default)]
     pub replace: BTreeMap<String, String>,
+}
+
+/// The vendor profile a spec declares in `x-codegen: vendor:`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct VendorSettings {
+    /// The short vendor name used in errors and tickets (`ofd`).
+    pub name: String,
+    /// The spec's one error body schema (every error response points at it).
+    pub error_body: String,
+    /// HTTP statuses that mean "credentials refused".
+    pub auth_statuses: Vec<u16>,
+    /// The response header carrying the vendor's request id, if any.
+    #[serde(default)]
+    pub request_id_header: Option<String>,
+    /// The error body made for a non-JSON error answer, as JSON with `$text` where the
+    /// answer's text goes, e.g. `{"message": "$text"}`.
+    pub error_text: serde_json::Value,
+    /// Rust path of `fn(&ErrorBody) -> VendorError`.
+    pub describe: String,
+    /// Rust path of `fn(&ErrorBody) -> Option<String>`: a request id in the body.
+    #[serde(default)]
+    pub request_id_in: Option<String>,
 }
 
 /// A parsed, checked spec.

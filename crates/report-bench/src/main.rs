@@ -106,9 +106,9 @@ pub async fn ofd_login(http: &reqwest::Client, base: &str) -> anyhow::Result<Str
 /// A plain reqwest client for the benchmarks' own requests (built by report-core, which
 /// installs the TLS provider reqwest needs; all requests here go to loopback).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    Ok(report_core::http::build_client(
-        &report_core::http::HttpOptions::default(),
-        report_core::http::Redirects::Any,
+    Ok(report_core::__private::build_client(
+        &report_core::__private::HttpOptions::default(),
+        report_core::__private::Redirects::Any,
         false,
     )?)
 }

@@ -72,95 +72,14 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
     };
     let policy = crate::jobs::policy(common);
     let http = vendors::http_options(common);
-
-    let out = |name: &str| dir.join(name);
-    let by_ticket = |t: &Ticket, _: &Artifact| t.id.clone();
-    let (docspace, evovoice, cloudblue, metakocka, ofd) = futures::join!(
-        async {
-            let (adapter, request) = vendors::docspace::for_sandbox(&sandbox, http.clone())?;
-            // The sandbox names DocSpace files by their result file id.
-            let by_file =
-                |_: &Ticket, a: &Artifact| a.data.get("file_id").cloned().unwrap_or_default();
-            Ok::<_, Failure>(
-                one(
-                    adapter,
-                    request,
-                    reporter("docspace"),
-                    &out("docspace.xlsx"),
-                    &policy,
-                    &sandbox,
-                    Vendor::DocSpace,
-                    by_file,
-                )
-                .await,
-            )
-        },
-        async {
-            let (adapter, request) = vendors::evovoice::for_sandbox(&sandbox, http.clone())?;
-            Ok::<_, Failure>(
-                one(
-                    adapter,
-                    request,
-                    reporter("evovoice"),
-                    &out("evovoice.xlsx"),
-                    &policy,
-                    &sandbox,
-                    Vendor::EvoVoice,
-                    by_ticket,
-                )
-                .await,
-            )
-        },
-        async {
-            let (adapter, request) = vendors::cloudblue::for_sandbox(&sandbox, http.clone())?;
-            Ok::<_, Failure>(
-                one(
-                    adapter,
-                    request,
-                    reporter("cloudblue"),
-                    &out("cloudblue.json"),
-                    &policy,
-                    &sandbox,
-                    Vendor::CloudBlue,
-                    by_ticket,
-                )
-                .await,
-            )
-        },
-        async {
-            let (adapter, request) = vendors::metakocka::for_sandbox(&sandbox, http.clone())?;
-            Ok::<_, Failure>(
-                one(
-                    adapter,
-                    request,
-                    reporter("metakocka"),
-                    &out("metakocka.pdf"),
-                    &policy,
-                    &sandbox,
-                    Vendor::MetaKocka,
-                    by_ticket,
-                )
-                .await,
-            )
-        },
-        async {
-            let (adapter, request) = vendors::ofd::for_sandbox(&sandbox, http.clone())?;
-            Ok::<_, Failure>(
-                one(
-                    adapter,
-                    request,
-                    reporter("ofd"),
-                    &out("ofd.zip"),
-                    &policy,
-                    &sandbox,
-                    Vendor::Ofd,
-                    by_ticket,
-                )
-                .await,
-            )
-        },
-    );
-    let rows = vec![docspace?, evovoice?, cloudblue?, metakocka?, ofd?];
+    let jobs = Vendor::ALL.map(|vendor| {
+        let reporter = reporter(vendor.name());
+        demo_job(vendor, &sandbox, http.clone(), &policy, &dir, reporter)
+    });
+    let rows = futures::future::join_all(jobs)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<Row>, Failure>>()?;
     sandbox.shutdown().await;
     print_summary(&rows, common.json);
     match rows.iter().find(|r| r.error.is_some() || !r.verified) {
@@ -171,6 +90,66 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
         ))),
         None => Ok(()),
     }
+}
+
+/// The demo job of `vendor`: its adapter and request for the sandbox, the file it writes, and
+/// how the sandbox names the report (to compare checksums). Exhaustive: a new vendor in the
+/// list does not compile until it has a demo job.
+async fn demo_job(
+    vendor: Vendor,
+    sandbox: &Sandbox,
+    http: report_core::HttpOptions,
+    policy: &WaitPolicy,
+    dir: &Path,
+    reporter: Reporter,
+) -> Result<Row, Failure> {
+    let by_ticket = |t: &Ticket, _: &Artifact| t.id.clone();
+    let file = |extension: &str| dir.join(format!("{}.{extension}", vendor.name()));
+    Ok(match vendor {
+        Vendor::DocSpace => {
+            let (adapter, request) = vendors::docspace::for_sandbox(sandbox, http)?;
+            // The sandbox names DocSpace files by their result file id.
+            let by_file =
+                |_: &Ticket, a: &Artifact| a.data.get("file_id").cloned().unwrap_or_default();
+            let out = file("xlsx");
+            one(
+                adapter, request, reporter, &out, policy, sandbox, vendor, by_file,
+            )
+            .await
+        }
+        Vendor::EvoVoice => {
+            let (adapter, request) = vendors::evovoice::for_sandbox(sandbox, http)?;
+            let out = file("xlsx");
+            one(
+                adapter, request, reporter, &out, policy, sandbox, vendor, by_ticket,
+            )
+            .await
+        }
+        Vendor::CloudBlue => {
+            let (adapter, request) = vendors::cloudblue::for_sandbox(sandbox, http)?;
+            let out = file("json");
+            one(
+                adapter, request, reporter, &out, policy, sandbox, vendor, by_ticket,
+            )
+            .await
+        }
+        Vendor::MetaKocka => {
+            let (adapter, request) = vendors::metakocka::for_sandbox(sandbox, http)?;
+            let out = file("pdf");
+            one(
+                adapter, request, reporter, &out, policy, sandbox, vendor, by_ticket,
+            )
+            .await
+        }
+        Vendor::Ofd => {
+            let (adapter, request) = vendors::ofd::for_sandbox(sandbox, http)?;
+            let out = file("zip");
+            one(
+                adapter, request, reporter, &out, policy, sandbox, vendor, by_ticket,
+            )
+            .await
+        }
+    })
 }
 
 /// Runs one job end to end and measures it; `sandbox_key` names the report in the sandbox,

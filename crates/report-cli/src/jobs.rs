@@ -529,7 +529,7 @@ fn safe_status(status: &Status) -> serde_json::Value {
     if let Status::Ready(artifact) = &mut status
         && let Ok(url) = url::Url::parse(&artifact.url)
     {
-        artifact.url = report_core::http::redact_query(&url);
+        artifact.url = report_core::redact_query(&url);
     }
     serde_json::to_value(status).expect("statuses serialize")
 }

@@ -907,3 +907,55 @@ async fn docspace_attach_follows_the_running_task_instead_of_refusing() {
     assert_eq!(listed[0]["id"], first["id"]);
     assert_eq!(slow.stats(Vendor::DocSpace).reports_started, 1);
 }
+
+/// `reports evovoice run --type cdr …`: a report type other than billing runs end to end
+/// against the sandbox; an unknown type is a usage error before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evovoice_runs_every_report_type_by_name() {
+    let sandbox = sandbox(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cdr.xlsx");
+    let job = [
+        "evovoice",
+        "run",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-31",
+        "--account-id",
+        "acct-1",
+    ];
+    let mut cmd = reports(&sandbox);
+    cmd.args(job).args([
+        "--type",
+        "cdr",
+        "--time-zone",
+        "Europe/Ljubljana",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    let output = run(cmd).await.success().get_output().clone();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    let id = json["id"].as_str().unwrap();
+    assert_eq!(
+        json["file"]["sha256"].as_str(),
+        sandbox.report_sha256(Vendor::EvoVoice, id).as_deref()
+    );
+    let started = sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/reports/cdr"))
+        .count();
+    assert_eq!(started, 1);
+
+    let before = sandbox.requests().len();
+    let mut cmd = reports(&sandbox);
+    cmd.args(job)
+        .args(["--type", "fax", "--out", out.to_str().unwrap()]);
+    run(cmd)
+        .await
+        .code(2)
+        .stderr(predicate::str::contains("unknown EvoVoice report type"));
+    assert_eq!(sandbox.requests().len(), before, "nothing was sent");
+}

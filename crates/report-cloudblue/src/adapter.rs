@@ -7,8 +7,8 @@ use report_core::{
     Ticket,
 };
 
+use crate::VENDOR;
 use crate::client::CloudBlueClient;
-use crate::errors::VENDOR;
 use crate::generated::types;
 use crate::lenient::{ReportFormat, ReportStatus};
 
@@ -88,9 +88,9 @@ impl CloudBlueReportRequest {
         types::CreateReportRequest {
             name: self.name.trim().to_string(),
             customization_name: self.customization_name.clone(),
-            format: self.format.clone(),
+            format: Some(self.format.clone()),
             start_date: instant(self.from, NaiveTime::MIN),
-            end_date: instant(self.to, end_of_day),
+            end_date: Some(instant(self.to, end_of_day)),
         }
     }
 }
@@ -151,10 +151,10 @@ fn artifact(report: &types::ReportItem) -> Result<Artifact> {
         .as_deref()
         .map(str::trim)
         .filter(|u| !u.is_empty())
-        .ok_or_else(|| missing("getReport", "downloadUrl"))?;
+        .ok_or_else(|| missing("getReportById", "downloadUrl"))?;
     let parsed = url::Url::parse(url).map_err(|e| Error::Decode {
         vendor: VENDOR,
-        operation: "getReport".into(),
+        operation: "getReportById".into(),
         message: format!("downloadUrl is not a URL: {e}"),
         // Without the query: it holds the signature.
         excerpt: report_core::excerpt(url.split('?').next().unwrap_or_default().as_bytes()),

@@ -2,22 +2,24 @@
 //! subscription key), cached, renewed a minute before `expiresInSeconds` runs out and once more
 //! after a 401, and sent with the subscription key to the API's own origin only.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
-use report_core::auth::{Token, TokenCache};
-use report_core::http::{self, HttpOptions, Redirects};
-use report_core::{Compression, Download, Error, ExposeSecret, Result, SecretString};
+use report_core::__private::{
+    self as kit, ApiFailure, Credentials, Endpoint, Redirects, Token, TokenCache, secret_header,
+};
+use report_core::{
+    Clock, Compression, Download, Error, ExposeSecret, HttpOptions, Result, SecretString,
+};
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::errors::{self, BLOB_ERRORS, VENDOR};
+use crate::errors::BLOB_ERRORS;
 use crate::filter::ReportFilter;
 use crate::generated::{self, types};
+use crate::{Profile, VENDOR};
 
 /// The production API root, region included.
 pub const DEFAULT_BASE_URL: &str = "https://api.cloud.im/marketplace/eu";
@@ -42,7 +44,8 @@ const SUBSCRIPTION_KEY: HeaderName = HeaderName::from_static("x-subscription-key
 pub struct CloudBlueConfig {
     /// API root including `/marketplace/<region>`, [`DEFAULT_BASE_URL`] unless testing.
     pub base_url: String,
-    /// The marketplace sent to `POST /token` (`eu` for [`DEFAULT_BASE_URL`]).
+    /// The marketplace sent to `POST /token` (`eu` for [`DEFAULT_BASE_URL`]); empty: none is
+    /// sent and the user's default applies (the field is optional in cmp.yaml 1.6).
     pub marketplace: String,
     /// User name of the API user.
     pub username: String,
@@ -52,6 +55,8 @@ pub struct CloudBlueConfig {
     pub subscription_key: SecretString,
     /// Timeouts (default [`DEFAULT_TIMEOUT`] per request), user agent, insecure-http opt-in.
     pub http: HttpOptions,
+    /// The clock token expiry is judged on (tokio's unless testing in virtual time).
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl CloudBlueConfig {
@@ -68,13 +73,8 @@ impl CloudBlueConfig {
             password: SecretString::from(password.into()),
             subscription_key: SecretString::from(subscription_key.into()),
             http: HttpOptions::default().with_timeout(DEFAULT_TIMEOUT),
+            clock: None,
         }
-    }
-
-    /// Another API root (another region, the lab, a mock); `/marketplace/<region>` included.
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into();
-        self
     }
 
     /// Another marketplace for the token request.
@@ -82,32 +82,27 @@ impl CloudBlueConfig {
         self.marketplace = marketplace.into();
         self
     }
-
-    /// Other HTTP options.
-    pub fn with_http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
-    }
 }
 
-/// State the generated client's hooks read: the API origin, the credentials and the token.
+/// What the generated client's hooks read: the API origin, the credentials and the token.
 #[derive(Clone, Debug)]
-pub struct Inner {
+pub struct CloudBlueCredentials {
     base: Url,
-    tokens: Arc<TokenCache>,
+    pub(crate) tokens: Arc<TokenCache>,
     /// `Basic base64(user:password)`, for `POST /token` only.
     basic: SecretString,
     subscription_key: SecretString,
 }
 
-impl Inner {
-    /// Adds the subscription key and the Basic (token request) or Bearer (everything else)
-    /// authorization to a request for the API's own origin; any other origin gets nothing.
+impl Credentials for CloudBlueCredentials {
+    fn origin(&self) -> &Url {
+        &self.base
+    }
+
+    /// The subscription key, and the Basic (token request) or Bearer (everything else)
+    /// authorization.
     fn authorize(&self, request: &mut reqwest::Request, operation: &str) -> Result<(), String> {
-        if !http::may_carry_credentials(&self.base, request.url()) {
-            return Ok(());
-        }
-        let authorization = if operation == "create_token" {
+        let authorization = if operation == "generate_auth_token" {
             Some(self.basic.expose_secret().to_string())
         } else {
             self.tokens
@@ -130,53 +125,21 @@ impl Inner {
     }
 }
 
-/// A header value marked sensitive (never printed by reqwest's or http's `Debug`).
-fn secret_header(value: &str) -> Option<HeaderValue> {
-    let mut value = HeaderValue::from_str(value).ok()?;
-    value.set_sensitive(true);
-    Some(value)
-}
-
-impl ClientHooks<Inner> for generated::Client {
-    async fn pre<E>(
-        &self,
-        request: &mut reqwest::Request,
-        info: &OperationInfo,
-    ) -> std::result::Result<(), progenitor_client::Error<E>> {
-        self.inner
-            .authorize(request, info.operation_id)
-            .map_err(progenitor_client::Error::InvalidRequest)
-    }
-
-    async fn exec(
-        &self,
-        request: reqwest::Request,
-        info: &OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
-        let response = http::traced_execute(&self.client, request, info.operation_id).await?;
-        http::guard_response(response, errors::body_for).await
-    }
-}
-
 /// A CloudBlue RDE client that handles the token for you.
 ///
 /// Cloning is cheap; clones share the token.
 #[derive(Clone, Debug)]
 pub struct CloudBlueClient {
-    api: generated::Client,
+    pub(crate) api: generated::Client,
     /// For pre-signed download URLs: carries no credentials, so it may follow any redirect.
     downloads: reqwest::Client,
-    base: Url,
     marketplace: String,
 }
-
-type ApiResult<T> =
-    std::result::Result<ResponseValue<T>, progenitor_client::Error<types::ErrorBody>>;
 
 impl CloudBlueClient {
     /// Checks the configuration (no request is sent).
     pub fn new(config: CloudBlueConfig) -> Result<Self> {
-        let base = http::check_base_url(&config.base_url, config.http.allow_insecure_http)?;
+        let endpoint = Endpoint::new(&config.base_url, &config.http, Redirects::Any)?;
         let bad = |m: &str| Err(Error::InvalidInput(format!("CloudBlue {m}")));
         if config.username.trim().is_empty() {
             return bad("user name is empty");
@@ -194,37 +157,22 @@ impl CloudBlueClient {
         if HeaderValue::from_str(key).is_err() {
             return bad("subscription key has characters a header cannot carry");
         }
-        if config.marketplace.trim().is_empty() {
-            return bad("marketplace is empty");
-        }
         let credentials = format!("{}:{}", config.username, config.password.expose_secret());
         let basic = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(credentials)
         );
-        let inner = Inner {
-            base: base.clone(),
-            tokens: Arc::new(TokenCache::new(RENEW_MARGIN)),
+        let credentials = CloudBlueCredentials {
+            base: endpoint.base.clone(),
+            tokens: kit::shared_tokens(RENEW_MARGIN, config.clock),
             basic: SecretString::from(basic),
             subscription_key: config.subscription_key.clone(),
         };
-        let api_http = http::build_client(&config.http, Redirects::SameOriginOnly, false)?;
-        let downloads = http::build_client(&config.http, Redirects::Any, true)?;
         Ok(CloudBlueClient {
-            api: generated::Client::new_with_client(
-                base.as_str().trim_end_matches('/'),
-                api_http,
-                inner,
-            ),
-            downloads,
-            base,
+            api: crate::generated_kit::generated_client(&endpoint, credentials),
+            downloads: endpoint.downloads,
             marketplace: config.marketplace,
         })
-    }
-
-    /// The API root.
-    pub fn base_url(&self) -> &Url {
-        &self.base
     }
 
     /// The marketplace the token is asked for.
@@ -232,46 +180,31 @@ impl CloudBlueClient {
         &self.marketplace
     }
 
-    /// The generated client, for calls this wrapper does not cover. Requests made through it
-    /// carry the cached token; call [`ensure_token`](Self::ensure_token) first, or use
-    /// [`call`](Self::call), which also renews the token after a 401.
-    pub fn api(&self) -> &generated::Client {
-        &self.api
-    }
-
-    /// Makes sure a token valid for at least another minute is cached.
-    pub async fn ensure_token(&self) -> Result<()> {
-        self.token_generation().await.map(|_| ())
-    }
-
-    async fn token_generation(&self) -> Result<u64> {
-        self.api
-            .inner
-            .tokens
-            .get_or_renew(|| self.renew_token())
-            .await
-    }
-
-    async fn renew_token(&self) -> Result<Token> {
+    pub(crate) async fn renew_token(&self) -> Result<Token> {
         let body = types::TokenRequest {
-            marketplace: self.marketplace.clone(),
+            marketplace: Some(self.marketplace.trim())
+                .filter(|m| !m.is_empty())
+                .map(str::to_string),
         };
-        let answer = match self.api.create_token().body(body).send().await {
-            Ok(answer) => answer.into_inner(),
+        let answer = crate::generated_kit::answer(self.api.generate_auth_token().body(body).send());
+        let answer = match answer.await {
+            Ok(answer) => answer,
             Err(e) => {
                 // The token endpoint refusing is always about the credentials.
-                return Err(match errors::map("createToken", e).await {
-                    Error::Api {
-                        status: Some(403),
-                        message,
-                        ..
-                    } => Error::Auth {
-                        vendor: VENDOR,
-                        status: 403,
-                        message,
+                return Err(
+                    match kit::map_failure::<Profile>("generateAuthToken", e).await {
+                        Error::Api {
+                            status: Some(403),
+                            message,
+                            ..
+                        } => Error::Auth {
+                            vendor: VENDOR,
+                            status: 403,
+                            message,
+                        },
+                        other => other,
                     },
-                    other => other,
-                });
+                );
             }
         };
         if answer.token.trim().is_empty() {
@@ -281,7 +214,7 @@ impl CloudBlueClient {
                 message: "POST /token answered with an empty token".into(),
             });
         }
-        let expires = token_expiry(Utc::now(), answer.expires_in_seconds);
+        let expires = token_expiry(self.api.inner.tokens.now(), answer.expires_in_seconds);
         tracing::debug!(expires = ?expires, "obtained a CloudBlue token");
         Ok(Token {
             value: SecretString::from(answer.token),
@@ -289,34 +222,12 @@ impl CloudBlueClient {
         })
     }
 
-    /// Runs one generated operation with a valid token; after a 401 renews the token once and
-    /// runs it again.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: report_cloudblue::CloudBlueClient) -> report_cloudblue::Result<()> {
-    /// let api = client.api();
-    /// let report = client.call("getReport", || api.get_report().id("f40c942d").send()).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn call<T, F, Fut>(&self, operation: &str, f: F) -> Result<T>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = ApiResult<T>>,
-    {
-        let tokens = &self.api.inner.tokens;
-        match tokens
-            .with_renewal(|| self.renew_token(), f, is_unauthorized)
-            .await?
-        {
-            Ok(value) => Ok(value.into_inner()),
-            Err(e) => Err(errors::map(operation, e).await),
-        }
-    }
-
     /// One report by id.
     pub async fn report(&self, id: &str) -> Result<types::ReportItem> {
-        self.call("getReport", || self.api.get_report().id(id).send())
-            .await
+        self.call("getReportById", || {
+            self.api.get_report_by_id().report_id(id).send()
+        })
+        .await
     }
 
     /// Asks for a one-time report (`POST /reports`, *unverified*: see the spec).
@@ -333,21 +244,19 @@ impl CloudBlueClient {
     /// The reports matching `filter` (one page: see [`ReportFilter`]).
     pub async fn reports(&self, filter: &ReportFilter) -> Result<types::ReportList> {
         filter.validate()?;
-        self.call("listReports", || {
-            filter.apply(self.api.list_reports()).send()
-        })
-        .await
+        self.call("getReports", || filter.apply(self.api.get_reports()).send())
+            .await
     }
 
     /// Opens a pre-signed download URL from `offset` on, WITHOUT any credential: whatever its
     /// host, the URL is signed already. `gzip` marks the bytes as gzip-compressed.
     pub(crate) async fn open(&self, url: &str, offset: u64, gzip: bool) -> Result<Download> {
-        let mut download = http::open_url(
+        let mut download = kit::open_url(
             &self.downloads,
             &BLOB_ERRORS,
             url,
             offset,
-            &self.base,
+            self.base_url(),
             |rb| rb,
         )
         .await?;
@@ -360,18 +269,16 @@ impl CloudBlueClient {
 
 /// When a token issued at `now` with `expiresInSeconds` expires. Without a (positive) lifetime,
 /// or with one beyond what a date can hold, the token is used until the server refuses it.
-pub(crate) fn token_expiry(
-    now: DateTime<Utc>,
-    expires_in_seconds: Option<i64>,
-) -> Option<DateTime<Utc>> {
+pub fn token_expiry(now: DateTime<Utc>, expires_in_seconds: Option<i64>) -> Option<DateTime<Utc>> {
     let secs = expires_in_seconds.filter(|secs| *secs > 0)?;
     // `Duration::seconds` and `DateTime + Duration` panic out of range: the server's number
     // must not crash the client.
     now.checked_add_signed(chrono::Duration::try_seconds(secs)?)
 }
 
-fn is_unauthorized(e: &progenitor_client::Error<types::ErrorBody>) -> bool {
-    e.status().is_some_and(|s| s.as_u16() == 401)
+/// A 401 means the token was refused (or expired early).
+pub(crate) fn token_refused(e: &ApiFailure<types::ErrorBody>) -> bool {
+    e.status() == Some(401)
 }
 
 #[cfg(test)]
@@ -428,7 +335,6 @@ mod tests {
         refused(CloudBlueConfig::new("u", "", "k"));
         refused(CloudBlueConfig::new("u", "p", " "));
         refused(CloudBlueConfig::new("u", "p", "bad\nkey"));
-        refused(ok().with_marketplace(""));
         let client = CloudBlueClient::new(ok().with_base_url(LAB_BASE_URL)).unwrap();
         assert_eq!(client.base_url().as_str(), LAB_BASE_URL);
     }

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use report_core::{Error, Result};
 
-use crate::generated::builder::ListReports;
+use crate::generated::builder::GetReports;
 use crate::lenient::{ReportFormat, ReportStatus, ReportType};
 
 /// Which reports to list. Every filter is optional; the server's page size is 10.
@@ -55,6 +55,11 @@ impl ReportFilter {
                 "the period starts ({from}) after it ends ({to})"
             )));
         }
+        if self.limit == Some(0) {
+            return Err(Error::InvalidInput(
+                "the page size (`limit`) must be at least 1".into(),
+            ));
+        }
         if self.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             return Err(Error::InvalidInput(
                 "the report name filter is blank".into(),
@@ -63,10 +68,14 @@ impl ReportFilter {
         Ok(())
     }
 
-    /// Sets the filter's values on a `listReports` call.
-    pub(crate) fn apply<'a>(&self, mut call: ListReports<'a>) -> ListReports<'a> {
-        if let Some(limit) = self.limit {
-            call = call.limit(i64::from(limit));
+    /// Sets the filter's values on a `getReports` call.
+    pub(crate) fn apply<'a>(&self, mut call: GetReports<'a>) -> GetReports<'a> {
+        // A zero limit is refused by `validate` (the API's minimum is 1).
+        if let Some(limit) = self
+            .limit
+            .and_then(|l| std::num::NonZeroU64::new(u64::from(l)))
+        {
+            call = call.limit(limit);
         }
         if let Some(offset) = self.offset {
             call = call.offset(i64::from(offset));
@@ -90,5 +99,25 @@ impl ReportFilter {
             call = call.to(to);
         }
         call
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// cmp.yaml 1.6: `limit` has minimum 1; a zero page is refused before any request.
+    #[test]
+    fn a_zero_page_size_is_refused() {
+        let zero = ReportFilter {
+            limit: Some(0),
+            ..ReportFilter::default()
+        };
+        assert!(matches!(zero.validate(), Err(Error::InvalidInput(m)) if m.contains("at least 1")));
+        let one = ReportFilter {
+            limit: Some(1),
+            ..ReportFilter::default()
+        };
+        assert!(one.validate().is_ok());
     }
 }

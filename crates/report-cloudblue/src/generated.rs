@@ -8,8 +8,9 @@ use progenitor_client::{ClientHooks, OperationInfo, RequestBuilderExt, encode_pa
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
-    /// A one-time report to generate for a period. The document's example also carries a
-    /// `downloadUrl`, which makes no sense in a request; the server is not known to read it.
+    /// A one-time report to generate for a period. As published in cmp.yaml 1.6 only `name`
+    /// and `startDate` are required. The document's example also carries a `downloadUrl`,
+    /// which makes no sense in a request; the server is not known to read it.
     #[derive(
         ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
     )]
@@ -20,10 +21,14 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub customization_name: ::std::option::Option<::std::string::String>,
-        ///End of the period, ISO 8601.
-        #[serde(rename = "endDate")]
-        pub end_date: ::std::string::String,
-        pub format: crate::lenient::ReportFormat,
+        ///End of the period, ISO 8601 (until now when absent).
+        #[serde(
+            rename = "endDate",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub end_date: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub format: ::std::option::Option<crate::lenient::ReportFormat>,
         ///Report name.
         pub name: ::std::string::String,
         ///Start of the period, ISO 8601 (e.g. `2019-11-07T17:02:59.000Z`).
@@ -213,13 +218,20 @@ pub mod types {
             Default::default()
         }
     }
-    ///Which marketplace the token is for.
+    ///Which marketplace the token is for (cmp.yaml 1.6 makes it optional).
     #[derive(
-        ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        PartialEq,
+        schemars::JsonSchema,
     )]
     pub struct TokenRequest {
-        ///The marketplace (region), e.g. `eu`.
-        pub marketplace: ::std::string::String,
+        ///The marketplace (region), e.g. `eu`; the user's default when absent.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub marketplace: ::std::option::Option<::std::string::String>,
     }
     impl TokenRequest {
         pub fn builder() -> builder::TokenRequest {
@@ -234,8 +246,14 @@ pub mod types {
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
-            end_date: ::std::result::Result<::std::string::String, ::std::string::String>,
-            format: ::std::result::Result<crate::lenient::ReportFormat, ::std::string::String>,
+            end_date: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            format: ::std::result::Result<
+                ::std::option::Option<crate::lenient::ReportFormat>,
+                ::std::string::String,
+            >,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
             start_date: ::std::result::Result<::std::string::String, ::std::string::String>,
         }
@@ -243,8 +261,8 @@ pub mod types {
             fn default() -> Self {
                 Self {
                     customization_name: Ok(Default::default()),
-                    end_date: Err("no value supplied for end_date".to_string()),
-                    format: Err("no value supplied for format".to_string()),
+                    end_date: Ok(Default::default()),
+                    format: Ok(Default::default()),
                     name: Err("no value supplied for name".to_string()),
                     start_date: Err("no value supplied for start_date".to_string()),
                 }
@@ -263,7 +281,7 @@ pub mod types {
             }
             pub fn end_date<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.end_date = value
@@ -273,7 +291,7 @@ pub mod types {
             }
             pub fn format<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<crate::lenient::ReportFormat>,
+                T: ::std::convert::TryInto<::std::option::Option<crate::lenient::ReportFormat>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.format = value
@@ -847,19 +865,22 @@ pub mod types {
         }
         #[derive(Clone, Debug)]
         pub struct TokenRequest {
-            marketplace: ::std::result::Result<::std::string::String, ::std::string::String>,
+            marketplace: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for TokenRequest {
             fn default() -> Self {
                 Self {
-                    marketplace: Err("no value supplied for marketplace".to_string()),
+                    marketplace: Ok(Default::default()),
                 }
             }
         }
         impl TokenRequest {
             pub fn marketplace<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.marketplace = value
@@ -945,7 +966,7 @@ pub mod types {
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
-    pub(crate) inner: crate::client::Inner,
+    pub(crate) inner: crate::client::CloudBlueCredentials,
 }
 impl Client {
     /// Create a new client.
@@ -953,7 +974,7 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new(baseurl: &str, inner: crate::client::Inner) -> Self {
+    pub fn new(baseurl: &str, inner: crate::client::CloudBlueCredentials) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
@@ -974,7 +995,7 @@ impl Client {
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
-        inner: crate::client::Inner,
+        inner: crate::client::CloudBlueCredentials,
     ) -> Self {
         Self {
             baseurl: baseurl.to_string(),
@@ -983,7 +1004,7 @@ impl Client {
         }
     }
 }
-impl ClientInfo<crate::client::Inner> for Client {
+impl ClientInfo<crate::client::CloudBlueCredentials> for Client {
     fn api_version() -> &'static str {
         "1.0"
     }
@@ -993,7 +1014,7 @@ impl ClientInfo<crate::client::Inner> for Client {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
-    fn inner(&self) -> &crate::client::Inner {
+    fn inner(&self) -> &crate::client::CloudBlueCredentials {
         &self.inner
     }
 }
@@ -1001,7 +1022,7 @@ const _: () = {
     #[allow(dead_code)]
     fn assert_client_hooks()
     where
-        Client: ClientHooks<crate::client::Inner>,
+        Client: ClientHooks<crate::client::CloudBlueCredentials>,
     {
     }
 };
@@ -1024,7 +1045,7 @@ impl Client {
     /// - `to`: Last day of the period, ISO 8601.
     /// - `type_`: Only reports of this type.
     /// ```ignore
-    /// let response = client.list_reports()
+    /// let response = client.get_reports()
     ///    .format(format)
     ///    .from(from)
     ///    .limit(limit)
@@ -1036,10 +1057,10 @@ impl Client {
     ///    .send()
     ///    .await;
     /// ```
-    pub fn list_reports(&self) -> builder::ListReports<'_> {
-        builder::ListReports::new(self)
+    pub fn get_reports(&self) -> builder::GetReports<'_> {
+        builder::GetReports::new(self)
     }
-    /// Generate a one-time report for a period (*unverified*; the document shows GET with a body)
+    /// Schedule a one-time report (cmp.yaml 1.6; the document shows GET with a body)
     ///
     /// Sends a `POST` request to `/reports`
     ///
@@ -1054,18 +1075,18 @@ impl Client {
     }
     /// One report, with its `downloadUrl` once completed
     ///
-    /// Sends a `GET` request to `/reports/{id}`
+    /// Sends a `GET` request to `/reports/{reportId}`
     ///
     /// Arguments:
-    /// - `id`: Report id (a UUID).
+    /// - `report_id`: Report id (a UUID).
     /// ```ignore
-    /// let response = client.get_report()
-    ///    .id(id)
+    /// let response = client.get_report_by_id()
+    ///    .report_id(report_id)
     ///    .send()
     ///    .await;
     /// ```
-    pub fn get_report(&self) -> builder::GetReport<'_> {
-        builder::GetReport::new(self)
+    pub fn get_report_by_id(&self) -> builder::GetReportById<'_> {
+        builder::GetReportById::new(self)
     }
     /// Exchange user name, password and subscription key for a JWT
     ///
@@ -1074,13 +1095,13 @@ impl Client {
     /// Sends a `POST` request to `/token`
     ///
     /// ```ignore
-    /// let response = client.create_token()
+    /// let response = client.generate_auth_token()
     ///    .body(body)
     ///    .send()
     ///    .await;
     /// ```
-    pub fn create_token(&self) -> builder::CreateToken<'_> {
-        builder::CreateToken::new(self)
+    pub fn generate_auth_token(&self) -> builder::GenerateAuthToken<'_> {
+        builder::GenerateAuthToken::new(self)
     }
 }
 /// Types for composing operation parameters.
@@ -1092,22 +1113,22 @@ pub mod builder {
         ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue, encode_path,
     };
-    /// Builder for [`Client::list_reports`]
+    /// Builder for [`Client::get_reports`]
     ///
-    /// [`Client::list_reports`]: super::Client::list_reports
+    /// [`Client::get_reports`]: super::Client::get_reports
     #[derive(Debug, Clone)]
-    pub struct ListReports<'a> {
+    pub struct GetReports<'a> {
         client: &'a super::Client,
         format: Result<Option<crate::lenient::ReportFormat>, String>,
         from: Result<Option<::chrono::naive::NaiveDate>, String>,
-        limit: Result<Option<i64>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
         name: Result<Option<::std::string::String>, String>,
         offset: Result<Option<i64>, String>,
         status: Result<Option<crate::lenient::ReportStatus>, String>,
         to: Result<Option<::chrono::naive::NaiveDate>, String>,
         type_: Result<Option<crate::lenient::ReportType>, String>,
     }
-    impl<'a> ListReports<'a> {
+    impl<'a> GetReports<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -1141,12 +1162,11 @@ pub mod builder {
         }
         pub fn limit<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<i64>,
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
         {
-            self.limit = value
-                .try_into()
-                .map(Some)
-                .map_err(|_| "conversion to `i64` for limit failed".to_string());
+            self.limit = value.try_into().map(Some).map_err(|_| {
+                "conversion to `:: std :: num :: NonZeroU64` for limit failed".to_string()
+            });
             self
         }
         pub fn name<V>(mut self, value: V) -> Self
@@ -1243,7 +1263,7 @@ pub mod builder {
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
-                operation_id: "list_reports",
+                operation_id: "get_reports",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;
@@ -1340,40 +1360,40 @@ pub mod builder {
             }
         }
     }
-    /// Builder for [`Client::get_report`]
+    /// Builder for [`Client::get_report_by_id`]
     ///
-    /// [`Client::get_report`]: super::Client::get_report
+    /// [`Client::get_report_by_id`]: super::Client::get_report_by_id
     #[derive(Debug, Clone)]
-    pub struct GetReport<'a> {
+    pub struct GetReportById<'a> {
         client: &'a super::Client,
-        id: Result<::std::string::String, String>,
+        report_id: Result<::std::string::String, String>,
     }
-    impl<'a> GetReport<'a> {
+    impl<'a> GetReportById<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
-                id: Err("id was not initialized".to_string()),
+                report_id: Err("report_id was not initialized".to_string()),
             }
         }
-        pub fn id<V>(mut self, value: V) -> Self
+        pub fn report_id<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
         {
-            self.id = value.try_into().map_err(|_| {
-                "conversion to `:: std :: string :: String` for id failed".to_string()
+            self.report_id = value.try_into().map_err(|_| {
+                "conversion to `:: std :: string :: String` for report_id failed".to_string()
             });
             self
         }
-        ///Sends a `GET` request to `/reports/{id}`
+        ///Sends a `GET` request to `/reports/{reportId}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::ReportItem>, Error<types::ErrorBody>> {
-            let Self { client, id } = self;
-            let id = id.map_err(Error::InvalidRequest)?;
+            let Self { client, report_id } = self;
+            let report_id = report_id.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/reports/{}",
                 client.baseurl,
-                encode_path(&id.to_string()),
+                encode_path(&report_id.to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map.append(
@@ -1391,7 +1411,7 @@ pub mod builder {
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
-                operation_id: "get_report",
+                operation_id: "get_report_by_id",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;
@@ -1409,15 +1429,15 @@ pub mod builder {
             }
         }
     }
-    /// Builder for [`Client::create_token`]
+    /// Builder for [`Client::generate_auth_token`]
     ///
-    /// [`Client::create_token`]: super::Client::create_token
+    /// [`Client::generate_auth_token`]: super::Client::generate_auth_token
     #[derive(Debug, Clone)]
-    pub struct CreateToken<'a> {
+    pub struct GenerateAuthToken<'a> {
         client: &'a super::Client,
         body: Result<types::builder::TokenRequest, String>,
     }
-    impl<'a> CreateToken<'a> {
+    impl<'a> GenerateAuthToken<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -1466,7 +1486,7 @@ pub mod builder {
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
-                operation_id: "create_token",
+                operation_id: "generate_auth_token",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

@@ -7,8 +7,8 @@ pub mod operations {
     //! its inner type with a call to `into_inner()`. This can
     //! be used to explicitly deviate from permitted values.
     use crate::generated::*;
-    pub struct ListReportsWhen(::httpmock::When);
-    impl ListReportsWhen {
+    pub struct GetReportsWhen(::httpmock::When);
+    impl GetReportsWhen {
         pub fn new(inner: ::httpmock::When) -> Self {
             Self(
                 inner
@@ -41,7 +41,7 @@ pub mod operations {
         }
         pub fn limit<T>(self, value: T) -> Self
         where
-            T: Into<Option<i64>>,
+            T: Into<Option<::std::num::NonZeroU64>>,
         {
             if let Some(value) = value.into() {
                 Self(self.0.query_param("limit", value.to_string()))
@@ -100,8 +100,8 @@ pub mod operations {
             }
         }
     }
-    pub struct ListReportsThen(::httpmock::Then);
-    impl ListReportsThen {
+    pub struct GetReportsThen(::httpmock::Then);
+    impl GetReportsThen {
         pub fn new(inner: ::httpmock::Then) -> Self {
             Self(inner)
         }
@@ -186,8 +186,8 @@ pub mod operations {
             )
         }
     }
-    pub struct GetReportWhen(::httpmock::When);
-    impl GetReportWhen {
+    pub struct GetReportByIdWhen(::httpmock::When);
+    impl GetReportByIdWhen {
         pub fn new(inner: ::httpmock::When) -> Self {
             Self(
                 inner
@@ -198,13 +198,13 @@ pub mod operations {
         pub fn into_inner(self) -> ::httpmock::When {
             self.0
         }
-        pub fn id(self, value: &str) -> Self {
+        pub fn report_id(self, value: &str) -> Self {
             let re = regex::Regex::new(&format!("^/reports/{}$", value.to_string())).unwrap();
             Self(self.0.path_matches(re))
         }
     }
-    pub struct GetReportThen(::httpmock::Then);
-    impl GetReportThen {
+    pub struct GetReportByIdThen(::httpmock::Then);
+    impl GetReportByIdThen {
         pub fn new(inner: ::httpmock::Then) -> Self {
             Self(inner)
         }
@@ -238,8 +238,8 @@ pub mod operations {
             )
         }
     }
-    pub struct CreateTokenWhen(::httpmock::When);
-    impl CreateTokenWhen {
+    pub struct GenerateAuthTokenWhen(::httpmock::When);
+    impl GenerateAuthTokenWhen {
         pub fn new(inner: ::httpmock::When) -> Self {
             Self(
                 inner
@@ -254,8 +254,8 @@ pub mod operations {
             Self(self.0.json_body_obj(value))
         }
     }
-    pub struct CreateTokenThen(::httpmock::Then);
-    impl CreateTokenThen {
+    pub struct GenerateAuthTokenThen(::httpmock::Then);
+    impl GenerateAuthTokenThen {
         pub fn new(inner: ::httpmock::Then) -> Self {
             Self(inner)
         }
@@ -294,28 +294,28 @@ pub mod operations {
 /// adds a method for each operation. These are the equivalent of
 /// type-checked [`mock()`](::httpmock::MockServer::mock) calls.
 pub trait MockServerExt {
-    fn list_reports<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    fn get_reports<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
-        F: FnOnce(operations::ListReportsWhen, operations::ListReportsThen);
+        F: FnOnce(operations::GetReportsWhen, operations::GetReportsThen);
     fn create_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
         F: FnOnce(operations::CreateReportWhen, operations::CreateReportThen);
-    fn get_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    fn get_report_by_id<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
-        F: FnOnce(operations::GetReportWhen, operations::GetReportThen);
-    fn create_token<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+        F: FnOnce(operations::GetReportByIdWhen, operations::GetReportByIdThen);
+    fn generate_auth_token<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
-        F: FnOnce(operations::CreateTokenWhen, operations::CreateTokenThen);
+        F: FnOnce(operations::GenerateAuthTokenWhen, operations::GenerateAuthTokenThen);
 }
 impl MockServerExt for ::httpmock::MockServer {
-    fn list_reports<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    fn get_reports<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
-        F: FnOnce(operations::ListReportsWhen, operations::ListReportsThen),
+        F: FnOnce(operations::GetReportsWhen, operations::GetReportsThen),
     {
         self.mock(|when, then| {
             config_fn(
-                operations::ListReportsWhen::new(when),
-                operations::ListReportsThen::new(then),
+                operations::GetReportsWhen::new(when),
+                operations::GetReportsThen::new(then),
             )
         })
     }
@@ -330,25 +330,25 @@ impl MockServerExt for ::httpmock::MockServer {
             )
         })
     }
-    fn get_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    fn get_report_by_id<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
-        F: FnOnce(operations::GetReportWhen, operations::GetReportThen),
+        F: FnOnce(operations::GetReportByIdWhen, operations::GetReportByIdThen),
     {
         self.mock(|when, then| {
             config_fn(
-                operations::GetReportWhen::new(when),
-                operations::GetReportThen::new(then),
+                operations::GetReportByIdWhen::new(when),
+                operations::GetReportByIdThen::new(then),
             )
         })
     }
-    fn create_token<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    fn generate_auth_token<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
-        F: FnOnce(operations::CreateTokenWhen, operations::CreateTokenThen),
+        F: FnOnce(operations::GenerateAuthTokenWhen, operations::GenerateAuthTokenThen),
     {
         self.mock(|when, then| {
             config_fn(
-                operations::CreateTokenWhen::new(when),
-                operations::CreateTokenThen::new(then),
+                operations::GenerateAuthTokenWhen::new(when),
+                operations::GenerateAuthTokenThen::new(then),
             )
         })
     }

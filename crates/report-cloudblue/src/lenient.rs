@@ -15,6 +15,8 @@ report_core::lenient_enum! {
         Completed = "completed",
         /// Generation failed.
         Error = "error",
+        /// The vendor's own `unknown` state.
+        VendorUnknown = "unknown",
     }
 }
 
@@ -31,6 +33,8 @@ report_core::lenient_enum! {
         Onetime = "onetime",
         /// When an invoice was created.
         OnInvoice = "on_invoice",
+        /// The vendor's own `unknown` type.
+        VendorUnknown = "unknown",
     }
 }
 
@@ -71,6 +75,8 @@ pub enum ReportFormat {
     Csv,
     /// Excel workbook.
     Xlsx,
+    /// The vendor's own `unknown` format.
+    VendorUnknown,
     /// A value this version does not know, kept verbatim.
     Unknown(String),
 }
@@ -82,6 +88,7 @@ impl ReportFormat {
         ReportFormat::Xml,
         ReportFormat::Csv,
         ReportFormat::Xlsx,
+        ReportFormat::VendorUnknown,
     ];
 
     /// The API's (lower-case) string for this value.
@@ -91,6 +98,7 @@ impl ReportFormat {
             ReportFormat::Xml => "xml",
             ReportFormat::Csv => "csv",
             ReportFormat::Xlsx => "xlsx",
+            ReportFormat::VendorUnknown => "unknown",
             ReportFormat::Unknown(s) => s.as_str(),
         }
     }
@@ -128,19 +136,7 @@ impl<'de> serde::Deserialize<'de> for ReportFormat {
     }
 }
 
-impl schemars::JsonSchema for ReportFormat {
-    fn schema_name() -> String {
-        "ReportFormat".to_string()
-    }
-
-    fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
-        schemars::schema::SchemaObject {
-            instance_type: Some(schemars::schema::InstanceType::String.into()),
-            ..Default::default()
-        }
-        .into()
-    }
-}
+report_core::string_json_schema!(ReportFormat);
 
 #[cfg(test)]
 mod tests {

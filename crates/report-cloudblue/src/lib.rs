@@ -40,71 +40,23 @@ mod lenient;
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
 mod generated;
 
-/// Typed httpmock helpers generated from `specs/cloudblue.yaml`, for testing code that uses
-/// this crate: `server.get_report(|when, then| …)`. Paths are relative to the mock server's
-/// root, so configure the client with `server.base_url()` as its base URL.
-#[cfg(feature = "mock")]
-#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
-#[path = "generated_mock.rs"]
-pub mod mock;
-
-/// The generated CloudBlue client and its types.
-pub mod api {
-    pub use crate::generated::*;
-}
+/// The vendor kit's glue, generated from the spec's `x-codegen` settings.
+mod generated_kit;
 
 pub use adapter::{CloudBlueAdapter, CloudBlueReportRequest};
 pub use client::{
-    CloudBlueClient, CloudBlueConfig, DEFAULT_BASE_URL, DEFAULT_MARKETPLACE, DEFAULT_TIMEOUT,
-    Inner, LAB_BASE_URL,
+    CloudBlueClient, CloudBlueConfig, CloudBlueCredentials, DEFAULT_BASE_URL, DEFAULT_MARKETPLACE,
+    DEFAULT_TIMEOUT, LAB_BASE_URL,
 };
-pub use errors::{CORRELATION_ID_HEADER, VENDOR};
+pub use errors::CORRELATION_ID_HEADER;
 pub use filter::ReportFilter;
+pub use generated_kit::*;
 pub use lenient::{ReportFormat, ReportStatus, ReportType};
 
 pub use chrono;
-pub use report_core::{
-    self, Artifact, Compression, Download, DownloadOptions, DownloadSummary, Error, Job, JobStats,
-    Progress, ReportAdapter, Result, Status, Ticket, WaitPolicy, http::HttpOptions,
-};
 
-/// Internals the workspace's fuzzers and property tests drive directly
-/// (`integration_tests::fuzzing`). Not part of the API: no stability promise.
-#[doc(hidden)]
-pub mod __fuzz {
-    use report_core::http::{VendorError, VendorErrors};
-
-    use crate::api::types::ErrorBody;
-
-    /// How the client reads the API's error answers.
-    pub const ERRORS: VendorErrors<'static> = crate::errors::ERRORS;
-
-    /// How the client reads the blob host's error answers.
-    pub const BLOB_ERRORS: VendorErrors<'static> = crate::errors::BLOB_ERRORS;
-
-    /// The message of an error body.
-    pub fn describe(body: &ErrorBody) -> VendorError {
-        crate::errors::describe(body)
-    }
-
-    /// The error body made for a non-JSON error answer.
-    pub fn body_for(text: String) -> serde_json::Value {
-        crate::errors::body_for(text)
-    }
-
-    /// When a token with this `expiresInSeconds` expires, issued at `now`.
-    pub fn token_expiry(
-        now: chrono::DateTime<chrono::Utc>,
-        expires_in_seconds: Option<i64>,
-    ) -> Option<chrono::DateTime<chrono::Utc>> {
-        crate::client::token_expiry(now, expires_in_seconds)
-    }
-
-    /// A generated-client error as the client reports it (correlation id kept).
-    pub async fn map(
-        operation: &str,
-        e: progenitor_client::Error<ErrorBody>,
-    ) -> report_core::Error {
-        crate::errors::map(operation, e).await
-    }
+/// Vendor-specific fuzz entry points (re-exported in `__fuzz`).
+mod fuzz_extras {
+    pub use crate::client::token_expiry;
+    pub use crate::errors::BLOB_ERRORS;
 }

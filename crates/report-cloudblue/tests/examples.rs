@@ -76,12 +76,39 @@ fn the_one_time_report_request_parses_as_the_post_body() {
     let body: CreateReportRequest = fixture!("create_report_request.json");
     assert_eq!(body.name, "Daily report");
     assert_eq!(body.customization_name.as_deref(), Some("string"));
-    assert_eq!(body.format, ReportFormat::Json);
+    assert_eq!(body.format, Some(ReportFormat::Json));
     assert_eq!(body.start_date, "2019-11-07T17:02:59.000Z");
-    assert_eq!(body.end_date, "2019-12-07T17:02:59.000Z");
+    assert_eq!(body.end_date.as_deref(), Some("2019-12-07T17:02:59.000Z"));
     // The document's stray `downloadUrl` is not part of the request and is not sent back.
     let sent = serde_json::to_value(&body).unwrap();
     assert!(sent.get("downloadUrl").is_none(), "{sent}");
+}
+
+/// cmp.yaml 1.6 requires only `name` and `startDate` of `createReport`.
+#[test]
+fn a_minimal_one_time_report_request_parses() {
+    let body: CreateReportRequest = fixture!("create_report_request_minimal.json");
+    assert_eq!(body.name, "Daily report");
+    assert_eq!(body.start_date, "2019-11-07T17:02:59.000Z");
+    assert_eq!((&body.format, &body.end_date), (&None, &None));
+    let sent = serde_json::to_value(&body).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::json!({"name": "Daily report", "startDate": "2019-11-07T17:02:59.000Z"})
+    );
+}
+
+/// The vendor's own `unknown` in every enum is a known value, and such a report waits on.
+#[test]
+fn the_vendors_unknown_values_parse_and_keep_the_job_waiting() {
+    let report: ReportItem = fixture!("report_unknown_values.json");
+    assert_eq!(report.status, Some(ReportStatus::VendorUnknown));
+    assert_eq!(report.type_, Some(ReportType::VendorUnknown));
+    assert_eq!(report.format, Some(ReportFormat::VendorUnknown));
+    let Status::Pending(progress) = CloudBlueAdapter::status_of(&report).unwrap() else {
+        panic!("an `unknown` report is not finished");
+    };
+    assert_eq!(progress.vendor_state, "unknown");
 }
 
 #[test]
@@ -110,7 +137,11 @@ fn the_one_time_report_response_parses() {
 #[test]
 fn the_token_exchange_parses() {
     let request: TokenRequest = fixture!("token_request.json");
-    assert_eq!(request.marketplace, "eu");
+    assert_eq!(request.marketplace.as_deref(), Some("eu"));
+    // cmp.yaml 1.6: the marketplace is optional (the user's default applies).
+    let request: TokenRequest = fixture!("token_request_without_marketplace.json");
+    assert_eq!(request.marketplace, None);
+    assert_eq!(serde_json::to_string(&request).unwrap(), "{}");
     let token: Token = fixture!("token_response.json");
     assert_eq!(token.token, "eyJwcm...0fQtrLk4RToj51HAmsRXO78");
     assert_eq!(token.expires_in_seconds, Some(1500));

@@ -84,9 +84,9 @@ fn error_body(status: i32, message: &str, correlation_id: Option<&str>) -> Error
 
 /// `POST /token` answering `token` to the right credentials and body only.
 fn token_mock<'a>(api: &'a MockServer, token: &str, expires_in_seconds: i64) -> Mock<'a> {
-    api.create_token(|when, then| {
+    api.generate_auth_token(|when, then| {
         when.body(&TokenRequest {
-            marketplace: "eu".into(),
+            marketplace: Some("eu".into()),
         })
         .into_inner()
         .header("authorization", BASIC)
@@ -111,8 +111,8 @@ fn create_mock<'a>(api: &'a MockServer, token: &str) -> Mock<'a> {
 
 /// `GET /reports/{ID}` with a valid token, answering `item`.
 fn report_mock<'a>(api: &'a MockServer, token: &str, item: &ReportItem) -> Mock<'a> {
-    api.get_report(|when, then| {
-        when.id(ID)
+    api.get_report_by_id(|when, then| {
+        when.report_id(ID)
             .into_inner()
             .header("authorization", format!("Bearer {token}"))
             .header("x-subscription-key", KEY);
@@ -259,7 +259,7 @@ async fn a_report_that_failed_on_the_vendor_side_is_a_job_failure() {
 #[tokio::test]
 async fn refused_credentials_are_an_auth_error_before_any_report_request() {
     let api = MockServer::start_async().await;
-    let token = api.create_token(|_when, then| {
+    let token = api.generate_auth_token(|_when, then| {
         then.client_error(401, &error_body(401, "Bad credentials", None))
             .into_inner()
             .header("X-Correlation-ID", "corr-token");
@@ -293,8 +293,8 @@ async fn an_expired_token_mid_job_is_renewed_once_and_the_job_goes_on() {
 
     // The server now refuses jwt-1 and hands out jwt-2.
     let second_token = token_mock(&api, "jwt-2", 1500);
-    let refused = api.get_report(|when, then| {
-        when.id(ID)
+    let refused = api.get_report_by_id(|when, then| {
+        when.report_id(ID)
             .into_inner()
             .header("authorization", "Bearer jwt-1");
         then.client_error(
@@ -318,8 +318,8 @@ async fn an_expired_token_mid_job_is_renewed_once_and_the_job_goes_on() {
 async fn a_token_refused_even_after_renewal_is_an_auth_error() {
     let api = MockServer::start_async().await;
     let token = token_mock(&api, "jwt-1", 1500);
-    api.get_report(|when, then| {
-        when.id(ID);
+    api.get_report_by_id(|when, then| {
+        when.report_id(ID);
         then.client_error(
             401,
             &error_body(401, "Invalid or expired token", Some("corr-401")),
@@ -357,8 +357,8 @@ async fn a_malformed_answer_is_a_decode_error_with_an_excerpt() {
     token_mock(&api, "jwt-1", 1500);
     create_mock(&api, "jwt-1");
     let job = start(&api).await.unwrap();
-    api.get_report(|when, then| {
-        when.id(ID);
+    api.get_report_by_id(|when, then| {
+        when.report_id(ID);
         then.into_inner()
             .status(200)
             .header("content-type", "application/json")
@@ -380,8 +380,8 @@ async fn a_malformed_answer_is_a_decode_error_with_an_excerpt() {
 async fn the_correlation_id_is_kept_in_errors() {
     let api = MockServer::start_async().await;
     token_mock(&api, "jwt-1", 1500);
-    let header = api.get_report(|when, then| {
-        when.id(ID);
+    let header = api.get_report_by_id(|when, then| {
+        when.report_id(ID);
         then.client_error(404, &error_body(404, "Report not found", Some("corr-body")))
             .into_inner()
             .header("X-Correlation-ID", "corr-header");
@@ -404,8 +404,8 @@ async fn the_correlation_id_is_kept_in_errors() {
     header.delete_async().await;
 
     // Without the header, the body's `correlationId` (other spelling of the body, too).
-    api.get_report(|when, then| {
-        when.id(ID);
+    api.get_report_by_id(|when, then| {
+        when.report_id(ID);
         then.client_error(
             400,
             &ErrorBody {
@@ -519,14 +519,14 @@ async fn cancelling_is_not_offered() {
 async fn reports_are_listed_with_every_filter() {
     let api = MockServer::start_async().await;
     token_mock(&api, "jwt-1", 1500);
-    let list = api.list_reports(|when, then| {
+    let list = api.get_reports(|when, then| {
         when.from(&day(5))
             .to(&day(30))
             .format(&ReportFormat::Json)
             .status(&ReportStatus::Completed)
             .type_(&ReportType::Daily)
             .name("daily-dr1")
-            .limit(20)
+            .limit(std::num::NonZeroU64::new(20))
             .offset(0)
             .into_inner()
             .header("authorization", "Bearer jwt-1")

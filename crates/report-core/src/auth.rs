@@ -2,12 +2,12 @@
 //! exchanged for short-lived tokens (OFD.ru's AuthToken, CloudBlue's JWT).
 
 use std::future::Future;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::Result;
+use crate::{Clock, Result, TokioClock};
 
 /// A token and when it expires (`None`: until the server refuses it).
 #[derive(Clone)]
@@ -28,12 +28,14 @@ impl std::fmt::Debug for Token {
 /// Caches one token; renews it `margin` before expiry, one renewal at a time.
 ///
 /// Each stored token gets a generation number, so a request that failed with an old token
-/// invalidates only that token, never a newer one another task already fetched.
+/// invalidates only that token, never a newer one another task already fetched. Expiry is
+/// judged on the cache's [`Clock`] (tokio's by default), so tests run it in virtual time.
 #[derive(Debug)]
 pub struct TokenCache {
     state: RwLock<State>,
     renewal: tokio::sync::Mutex<()>,
     margin: chrono::Duration,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug, Default)]
@@ -49,7 +51,19 @@ impl TokenCache {
             state: RwLock::default(),
             renewal: tokio::sync::Mutex::new(()),
             margin: chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::zero()),
+            clock: Arc::new(TokioClock::new()),
         }
+    }
+
+    /// The same cache judging expiry on `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time on the cache's clock (when a token's lifetime starts).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The cached token and its generation, if it is good for at least `margin` more.
@@ -75,11 +89,11 @@ impl TokenCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Token>>,
     {
-        if let Some((_, generation)) = self.usable(Utc::now()) {
+        if let Some((_, generation)) = self.usable(self.clock.now()) {
             return Ok(generation);
         }
         let _renewing = self.renewal.lock().await;
-        if let Some((_, generation)) = self.usable(Utc::now()) {
+        if let Some((_, generation)) = self.usable(self.clock.now()) {
             return Ok(generation);
         }
         let token = renew().await?;

@@ -1,6 +1,6 @@
 //! HTTP plumbing shared by every vendor crate: base-URL checks, client construction (TLS,
 //! timeouts, redirect rules), credential isolation, one tracing span per request, mapping
-//! progenitor's errors to [`Error`], and opening artifact URLs as byte streams.
+//! failed generated-client calls to [`Error`], and opening artifact URLs as byte streams.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use url::Url;
 
 use crate::adapter::Download;
+use crate::vendor_kit::ApiFailure;
 use crate::{BoxError, Compression, Error, Result, excerpt};
 
 /// Most bytes read of an error or unexpected body (HTML error pages can be large).
@@ -350,19 +351,19 @@ pub struct VendorError {
 }
 
 impl<'a> VendorErrors<'a> {
-    /// Converts a progenitor error to [`Error`], describing the typed error body with
+    /// Converts a failed generated-client call to [`Error`], describing the typed error body with
     /// `describe`. Bodies of unexpected responses are read up to [`ERROR_BODY_LIMIT`].
     pub async fn map<E>(
         &self,
         operation: &str,
-        err: progenitor_client::Error<E>,
+        err: ApiFailure<E>,
         describe: impl FnOnce(&E) -> VendorError,
     ) -> Error {
-        use progenitor_client::Error as P;
+        use ApiFailure as P;
         match err {
             P::InvalidRequest(msg) => Error::InvalidInput(msg),
-            P::CommunicationError(e) | P::InvalidUpgrade(e) => self.transport(operation, e),
-            P::ResponseBodyError(e) if caused_by_size_limit(&e) => Error::Decode {
+            P::Transport(e) => self.transport(operation, e),
+            P::Body(e) if caused_by_size_limit(&e) => Error::Decode {
                 vendor: self.vendor,
                 operation: operation.to_string(),
                 message: BodyTooLarge {
@@ -372,22 +373,21 @@ impl<'a> VendorErrors<'a> {
                 excerpt: String::new(),
                 source: None,
             },
-            P::ResponseBodyError(e) => Error::Transport {
+            P::Body(e) => Error::Transport {
                 operation: operation.to_string(),
                 maybe_sent: true,
                 source: transport_cause(&e).into(),
             },
-            P::ErrorResponse(value) => {
-                let status = value.status().as_u16();
-                let headers = value.headers().clone();
-                let described = describe(value.as_ref());
-                self.api(status, &headers, described)
-            }
-            P::InvalidResponsePayload(body, e) => {
+            P::Answer {
+                status,
+                headers,
+                body,
+            } => self.api(status.as_u16(), &headers, describe(&body)),
+            P::Payload { body, error } => {
                 // serde quotes the offending value: a token of an unexpected type must not be.
-                let message = crate::hide_credentials_of(&e.to_string(), &body);
-                let source: Option<BoxError> = if message == e.to_string() {
-                    Some(Box::new(e))
+                let message = crate::hide_credentials_of(&error.to_string(), &body);
+                let source: Option<BoxError> = if message == error.to_string() {
+                    Some(Box::new(error))
                 } else {
                     None
                 };
@@ -399,8 +399,7 @@ impl<'a> VendorErrors<'a> {
                     source,
                 }
             }
-            P::UnexpectedResponse(response) => self.unexpected(operation, response).await,
-            P::Custom(msg) => Error::InvalidInput(msg),
+            P::Unexpected(response) => self.unexpected(operation, response).await,
         }
     }
 

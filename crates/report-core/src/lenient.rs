@@ -81,17 +81,6 @@ macro_rules! lenient_enum {
             }
         }
 
-        impl ::schemars::JsonSchema for $name {
-            fn schema_name() -> ::std::string::String {
-                stringify!($name).to_string()
-            }
-            fn json_schema(_: &mut ::schemars::r#gen::SchemaGenerator) -> ::schemars::schema::Schema {
-                ::schemars::schema::SchemaObject {
-                    instance_type: Some(::schemars::schema::InstanceType::String.into()),
-                    ..Default::default()
-                }
-                .into()
-            }
-        }
+        $crate::string_json_schema!($name);
     };
 }

@@ -11,23 +11,36 @@
 //! - [`WaitPolicy`]: exponential backoff with jitter and a cap, an overall deadline, a budget of
 //!   consecutive transient errors, `Retry-After`, vendor ETAs and the progress rate.
 //! - [`Error`]: one error type for every vendor, with typed vendor codes and sources.
-//! - [`http`]: the HTTP plumbing vendor crates share (TLS, credential isolation, tracing).
+//! - [`HttpOptions`]: timeouts, user agent and the insecure-http opt-in of a vendor client.
 //!
-//! This crate knows no vendor.
+//! This crate knows no vendor. The plumbing vendor crates share (HTTP clients, credential
+//! isolation, the token cache, the vendor kit) lives in [`__private`]: it is for the vendor
+//! crates of this workspace, not part of the API, with no stability promise.
 
 mod adapter;
-pub mod auth;
+mod auth;
 mod clock;
 mod download;
 mod error;
-pub mod http;
+mod http;
 mod job;
 mod lenient;
 mod mask;
 mod policy;
+mod schema;
 mod sink;
 mod status;
 mod ticket;
+mod vendor_kit;
+
+/// The plumbing this workspace's vendor crates share. Not part of the API: no stability
+/// promise; it may change with any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::auth::{Token, TokenCache};
+    pub use crate::http::*;
+    pub use crate::vendor_kit::*;
+}
 
 pub use adapter::{Download, ReportAdapter, Started};
 pub use clock::{Clock, TokioClock, VirtualClock};
@@ -36,6 +49,7 @@ pub use download::{
     leftover_temporary_files,
 };
 pub use error::{BoxError, EXCERPT_LEN, Error, Result, excerpt};
+pub use http::{HttpOptions, redact_query};
 pub use job::{Job, JobStats, Step, WaitState};
 pub use mask::{hide_credentials_of, is_credential_name, mask_credentials};
 pub use policy::{Scheduler, SchedulerState, WaitPolicy};

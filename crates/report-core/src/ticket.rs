@@ -1,15 +1,18 @@
 //! The serializable handle of a started report: enough to poll, download or cancel it later,
 //! from another process or machine. It never holds a credential.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::{Error, Result};
 
 /// The ticket format this version writes. Readers accept this version and older ones.
-pub const TICKET_VERSION: u32 = 1;
+///
+/// Version 2 keeps the vendor's state as typed JSON under `state`; version 1 kept strings
+/// under `data`, and is still read (into `state`).
+pub const TICKET_VERSION: u32 = 2;
 
 /// Most bytes of a serialized ticket: real tickets take a few hundred. Read ticket files with
 /// [`Ticket::from_reader_limited`] (or stop at this many bytes) so `/dev/zero` cannot
@@ -32,10 +35,11 @@ pub struct Ticket {
     pub id: String,
     /// When the job was started, by the starting machine's clock.
     pub started_at: DateTime<Utc>,
-    /// Vendor-specific values needed to find the report again (agreement id, account id…).
-    /// Never credentials.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub data: BTreeMap<String, String>,
+    /// The vendor's state needed to find the report again (agreement id, account id…), as
+    /// its adapter's typed struct serialized ([`with_state`](Self::with_state),
+    /// [`state`](Self::state)). Never credentials. Version 1 tickets call it `data`.
+    #[serde(default, alias = "data", skip_serializing_if = "Map::is_empty")]
+    pub state: Map<String, Value>,
 }
 
 impl Ticket {
@@ -50,22 +54,46 @@ impl Ticket {
             vendor: vendor.into(),
             id: id.into(),
             started_at,
-            data: BTreeMap::new(),
+            state: Map::new(),
         }
     }
 
-    /// Adds a vendor-specific value.
+    /// Adds the fields of the vendor's typed state (a struct serializing to a JSON object).
+    pub fn with_state(mut self, state: &impl Serialize) -> Result<Self> {
+        match serde_json::to_value(state) {
+            Ok(Value::Object(fields)) => {
+                self.state.extend(fields);
+                Ok(self)
+            }
+            Ok(other) => Err(Error::Ticket(format!(
+                "vendor state must be a JSON object, not {other}"
+            ))),
+            Err(e) => Err(Error::Ticket(format!(
+                "vendor state does not serialize: {e}"
+            ))),
+        }
+    }
+
+    /// The vendor's typed state. Fields the type does not know are ignored unless it denies
+    /// them; a missing or mistyped field is an [`Error::Ticket`] naming the ticket.
+    pub fn state<S: DeserializeOwned>(&self) -> Result<S> {
+        serde_json::from_value(Value::Object(self.state.clone()))
+            .map_err(|e| Error::Ticket(format!("{} ticket {}: {e}", self.vendor, self.id)))
+    }
+
+    /// Adds one string value to the vendor state (prefer a typed [`with_state`](Self::with_state)).
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
-        self.data.insert(key.to_string(), value.into());
+        self.state
+            .insert(key.to_string(), Value::String(value.into()));
         self
     }
 
-    /// A vendor-specific value, or `None`.
+    /// One string value of the vendor state, or `None`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.data.get(key).map(String::as_str)
+        self.state.get(key).and_then(Value::as_str)
     }
 
-    /// A vendor-specific value the adapter cannot do without.
+    /// One string value of the vendor state the adapter cannot do without.
     pub fn require(&self, key: &str) -> Result<&str> {
         self.get(key).ok_or_else(|| {
             Error::Ticket(format!("{} ticket {} lacks `{key}`", self.vendor, self.id))

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use report_core::{
     Artifact, Compression, Download, DownloadOptions, Error, Job, Progress, ReportAdapter, Result,
-    Started, Status, Ticket, TokioClock, WaitPolicy,
+    Started, Status, TICKET_VERSION, Ticket, TokioClock, WaitPolicy,
 };
 
 fn transport(maybe_sent: bool) -> Error {
@@ -365,7 +365,10 @@ fn ticket_format_snapshot_and_versioning() {
     insta::assert_snapshot!(ticket.to_json());
     assert_eq!(Ticket::from_json(&ticket.to_json()).unwrap(), ticket);
 
-    let newer = ticket.to_json().replace("\"version\":1", "\"version\":2");
+    let newer = ticket.to_json().replace(
+        &format!("\"version\":{TICKET_VERSION}"),
+        &format!("\"version\":{}", TICKET_VERSION + 1),
+    );
     let err = Ticket::from_json(&newer).unwrap_err();
     assert!(
         err.to_string()

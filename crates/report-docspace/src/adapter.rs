@@ -24,10 +24,11 @@ use report_core::{
     Ticket,
 };
 
+use crate::VENDOR;
 use crate::client::DocSpaceClient;
-use crate::errors::{DocSpaceErrorCode, VENDOR, own_error};
-use crate::generated::types::{self, OperationStatus, SortOrder};
-use crate::lenient::{FileId, TaskStatus};
+use crate::errors::{DocSpaceErrorCode, own_error};
+use crate::generated::types::{self, OperationStatus};
+use crate::lenient::{FileId, OperationType, SortOrder, TaskStatus};
 
 /// Artifact key of the result file's id.
 const FILE_ID: &str = "file_id";
@@ -137,7 +138,7 @@ impl DocSpaceReportRequest {
             credit: self.credit,
             debit: self.debit,
             service_name: self.service_name.clone(),
-            type_: self.operation_type.clone(),
+            type_: self.operation_type.clone().map(OperationType::Name),
             status: self.status,
             order_by: self.order_by.clone(),
             order_type: self.order_type,

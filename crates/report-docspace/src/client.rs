@@ -2,13 +2,13 @@
 //! portal's own origin only, error answers (HTML ones included) become typed errors, and the
 //! result file is opened through a pre-signed URL or, failing that, the portal's file handler.
 
-use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
-use report_core::http::{self, HttpOptions, Redirects};
-use report_core::{Download, Error, ExposeSecret, Result, SecretString};
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use report_core::__private::{self as kit, Endpoint, Redirects, SecretHeader};
+use report_core::{Download, Error, ExposeSecret, HttpOptions, Result, SecretString};
+use reqwest::header::AUTHORIZATION;
 use url::Url;
 
-use crate::errors::{self, ERRORS};
+use crate::Profile;
+use crate::errors;
 use crate::generated::{self, types};
 use crate::lenient::FileId;
 
@@ -16,7 +16,7 @@ use crate::lenient::FileId;
 #[derive(Clone, Debug)]
 pub struct DocSpaceConfig {
     /// The portal, e.g. `https://yourportal.onlyoffice.com`.
-    pub portal_url: String,
+    pub base_url: String,
     /// API key (personal access token, `sk-…`; redacted in `Debug`).
     pub api_key: SecretString,
     /// Timeouts, user agent, insecure-http opt-in.
@@ -27,155 +27,56 @@ impl DocSpaceConfig {
     /// This portal with this API key.
     pub fn new(portal_url: impl Into<String>, api_key: impl Into<String>) -> Self {
         DocSpaceConfig {
-            portal_url: portal_url.into(),
+            base_url: portal_url.into(),
             api_key: SecretString::from(api_key.into()),
             http: HttpOptions::default(),
         }
     }
-
-    /// Other HTTP options.
-    pub fn with_http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
-    }
 }
-
-/// State the generated client's hooks read: the portal origin and the API key.
-#[derive(Clone, Debug)]
-pub struct Inner {
-    base: Url,
-    api_key: SecretString,
-}
-
-impl Inner {
-    /// The `Authorization` value, marked sensitive so reqwest never prints it.
-    fn bearer(&self) -> Option<HeaderValue> {
-        let mut value =
-            HeaderValue::from_str(&format!("Bearer {}", self.api_key.expose_secret())).ok()?;
-        value.set_sensitive(true);
-        Some(value)
-    }
-
-    /// Adds the key to a request for the portal's own origin; any other origin gets nothing.
-    fn authorize(&self, request: &mut reqwest::Request) {
-        if !http::may_carry_credentials(&self.base, request.url()) {
-            return;
-        }
-        if let Some(value) = self.bearer() {
-            request.headers_mut().insert(AUTHORIZATION, value);
-        }
-    }
-}
-
-impl ClientHooks<Inner> for generated::Client {
-    async fn pre<E>(
-        &self,
-        request: &mut reqwest::Request,
-        _info: &OperationInfo,
-    ) -> std::result::Result<(), progenitor_client::Error<E>> {
-        self.inner.authorize(request);
-        Ok(())
-    }
-
-    async fn exec(
-        &self,
-        request: reqwest::Request,
-        info: &OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
-        let response = http::traced_execute(&self.client, request, info.operation_id).await?;
-        // 502/503 from a proxy answer HTML: turn it into the error envelope so the status and
-        // Retry-After survive decoding.
-        http::guard_response(response, errors::envelope_for).await
-    }
-}
-
-type ApiResult<T> =
-    std::result::Result<ResponseValue<T>, progenitor_client::Error<types::ErrorEnvelope>>;
 
 /// A DocSpace API client that sends your API key, and only to your portal.
 ///
 /// Cloning is cheap.
 #[derive(Clone, Debug)]
 pub struct DocSpaceClient {
-    api: generated::Client,
-    /// Downloads from the portal (carry the key; redirects only within the portal).
+    pub(crate) api: generated::Client,
+    /// Downloads. The file handler answers a 302 to a pre-signed storage URL that may be on
+    /// another host, so redirects are followed; the key is an `Authorization` header, which the
+    /// HTTP client drops on a redirect to another origin, and is only ever added for the
+    /// portal's own URLs.
     downloads: reqwest::Client,
-    /// Downloads from pre-signed URLs elsewhere (carry nothing; may follow redirects).
-    anonymous: reqwest::Client,
-    base: Url,
 }
 
 impl DocSpaceClient {
     /// Checks the configuration (no request is sent).
     pub fn new(config: DocSpaceConfig) -> Result<Self> {
-        let base = http::check_base_url(&config.portal_url, config.http.allow_insecure_http)?;
+        let endpoint = Endpoint::new(&config.base_url, &config.http, Redirects::Any)?;
         let key = config.api_key.expose_secret();
         if key.trim().is_empty() {
             return Err(Error::InvalidInput("DocSpace API key is empty".into()));
         }
-        if key.trim() != key || HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
+        // The key goes as `Authorization: Bearer …` to the portal's own origin only.
+        let bearer = SecretString::from(format!("Bearer {key}"));
+        let credentials = SecretHeader::new(endpoint.base.clone(), AUTHORIZATION, bearer)
+            .filter(|_| key.trim() == key)
             // Never echo the key itself.
-            return Err(Error::InvalidInput(
-                "DocSpace API key has spaces or characters an HTTP header cannot carry".into(),
-            ));
-        }
-        let api_http = http::build_client(&config.http, Redirects::SameOriginOnly, false)?;
-        let downloads = http::build_client(&config.http, Redirects::SameOriginOnly, true)?;
-        let anonymous = http::build_client(&config.http, Redirects::Any, true)?;
-        let inner = Inner {
-            base: base.clone(),
-            api_key: config.api_key,
-        };
+            .ok_or_else(|| {
+                Error::InvalidInput(
+                    "DocSpace API key has spaces or characters an HTTP header cannot carry".into(),
+                )
+            })?;
         Ok(DocSpaceClient {
-            api: generated::Client::new_with_client(
-                base.as_str().trim_end_matches('/'),
-                api_http,
-                inner,
-            ),
-            downloads,
-            anonymous,
-            base,
+            api: crate::generated_kit::generated_client(&endpoint, credentials),
+            downloads: endpoint.downloads,
         })
-    }
-
-    /// The portal URL.
-    pub fn base_url(&self) -> &Url {
-        &self.base
-    }
-
-    /// The generated client, for calls this wrapper does not cover (requests carry the key).
-    pub fn api(&self) -> &generated::Client {
-        &self.api
-    }
-
-    /// Runs one generated operation, mapping its error to [`Error`].
-    ///
-    /// ```no_run
-    /// # async fn demo(client: report_docspace::DocSpaceClient) -> report_docspace::Result<()> {
-    /// let envelope = client
-    ///     .call("getCustomerOperationsReport", client.api().get_customer_operations_report().send())
-    ///     .await?;
-    /// println!("{} task(s)", envelope.count.unwrap_or(0));
-    /// # Ok(()) }
-    /// ```
-    pub async fn call<T>(
-        &self,
-        operation: &str,
-        answer: impl Future<Output = ApiResult<T>>,
-    ) -> Result<T> {
-        match answer.await {
-            Ok(value) => Ok(value.into_inner()),
-            Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
-        }
     }
 
     /// The user's current report task; `None` when there is none.
     pub async fn current_task(&self) -> Result<Option<types::DocumentBuilderTaskDto>> {
         let envelope = self
-            .call(
-                "getCustomerOperationsReport",
-                self.api.get_customer_operations_report().send(),
-            )
+            .call("getCustomerOperationsReport", || {
+                self.api.get_customer_operations_report().send()
+            })
             .await?;
         Ok(envelope.response)
     }
@@ -187,13 +88,12 @@ impl DocSpaceClient {
     ) -> Result<types::DocumentBuilderTaskDto> {
         const OPERATION: &str = "createCustomerOperationsReport";
         let envelope = self
-            .call(
-                OPERATION,
+            .call(OPERATION, || {
                 self.api
                     .create_customer_operations_report()
                     .body(body.clone())
-                    .send(),
-            )
+                    .send()
+            })
             .await?;
         envelope
             .response
@@ -203,43 +103,40 @@ impl DocSpaceClient {
     /// Terminates the user's report task; answers the task if the server returned it.
     pub async fn terminate_task(&self) -> Result<Option<types::DocumentBuilderTaskDto>> {
         let envelope = self
-            .call(
-                "terminateCustomerOperationsReport",
-                self.api.terminate_customer_operations_report().send(),
-            )
+            .call("terminateCustomerOperationsReport", || {
+                self.api.terminate_customer_operations_report().send()
+            })
             .await?;
         Ok(envelope.response)
     }
 
     /// A pre-signed download URL of a file (relative answers are resolved against the portal).
     pub async fn presigned_uri(&self, file_id: &FileId) -> Result<Url> {
-        const OPERATION: &str = "getPresignedFileUri";
+        const OPERATION: &str = "getPresignedUri";
         let id = file_id.to_string();
         let envelope = self
-            .call(
-                OPERATION,
-                self.api
-                    .get_presigned_file_uri()
-                    .file_id(id.as_str())
-                    .send(),
-            )
+            .call(OPERATION, || {
+                self.api.get_presigned_uri().file_id(id.as_str()).send()
+            })
             .await?;
         let text = envelope
             .response
             .filter(|u| !u.trim().is_empty())
             .ok_or_else(|| errors::missing(OPERATION, "response"))?;
-        self.base.join(text.trim()).map_err(|e| Error::Decode {
-            vendor: errors::VENDOR,
-            operation: OPERATION.into(),
-            message: format!("the answer is not a URL: {e}"),
-            excerpt: report_core::excerpt(text.as_bytes()),
-            source: None,
-        })
+        self.base_url()
+            .join(text.trim())
+            .map_err(|e| Error::Decode {
+                vendor: crate::VENDOR,
+                operation: OPERATION.into(),
+                message: format!("the answer is not a URL: {e}"),
+                excerpt: report_core::excerpt(text.as_bytes()),
+                source: None,
+            })
     }
 
     /// The portal's file-handler URL of a file, opened with the API key.
     pub fn file_handler_url(&self, file_id: &FileId) -> Url {
-        let mut url = self.base.clone();
+        let mut url = self.base_url().clone();
         let path = format!("{}/filehandler.ashx", url.path().trim_end_matches('/'));
         url.set_path(&path);
         url.query_pairs_mut()
@@ -263,25 +160,15 @@ impl DocSpaceClient {
 
     /// Opens a URL: with the key on the portal's origin, without it anywhere else.
     pub async fn open(&self, url: &Url, offset: u64) -> Result<Download> {
-        let own = http::same_origin(url, &self.base);
-        let client = if own {
-            &self.downloads
-        } else {
-            &self.anonymous
-        };
-        let bearer = self.api.inner.bearer();
+        let (name, value) = self.api.inner.header();
         // open_url calls the closure only for the portal's origin: a foreign pre-signed URL
         // never receives the key.
-        http::open_url(
-            client,
-            &ERRORS,
+        kit::open::<Profile>(
+            &self.downloads,
             url.as_str(),
             offset,
-            &self.base,
-            move |rb| match bearer {
-                Some(value) => rb.header(AUTHORIZATION, value),
-                None => rb,
-            },
+            self.base_url(),
+            move |rb| rb.header(name, value),
         )
         .await
     }
@@ -360,7 +247,7 @@ mod tests {
             reqwest::Method::GET,
             "https://portal.example/api/2.0/x".parse().unwrap(),
         );
-        c.api.inner.authorize(&mut own);
+        kit::pre_hook(&c.api.inner, &mut own, "any").unwrap();
         assert_eq!(
             own.headers()[AUTHORIZATION].to_str().unwrap(),
             "Bearer sk-test"
@@ -369,7 +256,7 @@ mod tests {
             reqwest::Method::GET,
             "https://bucket.example/f".parse().unwrap(),
         );
-        c.api.inner.authorize(&mut foreign);
+        kit::pre_hook(&c.api.inner, &mut foreign, "any").unwrap();
         assert!(foreign.headers().get(AUTHORIZATION).is_none());
     }
 }

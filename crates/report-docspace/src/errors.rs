@@ -1,13 +1,11 @@
 //! How DocSpace's failure envelope becomes a [`report_core::Error`], and the codes this crate
 //! gives the errors it detects itself.
 
+use report_core::__private::VendorError;
 use report_core::Error;
-use report_core::http::{VendorError, VendorErrors};
 
+use crate::VENDOR;
 use crate::generated::types::ErrorEnvelope;
-
-/// The short vendor name used in errors and tickets.
-pub const VENDOR: &str = "docspace";
 
 report_core::lenient_enum! {
     /// Codes of the errors and failed statuses this crate reports on its own (DocSpace's own
@@ -35,15 +33,8 @@ impl DocSpaceErrorCode {
     }
 }
 
-/// How DocSpace's errors are read: 401 is a missing or refused API key. A 403 is "Access
-/// denied" (not an admin, tariff not configured): a permission problem, not a bad key.
-pub(crate) const ERRORS: VendorErrors<'static> = VendorErrors {
-    vendor: VENDOR,
-    request_id_header: None,
-    auth_statuses: &[401],
-};
-
-/// Code and message of a failure envelope.
+/// Code and message of a failure envelope: the exception's message and type, or the messages
+/// of ASP.NET problem details (a validation 400), wrapped under `response` or bare.
 pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
     let info = envelope.error.as_ref();
     let code = info
@@ -52,6 +43,7 @@ pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
     let message = info
         .and_then(|e| e.message.clone())
         .filter(|m| !m.trim().is_empty())
+        .or_else(|| problem_details(envelope))
         .unwrap_or_else(|| match envelope.status_code {
             Some(status) => format!("no error message (statusCode {status})"),
             None => "no error message (empty failure envelope)".to_string(),
@@ -59,33 +51,40 @@ pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
     VendorError { code, message }
 }
 
-/// The failure envelope for a non-JSON error body, e.g. a proxy's HTML 502 page (see
-/// [`report_core::http::normalize_error_response`]).
-pub(crate) fn envelope_for(text: String) -> serde_json::Value {
-    serde_json::json!({ "error": { "message": text }, "status": 1 })
+/// `title (field: message; …)` of problem details, wrapped or bare.
+fn problem_details(envelope: &ErrorEnvelope) -> Option<String> {
+    let wrapped = envelope.response.as_ref();
+    let title = wrapped
+        .and_then(|p| p.title.clone())
+        .or_else(|| envelope.title.clone())
+        .filter(|t| !t.trim().is_empty());
+    let errors = wrapped
+        .and_then(|p| p.errors.as_ref())
+        .or(envelope.errors.as_ref());
+    let fields: Vec<String> = errors
+        .into_iter()
+        .flatten()
+        .map(|(field, messages)| format!("{field}: {}", messages.join(" ")))
+        .collect();
+    match (title, fields.is_empty()) {
+        (None, true) => None,
+        (Some(title), true) => Some(title),
+        (title, false) => Some(format!(
+            "{} ({})",
+            title.as_deref().unwrap_or("invalid request"),
+            fields.join("; ")
+        )),
+    }
 }
 
 /// Our own error: DocSpace answered, but not what a job can continue with.
 pub(crate) fn own_error(code: DocSpaceErrorCode, message: String) -> Error {
-    Error::Api {
-        vendor: VENDOR,
-        status: None,
-        code: Some(code.to_string()),
-        message,
-        request_id: None,
-        retry_after: None,
-    }
+    Error::detected(VENDOR, code, message)
 }
 
 /// A success answer lacking a field the operation cannot do without.
 pub(crate) fn missing(operation: &str, field: &str) -> Error {
-    Error::Decode {
-        vendor: VENDOR,
-        operation: operation.to_string(),
-        message: format!("the answer has no `{field}`"),
-        excerpt: String::new(),
-        source: None,
-    }
+    Error::missing_field(VENDOR, operation, field)
 }
 
 #[cfg(test)]
@@ -104,6 +103,7 @@ mod tests {
             }),
             status: Some(1),
             status_code: Some(403),
+            ..ErrorEnvelope::default()
         };
         let described = describe(&envelope);
         assert_eq!(described.message, "Access denied");
@@ -113,6 +113,37 @@ mod tests {
         );
         let empty = describe(&ErrorEnvelope::default());
         assert!(empty.message.contains("empty failure envelope"));
+    }
+
+    /// A validation 400 carries ASP.NET problem details, under `response` or bare; null
+    /// exception fields are accepted.
+    #[test]
+    fn problem_details_are_read_wrapped_or_bare() {
+        let details = serde_json::json!({
+            "title": "One or more validation errors occurred.",
+            "status": 400,
+            "errors": {"$.orderType": ["The JSON value could not be converted."]},
+            "traceId": "00-abc-01"
+        });
+        let wrapped: ErrorEnvelope = serde_json::from_value(serde_json::json!({
+            "response": details, "count": 1, "status": 1, "statusCode": 400
+        }))
+        .unwrap();
+        let bare: ErrorEnvelope = serde_json::from_value(details).unwrap();
+        for envelope in [wrapped, bare] {
+            let described = describe(&envelope);
+            assert_eq!(
+                described.message,
+                "One or more validation errors occurred. ($.orderType: The JSON value could not be converted.)"
+            );
+        }
+        let nulls: ErrorEnvelope = serde_json::from_value(serde_json::json!({
+            "error": {"message": "Tariff service is not configured", "type": null, "stack": null, "hresult": 0},
+            "status": 1, "statusCode": 403
+        }))
+        .unwrap();
+        assert_eq!(describe(&nulls).message, "Tariff service is not configured");
+        assert_eq!(describe(&nulls).code, None);
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub mod types {
             rename = "orderType",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub order_type: ::std::option::Option<SortOrder>,
+        pub order_type: ::std::option::Option<crate::lenient::SortOrder>,
         ///Only operations of this participant (customer).
         #[serde(
             rename = "participantName",
@@ -64,12 +64,11 @@ pub mod types {
         pub start_date: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<OperationStatus>,
-        ///Only operations of this type.
         #[serde(
             rename = "type",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub type_: ::std::option::Option<::std::string::String>,
+        pub type_: ::std::option::Option<crate::lenient::OperationType>,
     }
     impl CustomerOperationsReportRequest {
         pub fn builder() -> builder::CustomerOperationsReportRequest {
@@ -177,7 +176,17 @@ pub mod types {
     pub struct ErrorEnvelope {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<ErrorInfo>,
-        ///1 for an error.
+        ///Bare problem details' messages by field.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub errors: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                ::std::vec::Vec<::std::string::String>,
+            >,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub response: ::std::option::Option<ProblemDetails>,
+        ///1 for an error (the HTTP status in bare problem details).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<i32>,
         ///The HTTP status.
@@ -186,6 +195,15 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub status_code: ::std::option::Option<i32>,
+        ///Bare problem details' summary.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub title: ::std::option::Option<::std::string::String>,
+        ///Bare problem details' trace id.
+        #[serde(
+            rename = "traceId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub trace_id: ::std::option::Option<::std::string::String>,
     }
     impl ErrorEnvelope {
         pub fn builder() -> builder::ErrorEnvelope {
@@ -203,16 +221,16 @@ pub mod types {
         schemars::JsonSchema,
     )]
     pub struct ErrorInfo {
-        ///The exception's HRESULT.
+        ///The exception's HRESULT (0 at times).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub hresult: ::std::option::Option<i64>,
         ///Human-readable message, e.g. `Access denied`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub message: ::std::option::Option<::std::string::String>,
-        ///Server stack trace (debug portals only).
+        ///Server stack trace (debug portals only; `null` at times).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub stack: ::std::option::Option<::std::string::String>,
-        ///The server's exception type, e.g. `System.Security.SecurityException`.
+        ///The server's exception type, e.g. `System.Security.SecurityException` (`null` at times).
         #[serde(
             rename = "type",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -247,7 +265,7 @@ pub mod types {
             Default::default()
         }
     }
-    ///State of the customer operations to include. Sent as the name (*unverified*; the server also accepts names for its enums).
+    ///State of the customer operations to include (`OperationStatus`, with a string converter on the server; sent as the name).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -303,54 +321,42 @@ pub mod types {
             value.parse()
         }
     }
-    ///Sort direction. Sent as the name (*unverified*, as for OperationStatus).
+    /// ASP.NET's answer to a request that fails model validation (a 400). DocSpace's response
+    /// wrapper puts it under `response` of the failure envelope, or it comes bare.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
         Clone,
-        Copy,
         Debug,
-        Eq,
-        Hash,
-        Ord,
+        Default,
         PartialEq,
-        PartialOrd,
         schemars::JsonSchema,
     )]
-    pub enum SortOrder {
-        Descending,
-        Ascending,
+    pub struct ProblemDetails {
+        ///Messages by field.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub errors: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                ::std::vec::Vec<::std::string::String>,
+            >,
+        >,
+        ///The HTTP status.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<i32>,
+        ///Summary, e.g. `One or more validation errors occurred.`
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub title: ::std::option::Option<::std::string::String>,
+        ///Id of the request in the server's traces.
+        #[serde(
+            rename = "traceId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub trace_id: ::std::option::Option<::std::string::String>,
     }
-    impl ::std::fmt::Display for SortOrder {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Descending => f.write_str("Descending"),
-                Self::Ascending => f.write_str("Ascending"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for SortOrder {
-        type Err = self::error::ConversionError;
-        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "Descending" => Ok(Self::Descending),
-                "Ascending" => Ok(Self::Ascending),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for SortOrder {
-        type Error = self::error::ConversionError;
-        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for SortOrder {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
+    impl ProblemDetails {
+        pub fn builder() -> builder::ProblemDetails {
+            Default::default()
         }
     }
     ///A string in the success envelope.
@@ -406,7 +412,7 @@ pub mod types {
                 ::std::string::String,
             >,
             order_type: ::std::result::Result<
-                ::std::option::Option<super::SortOrder>,
+                ::std::option::Option<crate::lenient::SortOrder>,
                 ::std::string::String,
             >,
             participant_name: ::std::result::Result<
@@ -426,7 +432,7 @@ pub mod types {
                 ::std::string::String,
             >,
             type_: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<crate::lenient::OperationType>,
                 ::std::string::String,
             >,
         }
@@ -491,7 +497,7 @@ pub mod types {
             }
             pub fn order_type<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::SortOrder>>,
+                T: ::std::convert::TryInto<::std::option::Option<crate::lenient::SortOrder>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.order_type = value
@@ -543,7 +549,7 @@ pub mod types {
             }
             pub fn type_<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::option::Option<crate::lenient::OperationType>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.type_ = value
@@ -860,15 +866,40 @@ pub mod types {
                 ::std::option::Option<super::ErrorInfo>,
                 ::std::string::String,
             >,
+            errors: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::vec::Vec<::std::string::String>,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            response: ::std::result::Result<
+                ::std::option::Option<super::ProblemDetails>,
+                ::std::string::String,
+            >,
             status: ::std::result::Result<::std::option::Option<i32>, ::std::string::String>,
             status_code: ::std::result::Result<::std::option::Option<i32>, ::std::string::String>,
+            title: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            trace_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for ErrorEnvelope {
             fn default() -> Self {
                 Self {
                     error: Ok(Default::default()),
+                    errors: Ok(Default::default()),
+                    response: Ok(Default::default()),
                     status: Ok(Default::default()),
                     status_code: Ok(Default::default()),
+                    title: Ok(Default::default()),
+                    trace_id: Ok(Default::default()),
                 }
             }
         }
@@ -881,6 +912,33 @@ pub mod types {
                 self.error = value
                     .try_into()
                     .map_err(|e| format!("error converting supplied value for error: {e}"));
+                self
+            }
+            pub fn errors<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<
+                            ::std::collections::HashMap<
+                                ::std::string::String,
+                                ::std::vec::Vec<::std::string::String>,
+                            >,
+                        >,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.errors = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for errors: {e}"));
+                self
+            }
+            pub fn response<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ProblemDetails>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.response = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for response: {e}"));
                 self
             }
             pub fn status<T>(mut self, value: T) -> Self
@@ -903,6 +961,26 @@ pub mod types {
                     .map_err(|e| format!("error converting supplied value for status_code: {e}"));
                 self
             }
+            pub fn title<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.title = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for title: {e}"));
+                self
+            }
+            pub fn trace_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.trace_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for trace_id: {e}"));
+                self
+            }
         }
         impl ::std::convert::TryFrom<ErrorEnvelope> for super::ErrorEnvelope {
             type Error = super::error::ConversionError;
@@ -911,8 +989,12 @@ pub mod types {
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     error: value.error?,
+                    errors: value.errors?,
+                    response: value.response?,
                     status: value.status?,
                     status_code: value.status_code?,
+                    title: value.title?,
+                    trace_id: value.trace_id?,
                 })
             }
         }
@@ -920,8 +1002,12 @@ pub mod types {
             fn from(value: super::ErrorEnvelope) -> Self {
                 Self {
                     error: Ok(value.error),
+                    errors: Ok(value.errors),
+                    response: Ok(value.response),
                     status: Ok(value.status),
                     status_code: Ok(value.status_code),
+                    title: Ok(value.title),
+                    trace_id: Ok(value.trace_id),
                 }
             }
         }
@@ -1071,6 +1157,109 @@ pub mod types {
                 Self {
                     action: Ok(value.action),
                     href: Ok(value.href),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ProblemDetails {
+            errors: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::vec::Vec<::std::string::String>,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<::std::option::Option<i32>, ::std::string::String>,
+            title: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            trace_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ProblemDetails {
+            fn default() -> Self {
+                Self {
+                    errors: Ok(Default::default()),
+                    status: Ok(Default::default()),
+                    title: Ok(Default::default()),
+                    trace_id: Ok(Default::default()),
+                }
+            }
+        }
+        impl ProblemDetails {
+            pub fn errors<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                        ::std::option::Option<
+                            ::std::collections::HashMap<
+                                ::std::string::String,
+                                ::std::vec::Vec<::std::string::String>,
+                            >,
+                        >,
+                    >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.errors = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for errors: {e}"));
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for status: {e}"));
+                self
+            }
+            pub fn title<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.title = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for title: {e}"));
+                self
+            }
+            pub fn trace_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.trace_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for trace_id: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ProblemDetails> for super::ProblemDetails {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ProblemDetails,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    errors: value.errors?,
+                    status: value.status?,
+                    title: value.title?,
+                    trace_id: value.trace_id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ProblemDetails> for ProblemDetails {
+            fn from(value: super::ProblemDetails) -> Self {
+                Self {
+                    errors: Ok(value.errors),
+                    status: Ok(value.status),
+                    title: Ok(value.title),
+                    trace_id: Ok(value.trace_id),
                 }
             }
         }
@@ -1248,7 +1437,7 @@ pub mod types {
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
-    pub(crate) inner: crate::client::Inner,
+    pub(crate) inner: report_core::__private::SecretHeader,
 }
 impl Client {
     /// Create a new client.
@@ -1256,7 +1445,7 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new(baseurl: &str, inner: crate::client::Inner) -> Self {
+    pub fn new(baseurl: &str, inner: report_core::__private::SecretHeader) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
@@ -1277,7 +1466,7 @@ impl Client {
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
-        inner: crate::client::Inner,
+        inner: report_core::__private::SecretHeader,
     ) -> Self {
         Self {
             baseurl: baseurl.to_string(),
@@ -1286,7 +1475,7 @@ impl Client {
         }
     }
 }
-impl ClientInfo<crate::client::Inner> for Client {
+impl ClientInfo<report_core::__private::SecretHeader> for Client {
     fn api_version() -> &'static str {
         "2.0"
     }
@@ -1296,7 +1485,7 @@ impl ClientInfo<crate::client::Inner> for Client {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
-    fn inner(&self) -> &crate::client::Inner {
+    fn inner(&self) -> &report_core::__private::SecretHeader {
         &self.inner
     }
 }
@@ -1304,7 +1493,7 @@ const _: () = {
     #[allow(dead_code)]
     fn assert_client_hooks()
     where
-        Client: ClientHooks<crate::client::Inner>,
+        Client: ClientHooks<report_core::__private::SecretHeader>,
     {
     }
 };
@@ -1320,13 +1509,13 @@ impl Client {
     /// Arguments:
     /// - `file_id`: The file id (the task's `resultFileId`).
     /// ```ignore
-    /// let response = client.get_presigned_file_uri()
+    /// let response = client.get_presigned_uri()
     ///    .file_id(file_id)
     ///    .send()
     ///    .await;
     /// ```
-    pub fn get_presigned_file_uri(&self) -> builder::GetPresignedFileUri<'_> {
-        builder::GetPresignedFileUri::new(self)
+    pub fn get_presigned_uri(&self) -> builder::GetPresignedUri<'_> {
+        builder::GetPresignedUri::new(self)
     }
     /// The user's current report task, if any
     ///
@@ -1400,15 +1589,15 @@ pub mod builder {
         ByteStream, ClientHooks, ClientInfo, Error, OperationInfo, RequestBuilderExt,
         ResponseValue, encode_path,
     };
-    /// Builder for [`Client::get_presigned_file_uri`]
+    /// Builder for [`Client::get_presigned_uri`]
     ///
-    /// [`Client::get_presigned_file_uri`]: super::Client::get_presigned_file_uri
+    /// [`Client::get_presigned_uri`]: super::Client::get_presigned_uri
     #[derive(Debug, Clone)]
-    pub struct GetPresignedFileUri<'a> {
+    pub struct GetPresignedUri<'a> {
         client: &'a super::Client,
         file_id: Result<::std::string::String, String>,
     }
-    impl<'a> GetPresignedFileUri<'a> {
+    impl<'a> GetPresignedUri<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -1451,7 +1640,7 @@ pub mod builder {
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
-                operation_id: "get_presigned_file_uri",
+                operation_id: "get_presigned_uri",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

@@ -7,8 +7,8 @@ pub mod operations {
     //! its inner type with a call to `into_inner()`. This can
     //! be used to explicitly deviate from permitted values.
     use crate::generated::*;
-    pub struct GetPresignedFileUriWhen(::httpmock::When);
-    impl GetPresignedFileUriWhen {
+    pub struct GetPresignedUriWhen(::httpmock::When);
+    impl GetPresignedUriWhen {
         pub fn new(inner: ::httpmock::When) -> Self {
             Self(inner.method(::httpmock::Method::GET).path_matches(
                 regex::Regex::new("^/api/2.0/files/file/[^/]*/presigneduri$").unwrap(),
@@ -26,8 +26,8 @@ pub mod operations {
             Self(self.0.path_matches(re))
         }
     }
-    pub struct GetPresignedFileUriThen(::httpmock::Then);
-    impl GetPresignedFileUriThen {
+    pub struct GetPresignedUriThen(::httpmock::Then);
+    impl GetPresignedUriThen {
         pub fn new(inner: ::httpmock::Then) -> Self {
             Self(inner)
         }
@@ -261,9 +261,9 @@ pub mod operations {
 /// adds a method for each operation. These are the equivalent of
 /// type-checked [`mock()`](::httpmock::MockServer::mock) calls.
 pub trait MockServerExt {
-    fn get_presigned_file_uri<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    fn get_presigned_uri<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
-        F: FnOnce(operations::GetPresignedFileUriWhen, operations::GetPresignedFileUriThen);
+        F: FnOnce(operations::GetPresignedUriWhen, operations::GetPresignedUriThen);
     fn get_customer_operations_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
         F: FnOnce(
@@ -287,14 +287,14 @@ pub trait MockServerExt {
         F: FnOnce(operations::DownloadFileWhen, operations::DownloadFileThen);
 }
 impl MockServerExt for ::httpmock::MockServer {
-    fn get_presigned_file_uri<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    fn get_presigned_uri<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
-        F: FnOnce(operations::GetPresignedFileUriWhen, operations::GetPresignedFileUriThen),
+        F: FnOnce(operations::GetPresignedUriWhen, operations::GetPresignedUriThen),
     {
         self.mock(|when, then| {
             config_fn(
-                operations::GetPresignedFileUriWhen::new(when),
-                operations::GetPresignedFileUriThen::new(then),
+                operations::GetPresignedUriWhen::new(when),
+                operations::GetPresignedUriThen::new(then),
             )
         })
     }

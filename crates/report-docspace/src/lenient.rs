@@ -204,6 +204,139 @@ impl schemars::JsonSchema for FileId {
     }
 }
 
+/// Sort direction of the operations (`OperationOrderType`). The server has no string
+/// converter for it: it is sent as its integer (Descending = 0, Ascending = 1); answers may
+/// carry either form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SortOrder {
+    /// Newest first (0).
+    Descending,
+    /// Oldest first (1).
+    Ascending,
+}
+
+impl SortOrder {
+    /// The vendor's integer.
+    pub fn code(self) -> i64 {
+        match self {
+            SortOrder::Descending => 0,
+            SortOrder::Ascending => 1,
+        }
+    }
+}
+
+impl fmt::Display for SortOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SortOrder::Descending => "Descending",
+            SortOrder::Ascending => "Ascending",
+        })
+    }
+}
+
+impl FromStr for SortOrder {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "0" => Ok(SortOrder::Descending),
+            "1" => Ok(SortOrder::Ascending),
+            t if t.eq_ignore_ascii_case("Descending") => Ok(SortOrder::Descending),
+            t if t.eq_ignore_ascii_case("Ascending") => Ok(SortOrder::Ascending),
+            other => Err(format!(
+                "unknown sort order {other:?} (Descending or Ascending)"
+            )),
+        }
+    }
+}
+
+impl Serialize for SortOrder {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for SortOrder {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = d.deserialize_any(IntOrStringVisitor("a sort order (0, 1 or a name)"))?;
+        let text = match raw {
+            IntOrString::Int(code) => code.to_string(),
+            IntOrString::Text(text) => text,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for SortOrder {
+    fn schema_name() -> String {
+        "SortOrder".into()
+    }
+
+    fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
+        int_or_string_schema()
+    }
+}
+
+/// The server's `OperationType` of a customer operation. It has a string converter (names
+/// are sent), but some server versions declare it as `[Flags]` with bit values, so answers
+/// may carry an integer: both are kept.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum OperationType {
+    /// A name, as sent (e.g. `payment`).
+    Name(String),
+    /// A bit value, as some server versions answer.
+    Flags(i64),
+}
+
+impl fmt::Display for OperationType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OperationType::Name(name) => f.write_str(name),
+            OperationType::Flags(bits) => write!(f, "{bits}"),
+        }
+    }
+}
+
+impl FromStr for OperationType {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim().parse::<i64>() {
+            Ok(bits) => OperationType::Flags(bits),
+            Err(_) => OperationType::Name(s.to_string()),
+        })
+    }
+}
+
+impl Serialize for OperationType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            OperationType::Name(name) => s.serialize_str(name),
+            OperationType::Flags(bits) => s.serialize_i64(*bits),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OperationType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntOrStringVisitor("an operation type (name or integer)"))
+            .map(|raw| match raw {
+                IntOrString::Int(bits) => OperationType::Flags(bits),
+                IntOrString::Text(name) => OperationType::Name(name),
+            })
+    }
+}
+
+impl schemars::JsonSchema for OperationType {
+    fn schema_name() -> String {
+        "OperationType".into()
+    }
+
+    fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
+        int_or_string_schema()
+    }
+}
+
 enum IntOrString {
     Int(i64),
     Text(String),

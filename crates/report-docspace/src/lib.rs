@@ -37,48 +37,14 @@ mod lenient;
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
 mod generated;
 
-/// Typed httpmock helpers generated from `specs/docspace.yaml`, for testing code that uses
-/// this crate: `server.get_customer_operations_report(|when, then| …)`.
-#[cfg(feature = "mock")]
-#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
-#[path = "generated_mock.rs"]
-pub mod mock;
-
-/// The generated DocSpace client and its types.
-pub mod api {
-    pub use crate::generated::*;
-}
+/// The vendor kit's glue, generated from the spec's `x-codegen` settings.
+mod generated_kit;
 
 pub use adapter::{DocSpaceAdapter, DocSpaceReportRequest, TICKET_FILE_ID};
-pub use client::{DocSpaceClient, DocSpaceConfig, Inner};
-pub use errors::{DocSpaceErrorCode, VENDOR};
-pub use generated::types::{OperationStatus, SortOrder};
-pub use lenient::{FileId, TaskStatus};
+pub use client::{DocSpaceClient, DocSpaceConfig};
+pub use errors::DocSpaceErrorCode;
+pub use generated::types::OperationStatus;
+pub use generated_kit::*;
+pub use lenient::{FileId, OperationType, SortOrder, TaskStatus};
 
 pub use chrono;
-pub use report_core::{
-    self, Artifact, Download, DownloadOptions, DownloadSummary, Error, Job, JobStats, Progress,
-    ReportAdapter, Result, Status, Ticket, WaitPolicy, http::HttpOptions,
-};
-
-/// Internals the workspace's fuzzers and property tests drive directly
-/// (`integration_tests::fuzzing`). Not part of the API: no stability promise.
-#[doc(hidden)]
-pub mod __fuzz {
-    use report_core::http::{VendorError, VendorErrors};
-
-    use crate::api::types::ErrorEnvelope;
-
-    /// How the client reads error answers.
-    pub const ERRORS: VendorErrors<'static> = crate::errors::ERRORS;
-
-    /// Code and message of a failure envelope.
-    pub fn describe(envelope: &ErrorEnvelope) -> VendorError {
-        crate::errors::describe(envelope)
-    }
-
-    /// The failure envelope made for a non-JSON error body.
-    pub fn envelope_for(text: String) -> serde_json::Value {
-        crate::errors::envelope_for(text)
-    }
-}

@@ -8,8 +8,8 @@ use report_docspace::api::types::{
     ErrorEnvelope, StringEnvelope,
 };
 use report_docspace::{
-    DocSpaceAdapter, DocSpaceClient, DocSpaceConfig, FileId, OperationStatus, SortOrder, Status,
-    TaskStatus,
+    DocSpaceAdapter, DocSpaceClient, DocSpaceConfig, FileId, OperationStatus, OperationType,
+    SortOrder, Status, TaskStatus,
 };
 use serde::de::DeserializeOwned;
 
@@ -101,7 +101,7 @@ fn request_bodies_parse() {
     let all: CustomerOperationsReportRequest = parse("request-all-fields.json");
     assert_eq!(all.status, Some(OperationStatus::Completed));
     assert_eq!(all.order_type, Some(SortOrder::Descending));
-    assert_eq!(all.type_.as_deref(), Some("payment"));
+    assert_eq!(all.type_, Some(OperationType::Name("payment".into())));
 
     let nulls: CustomerOperationsReportRequest = parse("request-all-null.json");
     assert_eq!(nulls, CustomerOperationsReportRequest::default());

@@ -58,6 +58,7 @@ fn error_envelope(status: u16, message: &str) -> ErrorEnvelope {
         }),
         status: Some(1),
         status_code: Some(i32::from(status)),
+        ..ErrorEnvelope::default()
     }
 }
 
@@ -149,7 +150,7 @@ async fn a_report_is_built_polled_and_downloaded() {
 
     // The pre-signed URL is on the portal itself here, so it gets the key.
     let signed = server.url("/storage/files/777/report.xlsx?hash=abc");
-    let presign = server.get_presigned_file_uri(|when, then| {
+    let presign = server.get_presigned_uri(|when, then| {
         let _ = when
             .file_id("777")
             .into_inner()
@@ -196,7 +197,7 @@ async fn a_foreign_presigned_url_gets_no_key() {
     let artifact = job.wait().await.expect("ready");
 
     let signed = storage.url("/bucket/777.xlsx?X-Amz-Signature=abc");
-    portal.get_presigned_file_uri(|when, then| {
+    portal.get_presigned_uri(|when, then| {
         when.file_id("777");
         then.ok(&StringEnvelope {
             response: Some(signed.clone()),
@@ -230,7 +231,7 @@ async fn without_a_presigned_url_the_file_handler_is_used_with_the_key() {
     let _done = current_task(&server, Some(task(TaskStatus::Completed, 100)));
     let artifact = job.wait().await.expect("ready");
 
-    server.get_presigned_file_uri(|when, then| {
+    server.get_presigned_uri(|when, then| {
         when.file_id("777");
         then.client_error(404, &error_envelope(404, "The method is not supported"));
     });
@@ -489,4 +490,38 @@ async fn a_lost_start_answer_is_retried_without_refusing_its_own_task() {
     // The retry skipped the running-task check: the running task is the one it started.
     assert_eq!((busy.calls(), returns_running.calls()), (0, 1));
     assert_eq!(job.stats().retries, 1);
+}
+
+/// The authentication pipeline answers 401/403 with empty bodies (FACTS round 2): a 401 is a
+/// refused key, a 403 a permission problem, both typed with their status.
+#[tokio::test]
+async fn empty_401_and_403_answers_are_typed() {
+    for (status, auth) in [(401, true), (403, false)] {
+        let server = MockServer::start_async().await;
+        server.get_customer_operations_report(|_, then| {
+            let _ = then.into_inner().status(status);
+        });
+        let client = DocSpaceClient::new(DocSpaceConfig::new(server.base_url(), KEY)).unwrap();
+        let err = client.current_task().await.unwrap_err();
+        assert_eq!(err.http_status(), Some(status), "{err}");
+        assert_eq!(matches!(err, Error::Auth { .. }), auth, "{err}");
+        assert!(!err.is_transient(), "{err}");
+    }
+}
+
+/// `orderType` has no string converter on the server: it is sent as its integer.
+#[tokio::test]
+async fn the_sort_order_is_sent_as_its_integer() {
+    let server = MockServer::start_async().await;
+    let start = server.create_customer_operations_report(|when, then| {
+        let _ = when.into_inner().json_body_includes(r#"{"orderType": 1}"#);
+        let _ = then.into_inner().status(400);
+    });
+    let client = DocSpaceClient::new(DocSpaceConfig::new(server.base_url(), KEY)).unwrap();
+    let body = report_docspace::api::types::CustomerOperationsReportRequest {
+        order_type: Some(report_docspace::SortOrder::Ascending),
+        ..Default::default()
+    };
+    let _ = client.start_task(&body).await;
+    start.assert_async().await;
 }

@@ -9,14 +9,18 @@ use report_core::{
 };
 use url::Url;
 
+use crate::VENDOR;
 use crate::client::EvoVoiceClient;
-use crate::errors::VENDOR;
 use crate::generated::types;
 use crate::lenient::ReportStatus;
-use crate::request::EvoVoiceReportRequest;
+use crate::request::{EvoVoiceReportRequest, ReportKind};
 
-/// Ticket key of the account id (reports are listed per account).
-const ACCOUNT: &str = "account_id";
+/// What an EvoVoice ticket keeps besides the report id.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct EvoVoiceTicketState {
+    /// The account whose report list holds the report (EvoVoice has no status by id).
+    account_id: String,
+}
 
 /// Artifact key of the report's own `downloadLink`, made absolute.
 pub const DOWNLOAD_LINK: &str = "download_link";
@@ -104,7 +108,7 @@ impl EvoVoiceAdapter {
     pub fn download_link_artifact(&self, artifact: &Artifact) -> Option<Artifact> {
         let link = Url::parse(artifact.data.get(DOWNLOAD_LINK)?).ok()?;
         Some(Artifact {
-            authenticated: report_core::http::same_origin(&link, self.client.base_url()),
+            authenticated: report_core::__private::same_origin(&link, self.client.base_url()),
             url: link.to_string(),
             data: Default::default(),
             ..artifact.clone()
@@ -132,22 +136,34 @@ impl ReportAdapter for EvoVoiceAdapter {
 
     async fn start(&self, request: &EvoVoiceReportRequest) -> Result<Started> {
         request.validate()?;
-        let report = self
-            .client
-            .start_billing_report(&request.billing_report())
-            .await?;
+        let (report, operation) = match request.kind {
+            ReportKind::Billing => (
+                self.client
+                    .start_billing_report(&request.billing_report())
+                    .await?,
+                "createBillingReport",
+            ),
+            ReportKind::Other(kind) => (
+                self.client
+                    .start_report(kind, &request.report_request())
+                    .await?,
+                "createReport",
+            ),
+        };
         let id = report
             .id
             .clone()
             .filter(|id| !id.trim().is_empty())
             .ok_or_else(|| Error::Decode {
                 vendor: VENDOR,
-                operation: "createBillingReport".into(),
+                operation: operation.into(),
                 message: "the answer has no report `id`".into(),
                 excerpt: String::new(),
                 source: None,
             })?;
-        let ticket = Ticket::new(VENDOR, id, Utc::now()).with(ACCOUNT, request.account_id.trim());
+        let ticket = Ticket::new(VENDOR, id, Utc::now()).with_state(&EvoVoiceTicketState {
+            account_id: request.account_id.trim().to_string(),
+        })?;
         Ok(Started {
             ticket,
             status: Some(self.status_of(&report)),
@@ -157,7 +173,8 @@ impl ReportAdapter for EvoVoiceAdapter {
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
         ticket.expect_vendor(VENDOR)?;
         let id = check_report_id(ticket)?;
-        let report = self.client.report(ticket.require(ACCOUNT)?, id).await?;
+        let state: EvoVoiceTicketState = ticket.state()?;
+        let report = self.client.report(&state.account_id, id).await?;
         Ok(self.status_of(&report))
     }
 

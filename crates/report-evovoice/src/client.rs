@@ -3,14 +3,14 @@
 //! [`report_core::Error`].
 
 use base64::Engine;
-use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
-use report_core::http::{self, HttpOptions, Redirects};
-use report_core::{Download, Error, ExposeSecret, Result, SecretString};
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use report_core::__private::{self as kit, Endpoint, Redirects, SecretHeader};
+use report_core::{Download, Error, ExposeSecret, HttpOptions, Result, SecretString};
+use reqwest::header::AUTHORIZATION;
 use url::Url;
 
-use crate::errors::{self, ERRORS, REPORT_NOT_FOUND, VENDOR};
+use crate::errors::REPORT_NOT_FOUND;
 use crate::generated::{self, types};
+use crate::{Profile, VENDOR};
 
 /// EvoVoice's production API.
 pub const DEFAULT_BASE_URL: &str = "https://evovoice.io";
@@ -45,87 +45,21 @@ impl EvoVoiceConfig {
             http: HttpOptions::default().with_user_agent(USER_AGENT),
         }
     }
-
-    /// Another base URL ([`STAGING_BASE_URL`], a sandbox, a mock).
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into();
-        self
-    }
-
-    /// Other HTTP options. Keep a non-empty `User-Agent` of your own.
-    pub fn with_http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
-    }
 }
-
-/// State the generated client's hooks read: the API origin and the Basic credentials.
-#[derive(Clone, Debug)]
-pub struct Inner {
-    base: Url,
-    /// The whole `Authorization` value, `Basic base64(user:password)`.
-    authorization: SecretString,
-}
-
-impl Inner {
-    /// Adds `Authorization: Basic …` to a request for the API's own origin; any other origin
-    /// gets nothing.
-    fn authorize(&self, request: &mut reqwest::Request) {
-        if !http::may_carry_credentials(&self.base, request.url()) {
-            return;
-        }
-        if let Some(value) = self.header_value() {
-            request.headers_mut().insert(AUTHORIZATION, value);
-        }
-    }
-
-    /// The header value, marked sensitive so that no `Debug` of the request shows it. Checked
-    /// to be valid when the client is built.
-    fn header_value(&self) -> Option<HeaderValue> {
-        let mut value = HeaderValue::from_str(self.authorization.expose_secret()).ok()?;
-        value.set_sensitive(true);
-        Some(value)
-    }
-}
-
-impl ClientHooks<Inner> for generated::Client {
-    async fn pre<E>(
-        &self,
-        request: &mut reqwest::Request,
-        _info: &OperationInfo,
-    ) -> std::result::Result<(), progenitor_client::Error<E>> {
-        self.inner.authorize(request);
-        Ok(())
-    }
-
-    async fn exec(
-        &self,
-        request: reqwest::Request,
-        info: &OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
-        let response = http::traced_execute(&self.client, request, info.operation_id).await?;
-        // HTML error pages and empty 401s become ServiceStack-shaped bodies, keeping the status.
-        http::guard_response(response, errors::envelope_for).await
-    }
-}
-
-type ApiResult<T> =
-    std::result::Result<ResponseValue<T>, progenitor_client::Error<types::ErrorResponse>>;
 
 /// An EvoVoice API client that authenticates every request for you.
 ///
 /// Cloning is cheap.
 #[derive(Clone, Debug)]
 pub struct EvoVoiceClient {
-    api: generated::Client,
+    pub(crate) api: generated::Client,
     downloads: reqwest::Client,
-    base: Url,
 }
 
 impl EvoVoiceClient {
     /// Checks the configuration (no request is sent).
     pub fn new(config: EvoVoiceConfig) -> Result<Self> {
-        let base = http::check_base_url(&config.base_url, config.http.allow_insecure_http)?;
+        let endpoint = Endpoint::new(&config.base_url, &config.http, Redirects::SameOriginOnly)?;
         let user = config.user_name.trim();
         if user.is_empty() {
             return Err(Error::InvalidInput("EvoVoice user name is empty".into()));
@@ -146,57 +80,18 @@ impl EvoVoiceClient {
         }
         let encoded = base64::engine::general_purpose::STANDARD
             .encode(format!("{user}:{}", config.password.expose_secret()));
-        let inner = Inner {
-            base: base.clone(),
-            authorization: SecretString::from(format!("Basic {encoded}")),
-        };
-        if inner.header_value().is_none() {
-            return Err(Error::InvalidInput(
-                "EvoVoice credentials contain characters an HTTP header cannot carry".into(),
-            ));
-        }
-        let api_http = http::build_client(&config.http, Redirects::SameOriginOnly, false)?;
-        let downloads = http::build_client(&config.http, Redirects::SameOriginOnly, true)?;
+        // `Authorization: Basic …` on every request for the API's own origin only.
+        let basic = SecretString::from(format!("Basic {encoded}"));
+        let credentials = SecretHeader::new(endpoint.base.clone(), AUTHORIZATION, basic)
+            .ok_or_else(|| {
+                Error::InvalidInput(
+                    "EvoVoice credentials contain characters an HTTP header cannot carry".into(),
+                )
+            })?;
         Ok(EvoVoiceClient {
-            api: generated::Client::new_with_client(
-                base.as_str().trim_end_matches('/'),
-                api_http,
-                inner,
-            ),
-            downloads,
-            base,
+            api: crate::generated_kit::generated_client(&endpoint, credentials),
+            downloads: endpoint.downloads,
         })
-    }
-
-    /// The API base URL.
-    pub fn base_url(&self) -> &Url {
-        &self.base
-    }
-
-    /// The generated client, for operations this wrapper does not cover. Its requests carry
-    /// the credentials too; map its errors with [`call`](Self::call).
-    pub fn api(&self) -> &generated::Client {
-        &self.api
-    }
-
-    /// Runs one generated operation and maps its error to [`Error`] (401 → [`Error::Auth`],
-    /// other ServiceStack errors → [`Error::Api`] with the `errorCode`, bad bodies →
-    /// [`Error::Decode`]).
-    ///
-    /// ```no_run
-    /// # async fn demo(client: report_evovoice::EvoVoiceClient) -> report_evovoice::Result<()> {
-    /// let list = client.call("listReports", client.api().list_reports().account_id("acc-1").send()).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn call<T>(
-        &self,
-        operation: &str,
-        request: impl Future<Output = ApiResult<T>>,
-    ) -> Result<T> {
-        match request.await {
-            Ok(value) => Ok(value.into_inner()),
-            Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
-        }
     }
 
     /// Starts a billing report.
@@ -204,20 +99,34 @@ impl EvoVoiceClient {
         &self,
         body: &types::BillingReport,
     ) -> Result<types::ReportInfo> {
-        self.call(
-            "createBillingReport",
-            self.api.create_billing_report().body(body.clone()).send(),
-        )
+        self.call("createBillingReport", || {
+            self.api.create_billing_report().body(body.clone()).send()
+        })
+        .await
+    }
+
+    /// Starts a report of another type than billing.
+    pub async fn start_report(
+        &self,
+        kind: types::ReportType,
+        body: &types::ReportRequest,
+    ) -> Result<types::ReportInfo> {
+        self.call("createReport", || {
+            self.api
+                .create_report()
+                .report_type(kind)
+                .body(body.clone())
+                .send()
+        })
         .await
     }
 
     /// Every report of an account.
     pub async fn reports(&self, account_id: &str) -> Result<Vec<types::ReportInfo>> {
         let list = self
-            .call(
-                "listReports",
-                self.api.list_reports().account_id(account_id).send(),
-            )
+            .call("listReports", || {
+                self.api.list_reports().account_id(account_id).send()
+            })
             .await?;
         Ok(list.reports)
     }
@@ -230,30 +139,28 @@ impl EvoVoiceClient {
             .await?
             .into_iter()
             .find(|r| r.id.as_deref() == Some(report_id))
-            .ok_or_else(|| Error::Api {
-                vendor: VENDOR,
-                status: None,
-                code: Some(REPORT_NOT_FOUND.into()),
-                message: format!(
-                    "report {report_id} is not in the report list of account {account_id} (deleted, expired, or another account's)"
-                ),
-                request_id: None,
-                retry_after: None,
+            .ok_or_else(|| {
+                Error::detected(
+                    VENDOR,
+                    REPORT_NOT_FOUND,
+                    format!(
+                        "report {report_id} is not in the report list of account {account_id} (deleted, expired, or another account's)"
+                    ),
+                )
             })
     }
 
     /// Deletes a report.
     pub async fn delete_report(&self, report_id: &str) -> Result<()> {
-        self.call(
-            "deleteReport",
-            self.api.delete_report().id(report_id).send(),
-        )
+        self.call("deleteReport", || {
+            self.api.delete_report().id(report_id).send()
+        })
         .await
     }
 
     /// Where a report's Excel file is: `{base}/reports/{id}.xlsx`, the id percent-encoded.
     pub fn report_file_url(&self, report_id: &str) -> Url {
-        let mut url = self.base.clone();
+        let mut url = self.base_url().clone();
         // check_base_url accepted only http(s) URLs with a host: they always have segments.
         if let Ok(mut segments) = url.path_segments_mut() {
             segments
@@ -267,20 +174,13 @@ impl EvoVoiceClient {
     /// Opens a file URL from `offset` on. The credentials go along only when `authenticated`
     /// and the URL is on the API's own origin; a link elsewhere gets none.
     pub async fn open(&self, url: &str, offset: u64, authenticated: bool) -> Result<Download> {
-        let authorization = authenticated
-            .then(|| self.api.inner.header_value())
-            .flatten();
-        http::open_url(
-            &self.downloads,
-            &ERRORS,
-            url,
-            offset,
-            &self.base,
-            move |rb| match authorization {
-                Some(value) => rb.header(AUTHORIZATION, value),
+        let authorization = authenticated.then(|| self.api.inner.header());
+        kit::open::<Profile>(&self.downloads, url, offset, self.base_url(), move |rb| {
+            match authorization {
+                Some((name, value)) => rb.header(name, value),
                 None => rb,
-            },
-        )
+            }
+        })
         .await
     }
 }
@@ -326,7 +226,7 @@ mod tests {
         let c = client("https://evovoice.io");
         let authorized = |url: &str| {
             let mut request = reqwest::Request::new(reqwest::Method::GET, url.parse().unwrap());
-            c.api().inner.authorize(&mut request);
+            kit::pre_hook(&c.api().inner, &mut request, "any").unwrap();
             request.headers().get(AUTHORIZATION).cloned()
         };
         let value = authorized("https://evovoice.io/reports?accountId=a").expect("same origin");

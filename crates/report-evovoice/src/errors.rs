@@ -1,12 +1,10 @@
 //! ServiceStack's error body and how it becomes a [`report_core::Error`].
 
+use report_core::__private::VendorError;
 use report_core::Error;
-use report_core::http::{VendorError, VendorErrors};
 
+use crate::VENDOR;
 use crate::generated::types::ErrorResponse;
-
-/// The short vendor name used in errors and tickets.
-pub const VENDOR: &str = "evovoice";
 
 /// The code of [`Error::Api`] when a report is not in its account's report list (deleted,
 /// expired, or started under another account). EvoVoice has no such code: the list simply
@@ -16,7 +14,7 @@ pub const REPORT_NOT_FOUND: &str = "ReportNotFound";
 /// What an EvoVoice error means, by the HTTP statuses ServiceStack uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum EvoVoiceErrorKind {
+pub enum EvoVoiceErrorCode {
     /// 400: the request was refused (validation, bad arguments).
     BadRequest,
     /// 401: the user name or password was refused (an [`Error::Auth`]).
@@ -33,11 +31,11 @@ pub enum EvoVoiceErrorKind {
     ReportMissing,
 }
 
-impl EvoVoiceErrorKind {
+impl EvoVoiceErrorCode {
     /// The kind of an error from this crate, if it is an EvoVoice answer.
-    pub fn of(error: &Error) -> Option<EvoVoiceErrorKind> {
+    pub fn of(error: &Error) -> Option<EvoVoiceErrorCode> {
         match error {
-            Error::Auth { vendor: VENDOR, .. } => Some(EvoVoiceErrorKind::Unauthenticated),
+            Error::Auth { vendor: VENDOR, .. } => Some(EvoVoiceErrorCode::Unauthenticated),
             Error::Api {
                 vendor: VENDOR,
                 status,
@@ -45,28 +43,20 @@ impl EvoVoiceErrorKind {
                 ..
             } => match status {
                 None if code.as_deref() == Some(REPORT_NOT_FOUND) => {
-                    Some(EvoVoiceErrorKind::ReportMissing)
+                    Some(EvoVoiceErrorCode::ReportMissing)
                 }
-                Some(400) => Some(EvoVoiceErrorKind::BadRequest),
-                Some(401) => Some(EvoVoiceErrorKind::Unauthenticated),
-                Some(403) => Some(EvoVoiceErrorKind::Forbidden),
-                Some(404) => Some(EvoVoiceErrorKind::NotFound),
-                Some(405) => Some(EvoVoiceErrorKind::NotSupported),
-                Some(500..=599) => Some(EvoVoiceErrorKind::ServerError),
+                Some(400) => Some(EvoVoiceErrorCode::BadRequest),
+                Some(401) => Some(EvoVoiceErrorCode::Unauthenticated),
+                Some(403) => Some(EvoVoiceErrorCode::Forbidden),
+                Some(404) => Some(EvoVoiceErrorCode::NotFound),
+                Some(405) => Some(EvoVoiceErrorCode::NotSupported),
+                Some(500..=599) => Some(EvoVoiceErrorCode::ServerError),
                 _ => None,
             },
             _ => None,
         }
     }
 }
-
-/// How EvoVoice's errors are read: only 401 means the credentials were refused (403 is a
-/// missing role, which new credentials of the same user would not fix).
-pub(crate) const ERRORS: VendorErrors<'static> = VendorErrors {
-    vendor: VENDOR,
-    request_id_header: None,
-    auth_statuses: &[401],
-};
 
 /// Code and message of a ServiceStack error; field errors are appended to the message. The
 /// stack trace (debug servers only) is left out: it is long and says nothing to a user.
@@ -103,10 +93,4 @@ pub(crate) fn describe(body: &ErrorResponse) -> VendorError {
         message = format!("{message} ({})", fields.join("; "));
     }
     VendorError { code, message }
-}
-
-/// The ServiceStack error shape for a non-JSON error body (see
-/// [`report_core::http::normalize_error_response`]).
-pub(crate) fn envelope_for(text: String) -> serde_json::Value {
-    serde_json::json!({ "responseStatus": { "message": text } })
 }

@@ -169,6 +169,195 @@ pub mod types {
             Default::default()
         }
     }
+    /// Parameters of the report types other than billing (ServiceStack `ReportRequest`
+    /// descendants). The fields are those seen across the types in the vendor's tool; which
+    /// type reads which is not documented (*unverified*): each type ignores the others, so
+    /// every field is optional on the wire.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        PartialEq,
+        schemars::JsonSchema,
+    )]
+    pub struct ReportRequest {
+        ///The account ID this report should be run for.
+        #[serde(
+            rename = "accountId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub account_id: ::std::option::Option<::std::string::String>,
+        ///Only this customer.
+        #[serde(
+            rename = "customerId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub customer_id: ::std::option::Option<::std::string::String>,
+        ///The email address to notify after the report is run.
+        #[serde(
+            rename = "emailAddressToNotify",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub email_address_to_notify: ::std::option::Option<::std::string::String>,
+        ///End of the reported period (a plain date string).
+        #[serde(
+            rename = "endDate",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub end_date: ::std::option::Option<::std::string::String>,
+        ///Only this endpoint (a user, phone number or flow endpoint).
+        #[serde(
+            rename = "endpointId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub endpoint_id: ::std::option::Option<::std::string::String>,
+        ///Only this flow (call outcome reports).
+        #[serde(
+            rename = "flowId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub flow_id: ::std::option::Option<::std::string::String>,
+        ///Whether archived sessions count too.
+        #[serde(
+            rename = "includeArchivedSessions",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub include_archived_sessions: ::std::option::Option<bool>,
+        ///Whether to include the customers' ids in the report.
+        #[serde(
+            rename = "includeCustomerIds",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub include_customer_ids: ::std::option::Option<bool>,
+        ///The metric to report (metric reports).
+        #[serde(
+            rename = "metricName",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub metric_name: ::std::option::Option<::std::string::String>,
+        ///Only this agent state (agent state reports).
+        #[serde(
+            rename = "specificState",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub specific_state: ::std::option::Option<::std::string::String>,
+        ///Start of the reported period (a plain date string, e.g. `2024-01-01`).
+        #[serde(
+            rename = "startDate",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub start_date: ::std::option::Option<::std::string::String>,
+        ///Whether to sync the Documo fax numbers too (phone number sync).
+        #[serde(
+            rename = "syncDocumoNumbers",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub sync_documo_numbers: ::std::option::Option<bool>,
+        ///Time zone the period and times are read in (e.g. `America/New_York`).
+        #[serde(
+            rename = "timeZoneId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub time_zone_id: ::std::option::Option<::std::string::String>,
+        ///Only these kinds of records (e.g. call directions or session types).
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub types: ::std::vec::Vec<::std::string::String>,
+        ///The webhook to call after the report is complete with the data from the report.
+        #[serde(
+            rename = "webhookUrl",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub webhook_url: ::std::option::Option<::std::string::String>,
+    }
+    impl ReportRequest {
+        pub fn builder() -> builder::ReportRequest {
+            Default::default()
+        }
+    }
+    /// The report types besides billing that the vendor's own command-line tool
+    /// (`evo-voice-cli`) runs, each `POST /reports/<type>` returning `ReportInfo` and handled
+    /// like billing (listed by account, downloaded as `/reports/{id}.xlsx`).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema,
+    )]
+    pub enum ReportType {
+        #[serde(rename = "agent-state")]
+        AgentState,
+        #[serde(rename = "call-center-abandon")]
+        CallCenterAbandon,
+        #[serde(rename = "call-center-detail")]
+        CallCenterDetail,
+        #[serde(rename = "call-center")]
+        CallCenter,
+        #[serde(rename = "call-history")]
+        CallHistory,
+        #[serde(rename = "call-outcome")]
+        CallOutcome,
+        #[serde(rename = "cdr")]
+        Cdr,
+        #[serde(rename = "metric")]
+        Metric,
+        #[serde(rename = "sync-phone-numbers")]
+        SyncPhoneNumbers,
+    }
+    impl ::std::fmt::Display for ReportType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::AgentState => f.write_str("agent-state"),
+                Self::CallCenterAbandon => f.write_str("call-center-abandon"),
+                Self::CallCenterDetail => f.write_str("call-center-detail"),
+                Self::CallCenter => f.write_str("call-center"),
+                Self::CallHistory => f.write_str("call-history"),
+                Self::CallOutcome => f.write_str("call-outcome"),
+                Self::Cdr => f.write_str("cdr"),
+                Self::Metric => f.write_str("metric"),
+                Self::SyncPhoneNumbers => f.write_str("sync-phone-numbers"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ReportType {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "agent-state" => Ok(Self::AgentState),
+                "call-center-abandon" => Ok(Self::CallCenterAbandon),
+                "call-center-detail" => Ok(Self::CallCenterDetail),
+                "call-center" => Ok(Self::CallCenter),
+                "call-history" => Ok(Self::CallHistory),
+                "call-outcome" => Ok(Self::CallOutcome),
+                "cdr" => Ok(Self::Cdr),
+                "metric" => Ok(Self::Metric),
+                "sync-phone-numbers" => Ok(Self::SyncPhoneNumbers),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ReportType {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ReportType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///One field error of a ServiceStack error (e.g. a validation failure).
     #[derive(
         ::serde::Deserialize,
@@ -644,6 +833,281 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct ReportRequest {
+            account_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            customer_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            email_address_to_notify: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            end_date: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            endpoint_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            flow_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            include_archived_sessions:
+                ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
+            include_customer_ids:
+                ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
+            metric_name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            specific_state: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            start_date: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            sync_documo_numbers:
+                ::std::result::Result<::std::option::Option<bool>, ::std::string::String>,
+            time_zone_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            types: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+            webhook_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ReportRequest {
+            fn default() -> Self {
+                Self {
+                    account_id: Ok(Default::default()),
+                    customer_id: Ok(Default::default()),
+                    email_address_to_notify: Ok(Default::default()),
+                    end_date: Ok(Default::default()),
+                    endpoint_id: Ok(Default::default()),
+                    flow_id: Ok(Default::default()),
+                    include_archived_sessions: Ok(Default::default()),
+                    include_customer_ids: Ok(Default::default()),
+                    metric_name: Ok(Default::default()),
+                    specific_state: Ok(Default::default()),
+                    start_date: Ok(Default::default()),
+                    sync_documo_numbers: Ok(Default::default()),
+                    time_zone_id: Ok(Default::default()),
+                    types: Ok(Default::default()),
+                    webhook_url: Ok(Default::default()),
+                }
+            }
+        }
+        impl ReportRequest {
+            pub fn account_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.account_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for account_id: {e}"));
+                self
+            }
+            pub fn customer_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.customer_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for customer_id: {e}"));
+                self
+            }
+            pub fn email_address_to_notify<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.email_address_to_notify = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for email_address_to_notify: {e}")
+                });
+                self
+            }
+            pub fn end_date<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.end_date = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for end_date: {e}"));
+                self
+            }
+            pub fn endpoint_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.endpoint_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for endpoint_id: {e}"));
+                self
+            }
+            pub fn flow_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.flow_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for flow_id: {e}"));
+                self
+            }
+            pub fn include_archived_sessions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.include_archived_sessions = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for include_archived_sessions: {e}")
+                });
+                self
+            }
+            pub fn include_customer_ids<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.include_customer_ids = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for include_customer_ids: {e}")
+                });
+                self
+            }
+            pub fn metric_name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metric_name = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for metric_name: {e}"));
+                self
+            }
+            pub fn specific_state<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.specific_state = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for specific_state: {e}")
+                });
+                self
+            }
+            pub fn start_date<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.start_date = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for start_date: {e}"));
+                self
+            }
+            pub fn sync_documo_numbers<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sync_documo_numbers = value.try_into().map_err(|e| {
+                    format!("error converting supplied value for sync_documo_numbers: {e}")
+                });
+                self
+            }
+            pub fn time_zone_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.time_zone_id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for time_zone_id: {e}"));
+                self
+            }
+            pub fn types<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.types = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for types: {e}"));
+                self
+            }
+            pub fn webhook_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.webhook_url = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for webhook_url: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ReportRequest> for super::ReportRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ReportRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    account_id: value.account_id?,
+                    customer_id: value.customer_id?,
+                    email_address_to_notify: value.email_address_to_notify?,
+                    end_date: value.end_date?,
+                    endpoint_id: value.endpoint_id?,
+                    flow_id: value.flow_id?,
+                    include_archived_sessions: value.include_archived_sessions?,
+                    include_customer_ids: value.include_customer_ids?,
+                    metric_name: value.metric_name?,
+                    specific_state: value.specific_state?,
+                    start_date: value.start_date?,
+                    sync_documo_numbers: value.sync_documo_numbers?,
+                    time_zone_id: value.time_zone_id?,
+                    types: value.types?,
+                    webhook_url: value.webhook_url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ReportRequest> for ReportRequest {
+            fn from(value: super::ReportRequest) -> Self {
+                Self {
+                    account_id: Ok(value.account_id),
+                    customer_id: Ok(value.customer_id),
+                    email_address_to_notify: Ok(value.email_address_to_notify),
+                    end_date: Ok(value.end_date),
+                    endpoint_id: Ok(value.endpoint_id),
+                    flow_id: Ok(value.flow_id),
+                    include_archived_sessions: Ok(value.include_archived_sessions),
+                    include_customer_ids: Ok(value.include_customer_ids),
+                    metric_name: Ok(value.metric_name),
+                    specific_state: Ok(value.specific_state),
+                    start_date: Ok(value.start_date),
+                    sync_documo_numbers: Ok(value.sync_documo_numbers),
+                    time_zone_id: Ok(value.time_zone_id),
+                    types: Ok(value.types),
+                    webhook_url: Ok(value.webhook_url),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct ResponseError {
             error_code: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -872,7 +1336,7 @@ pub mod types {
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
-    pub(crate) inner: crate::client::Inner,
+    pub(crate) inner: report_core::__private::SecretHeader,
 }
 impl Client {
     /// Create a new client.
@@ -880,7 +1344,7 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new(baseurl: &str, inner: crate::client::Inner) -> Self {
+    pub fn new(baseurl: &str, inner: report_core::__private::SecretHeader) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
@@ -901,7 +1365,7 @@ impl Client {
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
-        inner: crate::client::Inner,
+        inner: report_core::__private::SecretHeader,
     ) -> Self {
         Self {
             baseurl: baseurl.to_string(),
@@ -910,7 +1374,7 @@ impl Client {
         }
     }
 }
-impl ClientInfo<crate::client::Inner> for Client {
+impl ClientInfo<report_core::__private::SecretHeader> for Client {
     fn api_version() -> &'static str {
         "1.0"
     }
@@ -920,7 +1384,7 @@ impl ClientInfo<crate::client::Inner> for Client {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
-    fn inner(&self) -> &crate::client::Inner {
+    fn inner(&self) -> &report_core::__private::SecretHeader {
         &self.inner
     }
 }
@@ -928,7 +1392,7 @@ const _: () = {
     #[allow(dead_code)]
     fn assert_client_hooks()
     where
-        Client: ClientHooks<crate::client::Inner>,
+        Client: ClientHooks<report_core::__private::SecretHeader>,
     {
     }
 };
@@ -999,6 +1463,27 @@ impl Client {
     /// ```
     pub fn download_report(&self) -> builder::DownloadReport<'_> {
         builder::DownloadReport::new(self)
+    }
+    /// Start a report of another type (cdr, call-history, agent-state, …)
+    ///
+    /// Returns the new report, usually `Queued`, like billing. The roles each type needs are
+    /// not documented (403 when missing).
+    ///
+    ///
+    /// Sends a `POST` request to `/reports/{reportType}`
+    ///
+    /// Arguments:
+    /// - `report_type`: The report type.
+    /// - `body`
+    /// ```ignore
+    /// let response = client.create_report()
+    ///    .report_type(report_type)
+    ///    .body(body)
+    ///    .send()
+    ///    .await;
+    /// ```
+    pub fn create_report(&self) -> builder::CreateReport<'_> {
+        builder::CreateReport::new(self)
     }
 }
 /// Types for composing operation parameters.
@@ -1273,6 +1758,103 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => Ok(ResponseValue::stream(response)),
+                400u16..=499u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                500u16..=599u16 => Err(Error::ErrorResponse(
+                    ResponseValue::from_response(response).await?,
+                )),
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /// Builder for [`Client::create_report`]
+    ///
+    /// [`Client::create_report`]: super::Client::create_report
+    #[derive(Debug, Clone)]
+    pub struct CreateReport<'a> {
+        client: &'a super::Client,
+        report_type: Result<types::ReportType, String>,
+        body: Result<types::builder::ReportRequest, String>,
+    }
+    impl<'a> CreateReport<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                report_type: Err("report_type was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn report_type<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ReportType>,
+        {
+            self.report_type = value
+                .try_into()
+                .map_err(|_| "conversion to `ReportType` for report_type failed".to_string());
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ReportRequest>,
+            <V as std::convert::TryInto<types::ReportRequest>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| format!("conversion to `ReportRequest` for body failed: {}", s));
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::ReportRequest) -> types::builder::ReportRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/reports/{reportType}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ReportInfo>, Error<types::ErrorResponse>> {
+            let Self {
+                client,
+                report_type,
+                body,
+            } = self;
+            let report_type = report_type.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| types::ReportRequest::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/reports/{}",
+                client.baseurl,
+                encode_path(&report_type.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map.append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(super::Client::api_version()),
+            );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_report",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 400u16..=499u16 => Err(Error::ErrorResponse(
                     ResponseValue::from_response(response).await?,
                 )),

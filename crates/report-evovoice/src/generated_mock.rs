@@ -218,6 +218,61 @@ pub mod operations {
             )
         }
     }
+    pub struct CreateReportWhen(::httpmock::When);
+    impl CreateReportWhen {
+        pub fn new(inner: ::httpmock::When) -> Self {
+            Self(
+                inner
+                    .method(::httpmock::Method::POST)
+                    .path_matches(regex::Regex::new("^/reports/[^/]*$").unwrap()),
+            )
+        }
+        pub fn into_inner(self) -> ::httpmock::When {
+            self.0
+        }
+        pub fn report_type(self, value: types::ReportType) -> Self {
+            let re = regex::Regex::new(&format!("^/reports/{}$", value.to_string())).unwrap();
+            Self(self.0.path_matches(re))
+        }
+        pub fn body(self, value: &types::ReportRequest) -> Self {
+            Self(self.0.json_body_obj(value))
+        }
+    }
+    pub struct CreateReportThen(::httpmock::Then);
+    impl CreateReportThen {
+        pub fn new(inner: ::httpmock::Then) -> Self {
+            Self(inner)
+        }
+        pub fn into_inner(self) -> ::httpmock::Then {
+            self.0
+        }
+        pub fn ok(self, value: &types::ReportInfo) -> Self {
+            Self(
+                self.0
+                    .status(200u16)
+                    .header("content-type", "application/json")
+                    .json_body_obj(value),
+            )
+        }
+        pub fn client_error(self, status: u16, value: &types::ErrorResponse) -> Self {
+            assert_eq!(status / 100u16, 4u16);
+            Self(
+                self.0
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .json_body_obj(value),
+            )
+        }
+        pub fn server_error(self, status: u16, value: &types::ErrorResponse) -> Self {
+            assert_eq!(status / 100u16, 5u16);
+            Self(
+                self.0
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .json_body_obj(value),
+            )
+        }
+    }
 }
 /// An extension trait for [`MockServer`](::httpmock::MockServer) that
 /// adds a method for each operation. These are the equivalent of
@@ -235,6 +290,9 @@ pub trait MockServerExt {
     fn download_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
         F: FnOnce(operations::DownloadReportWhen, operations::DownloadReportThen);
+    fn create_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    where
+        F: FnOnce(operations::CreateReportWhen, operations::CreateReportThen);
 }
 impl MockServerExt for ::httpmock::MockServer {
     fn list_reports<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
@@ -278,6 +336,17 @@ impl MockServerExt for ::httpmock::MockServer {
             config_fn(
                 operations::DownloadReportWhen::new(when),
                 operations::DownloadReportThen::new(then),
+            )
+        })
+    }
+    fn create_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    where
+        F: FnOnce(operations::CreateReportWhen, operations::CreateReportThen),
+    {
+        self.mock(|when, then| {
+            config_fn(
+                operations::CreateReportWhen::new(when),
+                operations::CreateReportThen::new(then),
             )
         })
     }

@@ -37,50 +37,14 @@ mod request;
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
 mod generated;
 
-/// Typed httpmock helpers generated from `specs/evovoice.yaml`, for testing code that uses
-/// this crate: `server.list_reports(|when, then| …)`.
-#[cfg(feature = "mock")]
-#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
-#[path = "generated_mock.rs"]
-pub mod mock;
-
-/// The generated EvoVoice client and its types.
-pub mod api {
-    pub use crate::generated::*;
-}
+/// The vendor kit's glue, generated from the spec's `x-codegen` settings.
+mod generated_kit;
 
 pub use adapter::{DOWNLOAD_LINK, EvoVoiceAdapter};
-pub use client::{
-    DEFAULT_BASE_URL, EvoVoiceClient, EvoVoiceConfig, Inner, STAGING_BASE_URL, USER_AGENT,
-};
-pub use errors::{EvoVoiceErrorKind, REPORT_NOT_FOUND, VENDOR};
+pub use client::{DEFAULT_BASE_URL, EvoVoiceClient, EvoVoiceConfig, STAGING_BASE_URL, USER_AGENT};
+pub use errors::{EvoVoiceErrorCode, REPORT_NOT_FOUND};
+pub use generated_kit::*;
 pub use lenient::ReportStatus;
-pub use request::EvoVoiceReportRequest;
+pub use request::{EvoVoiceReportRequest, ReportKind, ReportOptions, ReportType};
 
 pub use chrono;
-pub use report_core::{
-    self, Artifact, Clock, Download, DownloadOptions, DownloadSummary, Error, Job, JobStats,
-    Progress, ReportAdapter, Result, Status, Ticket, VirtualClock, WaitPolicy, http::HttpOptions,
-};
-
-/// Internals the workspace's fuzzers and property tests drive directly
-/// (`integration_tests::fuzzing`). Not part of the API: no stability promise.
-#[doc(hidden)]
-pub mod __fuzz {
-    use report_core::http::{VendorError, VendorErrors};
-
-    use crate::api::types::ErrorResponse;
-
-    /// How the client reads error answers.
-    pub const ERRORS: VendorErrors<'static> = crate::errors::ERRORS;
-
-    /// Code and message of a ServiceStack error.
-    pub fn describe(body: &ErrorResponse) -> VendorError {
-        crate::errors::describe(body)
-    }
-
-    /// The error body made for a non-JSON error body.
-    pub fn envelope_for(text: String) -> serde_json::Value {
-        crate::errors::envelope_for(text)
-    }
-}

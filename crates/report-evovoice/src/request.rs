@@ -1,13 +1,116 @@
-//! The typed parameters of an EvoVoice billing report, checked before anything is sent.
+//! The typed parameters of an EvoVoice report (billing, or one of the other types the
+//! vendor's own tool runs), checked before anything is sent.
+
+use std::fmt;
+use std::str::FromStr;
 
 use chrono::NaiveDate;
 use report_core::{Error, Result};
 
 use crate::generated::types;
 
-/// Parameters of an EvoVoice billing report.
+pub use crate::generated::types::ReportType;
+
+/// Which EvoVoice report a job runs: billing (`POST /reports/billing`) or another type
+/// (`POST /reports/<type>`). Named as in the vendor's tool: `billing`, `cdr`, `call-history`…
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ReportKind {
+    /// The billing report.
+    #[default]
+    Billing,
+    /// Another report type.
+    Other(ReportType),
+}
+
+impl ReportKind {
+    /// Every kind, billing first.
+    pub const ALL: [ReportKind; 10] = [
+        ReportKind::Billing,
+        ReportKind::Other(ReportType::AgentState),
+        ReportKind::Other(ReportType::CallCenterAbandon),
+        ReportKind::Other(ReportType::CallCenterDetail),
+        ReportKind::Other(ReportType::CallCenter),
+        ReportKind::Other(ReportType::CallHistory),
+        ReportKind::Other(ReportType::CallOutcome),
+        ReportKind::Other(ReportType::Cdr),
+        ReportKind::Other(ReportType::Metric),
+        ReportKind::Other(ReportType::SyncPhoneNumbers),
+    ];
+}
+
+impl fmt::Display for ReportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReportKind::Billing => f.write_str("billing"),
+            ReportKind::Other(kind) => kind.fmt(f),
+        }
+    }
+}
+
+impl FromStr for ReportKind {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<ReportKind> {
+        ReportKind::ALL
+            .into_iter()
+            .find(|kind| kind.to_string().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| {
+                let names: Vec<String> = ReportKind::ALL.iter().map(|k| k.to_string()).collect();
+                Error::InvalidInput(format!(
+                    "unknown EvoVoice report type {text:?} (one of {})",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// What the report types other than billing read besides the period and the account (see
+/// `ReportRequest` in the spec). Billing reads none of these.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// Time zone the period is read in (e.g. `America/New_York`).
+    pub time_zone_id: Option<String>,
+    /// Only this customer.
+    pub customer_id: Option<String>,
+    /// Only this endpoint.
+    pub endpoint_id: Option<String>,
+    /// Only this flow (call outcome reports).
+    pub flow_id: Option<String>,
+    /// The metric to report (metric reports).
+    pub metric_name: Option<String>,
+    /// Only this agent state (agent state reports).
+    pub specific_state: Option<String>,
+    /// Count archived sessions too.
+    pub include_archived_sessions: bool,
+    /// Sync the Documo fax numbers too (phone number sync).
+    pub sync_documo_numbers: bool,
+    /// Only these kinds of records.
+    pub types: Vec<String>,
+}
+
+impl ReportOptions {
+    fn texts(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        [
+            ("time zone", &self.time_zone_id),
+            ("customer id", &self.customer_id),
+            ("endpoint id", &self.endpoint_id),
+            ("flow id", &self.flow_id),
+            ("metric name", &self.metric_name),
+            ("agent state", &self.specific_state),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
+        .chain(self.types.iter().map(|t| ("record type", t)))
+    }
+}
+
+/// Parameters of an EvoVoice report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EvoVoiceReportRequest {
+    /// Which report: billing unless chosen with [`with_kind`](Self::with_kind).
+    pub kind: ReportKind,
+    /// What the other report types read; billing reads none of it.
+    pub options: ReportOptions,
     /// The account the report is run for (also where its status is looked up).
     pub account_id: String,
     /// First day of the period.
@@ -32,7 +135,21 @@ impl EvoVoiceReportRequest {
             include_customer_ids: false,
             notify_email: None,
             webhook_url: None,
+            kind: ReportKind::Billing,
+            options: ReportOptions::default(),
         }
+    }
+
+    /// Runs this kind of report instead of billing.
+    pub fn with_kind(mut self, kind: ReportKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Sets what the other report types read.
+    pub fn with_options(mut self, options: ReportOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Includes (or not) the customers' ids.
@@ -79,10 +196,43 @@ impl EvoVoiceReportRequest {
         if let Some(webhook) = &self.webhook_url {
             check_webhook(webhook)?;
         }
+        if self.kind == ReportKind::Billing && self.options != ReportOptions::default() {
+            return bad("a billing report reads none of the other report types' options".into());
+        }
+        for (name, value) in self.options.texts() {
+            if value.trim().is_empty() || value.chars().any(char::is_control) {
+                return bad(format!(
+                    "the {name} {value:?} is blank or has control characters"
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// The request body. Dates are sent as `YYYY-MM-DD`: EvoVoice takes plain date strings.
+    /// The body of a report type other than billing.
+    pub fn report_request(&self) -> types::ReportRequest {
+        let o = &self.options;
+        types::ReportRequest {
+            start_date: Some(self.from.format("%Y-%m-%d").to_string()),
+            end_date: Some(self.to.format("%Y-%m-%d").to_string()),
+            time_zone_id: o.time_zone_id.clone(),
+            customer_id: o.customer_id.clone(),
+            endpoint_id: o.endpoint_id.clone(),
+            flow_id: o.flow_id.clone(),
+            metric_name: o.metric_name.clone(),
+            specific_state: o.specific_state.clone(),
+            include_archived_sessions: o.include_archived_sessions.then_some(true),
+            include_customer_ids: self.include_customer_ids.then_some(true),
+            sync_documo_numbers: o.sync_documo_numbers.then_some(true),
+            types: o.types.clone(),
+            account_id: Some(self.account_id.trim().to_string()),
+            email_address_to_notify: self.notify_email.clone(),
+            webhook_url: self.webhook_url.clone(),
+        }
+    }
+
+    /// The billing request body. Dates are sent as `YYYY-MM-DD`: EvoVoice takes plain date
+    /// strings.
     pub fn billing_report(&self) -> types::BillingReport {
         types::BillingReport {
             start_date: Some(self.from.format("%Y-%m-%d").to_string()),

@@ -121,3 +121,20 @@ fn the_service_stack_error_shape_parses() {
     assert!(status.errors.is_empty());
     assert!(status.stack_trace.is_none());
 }
+
+/// FACTS.md round 2: the request fields seen across the other report types (`cdr`,
+/// `call-history`, …) parse into the shared `ReportRequest` and round-trip.
+#[test]
+fn the_other_report_types_request_parses_and_round_trips() {
+    use report_evovoice::api::types::ReportRequest;
+    let request: ReportRequest = parse("report_request_all_fields.json");
+    assert_eq!(request.time_zone_id.as_deref(), Some("America/New_York"));
+    assert_eq!(request.metric_name.as_deref(), Some("calls"));
+    assert_eq!(request.specific_state.as_deref(), Some("Available"));
+    assert_eq!(request.include_archived_sessions, Some(true));
+    assert_eq!(request.sync_documo_numbers, Some(true));
+    assert_eq!(request.types, ["Inbound", "Outbound"]);
+    let original: serde_json::Value =
+        serde_json::from_str(&fixture("report_request_all_fields.json")).unwrap();
+    assert_eq!(serde_json::to_value(&request).unwrap(), original);
+}

@@ -14,7 +14,7 @@ use report_evovoice::chrono::{DateTime, NaiveDate};
 use report_evovoice::mock::MockServerExt;
 use report_evovoice::{
     DOWNLOAD_LINK, DownloadOptions, Error, EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig,
-    EvoVoiceErrorKind, EvoVoiceReportRequest, Job, REPORT_NOT_FOUND, ReportStatus, Status, Ticket,
+    EvoVoiceErrorCode, EvoVoiceReportRequest, Job, REPORT_NOT_FOUND, ReportStatus, Status, Ticket,
     USER_AGENT, VirtualClock, WaitPolicy,
 };
 
@@ -233,8 +233,8 @@ async fn refused_credentials_are_an_auth_error() {
         other => panic!("expected Auth, got {other}"),
     }
     assert_eq!(
-        EvoVoiceErrorKind::of(&err),
-        Some(EvoVoiceErrorKind::Unauthenticated)
+        EvoVoiceErrorCode::of(&err),
+        Some(EvoVoiceErrorCode::Unauthenticated)
     );
     // Not retried: a start that reached the server is never sent twice.
     assert_eq!(refused.calls_async().await, 1);
@@ -264,20 +264,20 @@ async fn service_stack_errors_keep_status_code_and_field_errors() {
         "{err}"
     );
     assert_eq!(
-        EvoVoiceErrorKind::of(&err),
-        Some(EvoVoiceErrorKind::BadRequest)
+        EvoVoiceErrorCode::of(&err),
+        Some(EvoVoiceErrorCode::BadRequest)
     );
     m.delete_async().await;
 
     // 403, 404, 405, 500 with ServiceStack bodies.
     for (status, code, kind) in [
-        (403, "Forbidden", EvoVoiceErrorKind::Forbidden),
-        (404, "NotFound", EvoVoiceErrorKind::NotFound),
-        (405, "NotSupported", EvoVoiceErrorKind::NotSupported),
+        (403, "Forbidden", EvoVoiceErrorCode::Forbidden),
+        (404, "NotFound", EvoVoiceErrorCode::NotFound),
+        (405, "NotSupported", EvoVoiceErrorCode::NotSupported),
         (
             500,
             "NullReferenceException",
-            EvoVoiceErrorKind::ServerError,
+            EvoVoiceErrorCode::ServerError,
         ),
     ] {
         let body = service_stack_error(code, "nope");
@@ -287,7 +287,7 @@ async fn service_stack_errors_keep_status_code_and_field_errors() {
         let err = client.reports(ACCOUNT).await.unwrap_err();
         assert_eq!(err.http_status(), Some(status), "{err}");
         assert_eq!(err.vendor_code(), Some(code), "{err}");
-        assert_eq!(EvoVoiceErrorKind::of(&err), Some(kind), "{err}");
+        assert_eq!(EvoVoiceErrorCode::of(&err), Some(kind), "{err}");
         assert_eq!(err.is_transient(), status == 500, "{err}");
         m.delete_async().await;
     }
@@ -397,8 +397,8 @@ async fn a_report_missing_from_the_list_is_a_typed_error() {
         other => panic!("expected Api, got {other}"),
     }
     assert_eq!(
-        EvoVoiceErrorKind::of(&err),
-        Some(EvoVoiceErrorKind::ReportMissing)
+        EvoVoiceErrorCode::of(&err),
+        Some(EvoVoiceErrorCode::ReportMissing)
     );
     // Not transient: the wait stopped at the first answer.
     assert_eq!(list.calls_async().await, 1);
@@ -550,4 +550,69 @@ fn statuses_map_to_job_states() {
         }
         other => panic!("expected ready, got {other:?}"),
     }
+}
+
+/// Every report type of the vendor's own tool runs as a job: started at `POST /reports/<type>`
+/// with its fields, then listed and downloaded like billing.
+#[tokio::test]
+async fn every_report_type_runs_as_a_job() {
+    use report_evovoice::{ReportKind, ReportOptions, ReportType};
+
+    for kind in ReportKind::ALL {
+        let server = MockServer::start_async().await;
+        let options = ReportOptions {
+            time_zone_id: Some("Europe/Ljubljana".into()),
+            types: vec!["Inbound".into()],
+            ..ReportOptions::default()
+        };
+        let request = match kind {
+            ReportKind::Billing => request(),
+            ReportKind::Other(_) => request().with_kind(kind).with_options(options),
+        };
+        let started = match kind {
+            ReportKind::Billing => server.create_billing_report(|when, then| {
+                when.body(&request.billing_report());
+                then.ok(&report("r-1", "Queued"));
+            }),
+            ReportKind::Other(kind) => server.create_report(|when, then| {
+                when.report_type(kind).body(&request.report_request());
+                then.ok(&report("r-1", "Queued"));
+            }),
+        };
+        let mut done = report("r-1", "Completed");
+        done.download_link = Some("/reports/r-1.xlsx".into());
+        mock_list(&server, vec![done]);
+        let clock = Arc::new(VirtualClock::new(DateTime::UNIX_EPOCH));
+        let policy = WaitPolicy::default().with_jitter(0.0).with_seed(1);
+        let job = Job::start_with_clock(adapter(&server), &request, policy, clock)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let artifact = job.wait().await.unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(artifact.url, server.url("/reports/r-1.xlsx"), "{kind}");
+        started.assert_async().await;
+        if let ReportKind::Other(other) = kind {
+            assert_eq!(kind.to_string(), other.to_string());
+            assert_eq!(kind.to_string().parse::<ReportKind>().unwrap(), kind);
+            let body = serde_json::to_value(request.report_request()).unwrap();
+            assert_eq!(body["timeZoneId"], "Europe/Ljubljana", "{kind}");
+            assert_eq!(body["types"], serde_json::json!(["Inbound"]), "{kind}");
+        }
+    }
+    assert_eq!(
+        "CDR".parse::<ReportKind>().unwrap(),
+        ReportKind::Other(ReportType::Cdr)
+    );
+    assert!(matches!(
+        "fax".parse::<ReportKind>(),
+        Err(Error::InvalidInput(_))
+    ));
+    // Billing reads none of the other types' options: refused before any request.
+    let billing_with_options = request().with_options(ReportOptions {
+        metric_name: Some("calls".into()),
+        ..ReportOptions::default()
+    });
+    assert!(matches!(
+        billing_with_options.validate(),
+        Err(Error::InvalidInput(_))
+    ));
 }

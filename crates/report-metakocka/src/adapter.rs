@@ -7,19 +7,26 @@ use report_core::{
     Ticket,
 };
 
+use crate::VENDOR;
 use crate::api::types::ReportAnswer;
 use crate::client::MetaKockaClient;
-use crate::errors::{self, VENDOR};
+use crate::errors;
 use crate::lenient::ReportFormat;
 use crate::progress::progress_fraction;
 use crate::request::MetaKockaReportRequest;
 
-/// Ticket key of the report template id (polls send it again).
-const REPORT_ID: &str = "report_id";
-/// Ticket key of the company id (not a secret): a ticket is only polled for its own company.
-const COMPANY_ID: &str = "company_id";
-/// Ticket key of the `REPORT_TYPE`, for the artifact's format.
-const FORMAT: &str = "format";
+/// What a MetaKocka ticket keeps besides the print token.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct MetaKockaTicketState {
+    /// The report template id (polls send it again).
+    report_id: String,
+    /// The company id (not a secret): a ticket is only polled for its own company.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    company_id: Option<String>,
+    /// The `REPORT_TYPE`, for the artifact's format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    format: Option<ReportFormat>,
+}
 
 /// `Progress::vendor_state` while MetaKocka reports progress text.
 pub const STATE_PRINTING: &str = "printing";
@@ -118,10 +125,11 @@ impl ReportAdapter for MetaKockaAdapter {
                 ),
                 source: None,
             })?;
-        let ticket = Ticket::new(VENDOR, token, Utc::now())
-            .with(REPORT_ID, request.report_id.clone())
-            .with(COMPANY_ID, self.client.company_id())
-            .with(FORMAT, request.format.to_string());
+        let ticket = Ticket::new(VENDOR, token, Utc::now()).with_state(&MetaKockaTicketState {
+            report_id: request.report_id.clone(),
+            company_id: Some(self.client.company_id().to_string()),
+            format: Some(request.format.clone()),
+        })?;
         // A start answer normally holds only the token: then the job waits before its first
         // poll. Should it already tell progress or a link, that status saves a poll.
         let status = match (&answer.progress, &answer.url) {
@@ -133,7 +141,8 @@ impl ReportAdapter for MetaKockaAdapter {
 
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
         ticket.expect_vendor(VENDOR)?;
-        if let Some(company) = ticket.get(COMPANY_ID)
+        let state: MetaKockaTicketState = ticket.state()?;
+        if let Some(company) = &state.company_id
             && company != self.client.company_id()
         {
             return Err(Error::Ticket(format!(
@@ -142,7 +151,7 @@ impl ReportAdapter for MetaKockaAdapter {
                 self.client.company_id()
             )));
         }
-        let report_id = ticket.require(REPORT_ID)?;
+        let report_id = state.report_id.as_str();
         // Always the token the start returned: in-progress answers carry another one, which
         // is not the job's id.
         let answer = match self.client.report_status(report_id, &ticket.id).await {
@@ -161,10 +170,7 @@ impl ReportAdapter for MetaKockaAdapter {
         if answer.token.as_deref().is_some_and(|t| t != ticket.id) {
             tracing::debug!("MetaKocka answered another token; polling on with the original");
         }
-        let format = ticket
-            .get(FORMAT)
-            .map(|f| f.parse().unwrap_or_else(|never| match never {}));
-        self.status_of(&answer, format.as_ref())
+        self.status_of(&answer, state.format.as_ref())
     }
 
     async fn open(&self, artifact: &Artifact, offset: u64) -> Result<Download> {

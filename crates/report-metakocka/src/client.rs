@@ -1,19 +1,23 @@
 //! The MetaKocka client: the generated client plus the company's credentials, which travel in
 //! the JSON body of API requests only, never to download links.
 
-use progenitor_client::{ClientHooks, OperationInfo};
-use report_core::http::{self, HttpOptions, Redirects};
-use report_core::{Download, Error, ExposeSecret, Result, SecretString};
+use report_core::__private::{self as kit, Credentials, Endpoint, Redirects};
+use report_core::{Download, Error, ExposeSecret, HttpOptions, Result, SecretString};
 use url::Url;
 
+use crate::Profile;
 use crate::api::types;
-use crate::errors::{self, ERRORS};
+use crate::errors;
 use crate::generated;
 use crate::request::MetaKockaReportRequest;
 use crate::secret::SecretKey;
 
 /// MetaKocka's production API.
 pub const DEFAULT_BASE_URL: &str = "https://main.metakocka.si";
+
+/// Per-request timeout of accounting exports: the call blocks until the export is done, and a
+/// company's exports run one at a time.
+pub const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// The one report endpoint, under the base URL.
 pub(crate) const REPORT_PATH: &str = "/rest/eshop/v1/report";
@@ -41,52 +45,27 @@ impl MetaKockaConfig {
             http: HttpOptions::default(),
         }
     }
-
-    /// Another base URL (a sandbox, a mock).
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into();
-        self
-    }
-
-    /// Other HTTP options.
-    pub fn with_http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
-    }
 }
 
-/// State the generated client's hooks read: the API origin.
+/// What the generated client's hooks read: the API origin. The credentials travel in every
+/// request body, so a request for any other origin is refused rather than sent.
 #[derive(Clone, Debug)]
-pub struct Inner {
+pub struct MetaKockaOrigin {
     base: Url,
 }
 
-impl ClientHooks<Inner> for generated::Client {
-    /// Every body of this API carries the secret key: refuse to send one anywhere but the
-    /// configured origin (the generated client only builds such URLs; this keeps it so).
-    async fn pre<E>(
-        &self,
-        request: &mut reqwest::Request,
-        _info: &OperationInfo,
-    ) -> std::result::Result<(), progenitor_client::Error<E>> {
-        if http::may_carry_credentials(&self.inner.base, request.url()) {
-            Ok(())
-        } else {
-            Err(progenitor_client::Error::InvalidRequest(format!(
-                "refusing to send the MetaKocka secret key to {}",
-                request.url().origin().ascii_serialization()
-            )))
-        }
+impl Credentials for MetaKockaOrigin {
+    fn origin(&self) -> &Url {
+        &self.base
     }
 
-    /// HTML error pages (a proxy's 502) keep their status instead of failing to decode.
-    async fn exec(
-        &self,
-        request: reqwest::Request,
-        info: &OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
-        let response = http::traced_execute(&self.client, request, info.operation_id).await?;
-        http::guard_response(response, errors::envelope_for).await
+    /// Nothing to add: the body carries the secret key already.
+    fn authorize(&self, _request: &mut reqwest::Request, _operation: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn refuses_other_origins(&self) -> bool {
+        true
     }
 }
 
@@ -96,13 +75,14 @@ impl ClientHooks<Inner> for generated::Client {
 /// bodies sent to the API's own origin.
 #[derive(Clone, Debug)]
 pub struct MetaKockaClient {
-    api: generated::Client,
+    pub(crate) api: generated::Client,
+    /// The same client with [`EXPORT_TIMEOUT`], for accounting exports.
+    exports: generated::Client,
     /// Synchronous printing: the report endpoint, answering a file (read timeout, not a
     /// whole-request timeout).
     pub(crate) files: reqwest::Client,
     /// Download links: they carry no credentials, so redirects may go anywhere.
     downloads: reqwest::Client,
-    base: Url,
     company_id: String,
     secret_key: SecretKey,
 }
@@ -110,7 +90,7 @@ pub struct MetaKockaClient {
 impl MetaKockaClient {
     /// Checks the configuration (no request is sent).
     pub fn new(config: MetaKockaConfig) -> Result<Self> {
-        let base = http::check_base_url(&config.base_url, config.http.allow_insecure_http)?;
+        let endpoint = Endpoint::new(&config.base_url, &config.http, Redirects::Any)?;
         let company_id = config.company_id.trim().to_string();
         if company_id.is_empty() || !company_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Error::InvalidInput(format!(
@@ -121,27 +101,20 @@ impl MetaKockaClient {
         if config.secret_key.expose_secret().trim().is_empty() {
             return Err(Error::InvalidInput("MetaKocka secret key is empty".into()));
         }
-        let api_http = http::build_client(&config.http, Redirects::SameOriginOnly, false)?;
-        let files = http::build_client(&config.http, Redirects::SameOriginOnly, true)?;
-        let downloads = http::build_client(&config.http, Redirects::Any, true)?;
-        let inner = Inner { base: base.clone() };
+        let files = kit::build_client(&config.http, Redirects::SameOriginOnly, true)?;
+        let long = config.http.clone().with_timeout(EXPORT_TIMEOUT);
+        let exports = Endpoint::new(&config.base_url, &long, Redirects::Any)?;
+        let origin = MetaKockaOrigin {
+            base: endpoint.base.clone(),
+        };
         Ok(MetaKockaClient {
-            api: generated::Client::new_with_client(
-                base.as_str().trim_end_matches('/'),
-                api_http,
-                inner,
-            ),
+            api: crate::generated_kit::generated_client(&endpoint, origin.clone()),
+            exports: crate::generated_kit::generated_client(&exports, origin),
             files,
-            downloads,
-            base,
+            downloads: endpoint.downloads,
             company_id,
             secret_key: SecretKey::from(config.secret_key),
         })
-    }
-
-    /// The API base URL.
-    pub fn base_url(&self) -> &Url {
-        &self.base
     }
 
     /// The company id.
@@ -149,15 +122,12 @@ impl MetaKockaClient {
         &self.company_id
     }
 
-    /// The generated client, for calls this wrapper does not cover. Its bodies need the
-    /// credentials: build them with [`request_body`](Self::request_body).
-    pub fn api(&self) -> &generated::Client {
-        &self.api
-    }
-
     /// The report endpoint's URL.
     pub(crate) fn report_url(&self) -> String {
-        format!("{}{REPORT_PATH}", self.base.as_str().trim_end_matches('/'))
+        format!(
+            "{}{REPORT_PATH}",
+            self.base_url().as_str().trim_end_matches('/')
+        )
     }
 
     /// A request body with this company's credentials and nothing else set.
@@ -218,27 +188,34 @@ impl MetaKockaClient {
         operation: &str,
         body: types::ReportRequest,
     ) -> Result<types::ReportAnswer> {
-        match self.api.print_report().body(body).send().await {
-            Ok(answer) => {
-                let answer = answer.into_inner();
-                errors::check_answer(&answer)?;
-                Ok(answer)
-            }
-            Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
+        let answer = self
+            .call(operation, || {
+                self.api.print_report().body(body.clone()).send()
+            })
+            .await?;
+        errors::check_answer(&answer)?;
+        Ok(answer)
+    }
+
+    /// Runs an accounting export: blocks until MetaKocka has built the ZIP (up to
+    /// [`EXPORT_TIMEOUT`]). The answer's `opr_code` is not checked here.
+    pub async fn accounting_export(
+        &self,
+        body: &types::AccountingExportRequest,
+    ) -> Result<types::AccountingExportAnswer> {
+        let answer = self.exports.accounting_export().body(body.clone()).send();
+        match crate::generated_kit::answer(answer).await {
+            Ok(answer) => Ok(answer),
+            Err(e) => Err(kit::map_failure::<crate::Profile>("accountingExport", e).await),
         }
     }
 
     /// Opens a download link from `offset` on. Nothing secret goes with it: MetaKocka's links
     /// work on their own, and the secret key belongs in API request bodies only.
     pub async fn open(&self, url: &str, offset: u64) -> Result<Download> {
-        http::open_url(
-            &self.downloads,
-            &ERRORS,
-            url,
-            offset,
-            &self.base,
-            |request| request,
-        )
+        kit::open::<Profile>(&self.downloads, url, offset, self.base_url(), |request| {
+            request
+        })
         .await
     }
 }

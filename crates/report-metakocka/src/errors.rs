@@ -2,24 +2,14 @@
 //! message in `opr_desc` (or `error_desc`, or `opr_desc_app`); and, rarely, as an HTTP error
 //! status from a proxy or a failing server.
 
+use report_core::__private::VendorError;
 use report_core::Error;
-use report_core::http::{VendorError, VendorErrors};
 
+use crate::VENDOR;
 use crate::api::types::{ErrorAnswer, ReportAnswer};
-
-/// The short vendor name used in errors and tickets.
-pub const VENDOR: &str = "metakocka";
 
 /// The `opr_code` of success.
 pub const OPR_OK: &str = "0";
-
-/// How MetaKocka's HTTP errors are read. MetaKocka itself never answers 401 (a wrong key is
-/// an `opr_code` in HTTP 200); a 401 can only come from something in front of it.
-pub(crate) const ERRORS: VendorErrors<'static> = VendorErrors {
-    vendor: VENDOR,
-    request_id_header: None,
-    auth_statuses: &[401],
-};
 
 /// The message of an error answer: `opr_desc`, else `error_desc`, else `opr_desc_app`.
 fn message(
@@ -44,12 +34,6 @@ pub(crate) fn describe(answer: &ErrorAnswer) -> VendorError {
     }
 }
 
-/// The error answer for a non-JSON error body (see
-/// [`report_core::http::normalize_error_response`]).
-pub(crate) fn envelope_for(text: String) -> serde_json::Value {
-    serde_json::json!({ "opr_desc": text })
-}
-
 /// `Ok` for `opr_code` `"0"`; otherwise the typed error the answer carries.
 ///
 /// The error is [`Error::Api`] with `status: None` (MetaKocka answers errors with HTTP 200),
@@ -69,14 +53,7 @@ pub fn check_answer(answer: &ReportAnswer) -> report_core::Result<()> {
             message: format!("opr_code {code}: {message}"),
         });
     }
-    Err(Error::Api {
-        vendor: VENDOR,
-        status: None,
-        code: Some(code.to_string()),
-        message,
-        request_id: None,
-        retry_after: None,
-    })
+    Err(Error::detected(VENDOR, code, message))
 }
 
 /// Whether an error answer means "wrong secret key or company id".

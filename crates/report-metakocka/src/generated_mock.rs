@@ -7,6 +7,57 @@ pub mod operations {
     //! its inner type with a call to `into_inner()`. This can
     //! be used to explicitly deviate from permitted values.
     use crate::generated::*;
+    pub struct AccountingExportWhen(::httpmock::When);
+    impl AccountingExportWhen {
+        pub fn new(inner: ::httpmock::When) -> Self {
+            Self(
+                inner
+                    .method(::httpmock::Method::POST)
+                    .path_matches(regex::Regex::new("^/rest/eshop/accounting_export$").unwrap()),
+            )
+        }
+        pub fn into_inner(self) -> ::httpmock::When {
+            self.0
+        }
+        pub fn body(self, value: &types::AccountingExportRequest) -> Self {
+            Self(self.0.json_body_obj(value))
+        }
+    }
+    pub struct AccountingExportThen(::httpmock::Then);
+    impl AccountingExportThen {
+        pub fn new(inner: ::httpmock::Then) -> Self {
+            Self(inner)
+        }
+        pub fn into_inner(self) -> ::httpmock::Then {
+            self.0
+        }
+        pub fn ok(self, value: &types::AccountingExportAnswer) -> Self {
+            Self(
+                self.0
+                    .status(200u16)
+                    .header("content-type", "application/json")
+                    .json_body_obj(value),
+            )
+        }
+        pub fn client_error(self, status: u16, value: &types::ErrorAnswer) -> Self {
+            assert_eq!(status / 100u16, 4u16);
+            Self(
+                self.0
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .json_body_obj(value),
+            )
+        }
+        pub fn server_error(self, status: u16, value: &types::ErrorAnswer) -> Self {
+            assert_eq!(status / 100u16, 5u16);
+            Self(
+                self.0
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .json_body_obj(value),
+            )
+        }
+    }
     pub struct PrintReportWhen(::httpmock::When);
     impl PrintReportWhen {
         pub fn new(inner: ::httpmock::When) -> Self {
@@ -63,11 +114,25 @@ pub mod operations {
 /// adds a method for each operation. These are the equivalent of
 /// type-checked [`mock()`](::httpmock::MockServer::mock) calls.
 pub trait MockServerExt {
+    fn accounting_export<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    where
+        F: FnOnce(operations::AccountingExportWhen, operations::AccountingExportThen);
     fn print_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
         F: FnOnce(operations::PrintReportWhen, operations::PrintReportThen);
 }
 impl MockServerExt for ::httpmock::MockServer {
+    fn accounting_export<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    where
+        F: FnOnce(operations::AccountingExportWhen, operations::AccountingExportThen),
+    {
+        self.mock(|when, then| {
+            config_fn(
+                operations::AccountingExportWhen::new(when),
+                operations::AccountingExportThen::new(then),
+            )
+        })
+    }
     fn print_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
         F: FnOnce(operations::PrintReportWhen, operations::PrintReportThen),

@@ -40,6 +40,7 @@
 mod adapter;
 mod client;
 mod errors;
+mod export;
 mod lenient;
 mod progress;
 mod request;
@@ -49,21 +50,15 @@ mod sync;
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
 mod generated;
 
-/// Typed httpmock helpers generated from `specs/metakocka.yaml`, for testing code that uses
-/// this crate: `operations::PrintReportWhen::new(when).body(…)`, `server.print_report(…)`.
-#[cfg(feature = "mock")]
-#[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
-#[path = "generated_mock.rs"]
-pub mod mock;
-
-/// The generated MetaKocka client and its types.
-pub mod api {
-    pub use crate::generated::*;
-}
+/// The vendor kit's glue, generated from the spec's `x-codegen` settings.
+mod generated_kit;
 
 pub use adapter::{MetaKockaAdapter, STATE_PRINTING, STATE_WAITING};
-pub use client::{DEFAULT_BASE_URL, Inner, MetaKockaClient, MetaKockaConfig};
-pub use errors::{OPR_OK, VENDOR, check_answer, is_credentials_refusal};
+pub use client::{
+    DEFAULT_BASE_URL, EXPORT_TIMEOUT, MetaKockaClient, MetaKockaConfig, MetaKockaOrigin,
+};
+pub use errors::{OPR_OK, check_answer, is_credentials_refusal};
+pub use export::{AccountingExportRequest, MetaKockaExportAdapter};
 pub use lenient::ReportFormat;
 pub use progress::progress_fraction;
 pub use request::{
@@ -73,39 +68,10 @@ pub use request::{
 pub use secret::SecretKey;
 
 pub use chrono;
-pub use report_core::{
-    self, Artifact, Download, DownloadOptions, DownloadSummary, Error, Job, JobStats, Progress,
-    ReportAdapter, Result, SecretString, Status, Ticket, WaitPolicy, http::HttpOptions,
-};
+pub use generated_kit::*;
+pub use report_core::SecretString;
 
-/// Internals the workspace's fuzzers and property tests drive directly
-/// (`integration_tests::fuzzing`). Not part of the API: no stability promise.
-#[doc(hidden)]
-pub mod __fuzz {
-    use report_core::http::{VendorError, VendorErrors};
-
-    use crate::api::types::ErrorAnswer;
-
-    /// How the client reads HTTP error answers.
-    pub const ERRORS: VendorErrors<'static> = crate::errors::ERRORS;
-
-    /// Code and message of an answer with an HTTP error status.
-    pub fn describe(answer: &ErrorAnswer) -> VendorError {
-        crate::errors::describe(answer)
-    }
-
-    /// The error answer made for a non-JSON error body.
-    pub fn envelope_for(text: String) -> serde_json::Value {
-        crate::errors::envelope_for(text)
-    }
-
-    /// Synchronous printing: what a whole JSON answer means (an error envelope, or a report).
-    pub fn reject_envelope(body: &[u8]) -> report_core::Result<()> {
-        crate::sync::reject_envelope(body)
-    }
-
-    /// Synchronous printing: the error an HTTP error status becomes.
-    pub async fn error_status(response: reqwest::Response) -> report_core::Error {
-        crate::sync::error_status(response).await
-    }
+/// Vendor-specific fuzz entry points (re-exported in `__fuzz`).
+mod fuzz_extras {
+    pub use crate::sync::{error_status, reject_envelope};
 }

@@ -111,7 +111,7 @@ pub struct MetaKockaReportRequest {
     pub format: ReportFormat,
     /// MetaKocka id of the document to print (`mk_id`), for document reports.
     pub mk_id: Option<String>,
-    /// Language of the report (`ADD_ATT_HIDDEN_DEFAULT_LOCALE`): sl, en, de, it, hr, sr_RS…
+    /// Language of the report (`ADD_ATT_HIDDEN_DEFAULT_LOCALE`): sl, en, de, it, hr, bg, sr_RS…
     pub locale: Option<String>,
     /// Further parameters of the report.
     pub params: Vec<ReportParam>,

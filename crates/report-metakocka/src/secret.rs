@@ -81,18 +81,7 @@ impl<'de> serde::Deserialize<'de> for SecretKey {
     }
 }
 
-impl schemars::JsonSchema for SecretKey {
-    fn schema_name() -> String {
-        "SecretKey".to_string()
-    }
-    fn json_schema(_: &mut schemars::r#gen::SchemaGenerator) -> schemars::schema::Schema {
-        schemars::schema::SchemaObject {
-            instance_type: Some(schemars::schema::InstanceType::String.into()),
-            ..Default::default()
-        }
-        .into()
-    }
-}
+report_core::string_json_schema!(SecretKey);
 
 #[cfg(test)]
 mod tests {

@@ -9,14 +9,15 @@
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use report_core::http::{self, ERROR_BODY_LIMIT};
+use report_core::__private::{self as http, ERROR_BODY_LIMIT, VendorProfile};
 use report_core::{Compression, Download, Error, Result, excerpt};
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 
 use crate::api::types::{ErrorAnswer, ReportAnswer};
 use crate::client::MetaKockaClient;
-use crate::errors::{self, ERRORS, VENDOR};
+use crate::errors;
 use crate::request::MetaKockaReportRequest;
+use crate::{Profile, VENDOR};
 
 const OPERATION: &str = "printReport (synchronous)";
 
@@ -58,7 +59,7 @@ impl MetaKockaClient {
             })?;
         let response = http::traced_execute(&self.files, http_request, OPERATION)
             .await
-            .map_err(|e| ERRORS.transport(OPERATION, e))?;
+            .map_err(|e| Profile::errors().transport(OPERATION, e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(error_status(response).await);
@@ -98,7 +99,7 @@ impl MetaKockaClient {
 }
 
 /// A whole JSON answer: an error envelope becomes its error; other JSON is a `JSN` report.
-pub(crate) fn reject_envelope(body: &[u8]) -> Result<()> {
+pub fn reject_envelope(body: &[u8]) -> Result<()> {
     let decode = |message: String| Error::Decode {
         vendor: VENDOR,
         operation: OPERATION.to_string(),
@@ -120,17 +121,17 @@ pub(crate) fn reject_envelope(body: &[u8]) -> Result<()> {
 }
 
 /// An HTTP error status: MetaKocka's envelope if the body is one, else the page's excerpt.
-pub(crate) async fn error_status(response: reqwest::Response) -> Error {
+pub async fn error_status(response: reqwest::Response) -> Error {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = match http::normalize_error_response(response, errors::envelope_for).await {
+    let body = match http::normalize_error_response(response, Profile::error_body_for).await {
         Ok(normalized) => http::read_limited(normalized, ERROR_BODY_LIMIT)
             .await
             .unwrap_or_default(),
-        Err(e) => return ERRORS.transport(OPERATION, e),
+        Err(e) => return Profile::errors().transport(OPERATION, e),
     };
     let answer: ErrorAnswer = serde_json::from_slice(&body).unwrap_or_default();
-    ERRORS.api(status, &headers, errors::describe(&answer))
+    Profile::errors().api(status, &headers, Profile::describe(&answer))
 }
 
 fn content_type(headers: &HeaderMap) -> Option<&str> {

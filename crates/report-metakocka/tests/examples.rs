@@ -146,3 +146,39 @@ fn facts_unknown_document_type() {
         "{err}"
     );
 }
+
+/// FACTS round 2: the accounting export's request, answer and error answer parse.
+#[test]
+fn the_accounting_export_payloads_parse() {
+    use report_metakocka::api::types::{AccountingExportAnswer, AccountingExportRequest};
+    let request: AccountingExportRequest = parse("accounting_export_request.json");
+    assert_eq!(request.profile_name_list, ["Izvoz knjiženja", "42"]);
+    assert_eq!(request.from_date, "2026-01-01+02:00");
+    assert_eq!(request.export_attachment.as_deref(), Some("false"));
+    let answer: AccountingExportAnswer = parse("accounting_export_answer.json");
+    assert_eq!(answer.opr_code, "0");
+    assert_eq!(answer.job_id.as_deref(), Some("3f1c9a7e52b84d0c"));
+    assert!(
+        answer
+            .result_url
+            .as_deref()
+            .unwrap()
+            .starts_with("https://mk-exports.s3.")
+    );
+    assert_eq!(answer.opr_time_ms.as_deref(), Some("17559"));
+    let error: AccountingExportAnswer = parse("accounting_export_error.json");
+    assert_eq!(error.opr_code, "2");
+    assert_eq!(
+        error.error_desc.as_deref(),
+        Some("Unknown export profile : Izvoz X")
+    );
+}
+
+/// FACTS round 2: `bg` is one of MetaKocka's locales.
+#[test]
+fn the_bulgarian_locale_is_accepted() {
+    use report_metakocka::MetaKockaReportRequest;
+    let request = MetaKockaReportRequest::new("149", ReportFormat::Pdf).with_locale("bg");
+    request.validate().expect("bg is a locale");
+    assert_eq!(request.locale.as_deref(), Some("bg"));
+}

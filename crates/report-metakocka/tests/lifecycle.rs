@@ -550,3 +550,100 @@ async fn an_expired_link_is_renewed_by_polling_again() {
     expired.assert_calls_async(1).await;
     fresh.assert_calls_async(1).await;
 }
+
+/// The accounting export (FACTS round 2): one blocking call answers a pre-signed ZIP on
+/// another host; the job starts ready, and the download carries no credential.
+#[tokio::test]
+async fn an_accounting_export_is_ready_at_start_and_downloaded_without_credentials() {
+    use report_metakocka::{AccountingExportRequest, MetaKockaExportAdapter};
+
+    let api = MockServer::start_async().await;
+    let s3 = MockServer::start_async().await;
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 1, d).unwrap();
+    let request = AccountingExportRequest::new(vec!["Izvoz knjiženja".into()], day(1), day(31))
+        .with_utc_offset(chrono::FixedOffset::east_opt(2 * 3600).unwrap());
+    let export = api.mock(|when, then| {
+        when.method(Method::POST)
+            .path("/rest/eshop/accounting_export")
+            .json_body(json!({
+                "secret_key": SECRET, "company_id": COMPANY,
+                "profile_name_list": ["Izvoz knjiženja"],
+                "from_date": "2026-01-01+02:00", "to_date": "2026-01-31+02:00",
+                "export_attachment": "false"
+            }));
+        then.status(200).json_body(json!({
+            "opr_code": "0", "job_id": "job-1", "opr_time_ms": "17559",
+            "result_url": s3.url("/16/job-1.zip?X-Amz-Signature=sig")
+        }));
+    });
+    let zip = s3.mock(|when, then| {
+        when.method(Method::GET)
+            .path("/16/job-1.zip")
+            .query_param("X-Amz-Signature", "sig")
+            .is_true(|r: &HttpMockRequest| {
+                let text = format!("{:?}", r);
+                !text.contains(SECRET) && !text.to_ascii_lowercase().contains("authorization")
+            });
+        then.status(200)
+            .header("content-type", "application/zip")
+            .body(b"PK\x03\x04 zip");
+    });
+    let adapter = MetaKockaExportAdapter::new(client(&api));
+    let job = Job::start_with_clock(adapter, &request, policy(), clock())
+        .await
+        .unwrap();
+    assert_eq!(job.ticket().id, "job-1");
+    let artifact = job.wait().await.unwrap();
+    assert!(!artifact.authenticated);
+    let dir = tempfile::tempdir().unwrap();
+    let saved = job
+        .download_to(&artifact, dir.path().join("export.zip"), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(saved.bytes, 8);
+    export.assert_async().await;
+    zip.assert_async().await;
+    // MetaKocka has no status of an export: a resumed ticket says so, typed.
+    let err = job.poll().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unsupported {
+                vendor: "metakocka",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_accounting_export_is_a_typed_error() {
+    use report_metakocka::{AccountingExportRequest, MetaKockaExportAdapter};
+
+    let api = MockServer::start_async().await;
+    api.mock(|when, then| {
+        when.path("/rest/eshop/accounting_export");
+        then.status(200).json_body(
+            json!({"opr_code": "2", "error_desc": "Unknown export profile : X", "job_id": "77aa01"}),
+        );
+    });
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 1, d).unwrap();
+    let request = AccountingExportRequest::new(vec!["X".into()], day(1), day(31));
+    let adapter = MetaKockaExportAdapter::new(client(&api));
+    let err = Job::start_with_clock(adapter.clone(), &request, policy(), clock())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Api { code, message, .. } => {
+            assert_eq!(code.as_deref(), Some("2"));
+            assert!(message.contains("Unknown export profile") && message.contains("77aa01"));
+        }
+        other => panic!("expected an API error, got {other}"),
+    }
+    let empty = AccountingExportRequest::new(vec![], day(1), day(31));
+    let err = Job::start_with_clock(adapter, &empty, policy(), clock())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+}

@@ -7,13 +7,25 @@ use report_core::{
     Ticket,
 };
 
+use crate::VENDOR;
 use crate::client::{OfdClient, parse_utc};
-use crate::errors::{OfdErrorCode, VENDOR};
+use crate::errors::OfdErrorCode;
 use crate::generated::types;
 use crate::lenient::{ReportStatus, ReportType};
 
-/// Ticket key of the personal-account id.
-const AGREEMENT: &str = "agreement_id";
+/// What an OFD.ru ticket keeps besides the report id.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct OfdTicketState {
+    /// The personal-account id (`OfdAgreementId`), when the start named or looked one up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    agreement_id: Option<String>,
+}
+
+impl OfdTicketState {
+    fn of(ticket: &Ticket) -> Result<OfdTicketState> {
+        ticket.state()
+    }
+}
 
 /// Which registers (KKT) a report covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -249,7 +261,7 @@ impl OfdAdapter {
         }
         Artifact {
             authenticated: url::Url::parse(&url)
-                .is_ok_and(|u| report_core::http::same_origin(&u, self.client.base_url())),
+                .is_ok_and(|u| report_core::__private::same_origin(&u, self.client.base_url())),
             url,
             file_name: None,
             format: report.file_format.clone(),
@@ -296,10 +308,9 @@ impl ReportAdapter for OfdAdapter {
             .clone()
             .filter(|id| !id.is_empty())
             .ok_or_else(|| missing("createReport", "Data.Id"))?;
-        let mut ticket = Ticket::new(VENDOR, id, Utc::now());
-        if let Some(a) = &agreement_id {
-            ticket = ticket.with(AGREEMENT, a.clone());
-        }
+        let ticket = Ticket::new(VENDOR, id, Utc::now()).with_state(&OfdTicketState {
+            agreement_id: agreement_id.clone(),
+        })?;
         let status = self.status_of(&report, agreement_id.as_deref());
         Ok(Started {
             ticket,
@@ -324,12 +335,14 @@ impl ReportAdapter for OfdAdapter {
                 request_id: None,
                 retry_after: None,
             })?;
-        Ok(self.status_of(&report, ticket.get(AGREEMENT)))
+        let state = OfdTicketState::of(ticket)?;
+        Ok(self.status_of(&report, state.agreement_id.as_deref()))
     }
 
     async fn cancel(&self, ticket: &Ticket) -> Result<()> {
         ticket.expect_vendor(VENDOR)?;
-        let agreement = ticket.get(AGREEMENT);
+        let state = OfdTicketState::of(ticket)?;
+        let agreement = state.agreement_id.as_deref();
         let api = self.client.api();
         self.client
             .call("cancelReport", || {
@@ -345,7 +358,8 @@ impl ReportAdapter for OfdAdapter {
 
     async fn delete(&self, ticket: &Ticket) -> Result<()> {
         ticket.expect_vendor(VENDOR)?;
-        let agreement = ticket.get(AGREEMENT);
+        let state = OfdTicketState::of(ticket)?;
+        let agreement = state.agreement_id.as_deref();
         let api = self.client.api();
         self.client
             .call("deleteReport", || {

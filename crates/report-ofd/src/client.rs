@@ -2,17 +2,18 @@
 //! renewed a minute early and once more after a 401/403, and attached as the `AuthToken` query
 //! pair to requests for the API's own origin only.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo, ResponseValue};
-use report_core::auth::{Token, TokenCache};
-use report_core::http::{self, HttpOptions, Redirects};
-use report_core::{Error, ExposeSecret, Result, SecretString};
+use report_core::__private::{
+    self as kit, ApiFailure, Credentials, Endpoint, Redirects, Token, TokenCache,
+};
+use report_core::{Clock, Error, ExposeSecret, HttpOptions, Result, SecretString};
 use url::Url;
 
-use crate::errors::{self, ERRORS, OfdErrorCode};
+use crate::Profile;
+use crate::errors::OfdErrorCode;
 use crate::generated::{self, types};
 use crate::listing;
 
@@ -33,6 +34,8 @@ pub struct OfdConfig {
     pub password: SecretString,
     /// Timeouts, user agent, insecure-http opt-in.
     pub http: HttpOptions,
+    /// The clock token expiry is judged on (tokio's unless testing in virtual time).
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl OfdConfig {
@@ -43,63 +46,34 @@ impl OfdConfig {
             login: login.into(),
             password: SecretString::from(password.into()),
             http: HttpOptions::default(),
+            clock: None,
         }
-    }
-
-    /// Another base URL (a sandbox, a mock).
-    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = base_url.into();
-        self
-    }
-
-    /// Other HTTP options.
-    pub fn with_http(mut self, http: HttpOptions) -> Self {
-        self.http = http;
-        self
     }
 }
 
-/// State the generated client's hooks read: the API origin and the token cache.
+/// What the generated client's hooks read: the API origin and the token cache. The token goes
+/// as the `AuthToken` query pair to the API's own origin only.
 #[derive(Clone, Debug)]
-pub struct Inner {
+pub struct OfdCredentials {
     base: Url,
-    tokens: Arc<TokenCache>,
+    pub(crate) tokens: Arc<TokenCache>,
 }
 
-impl Inner {
-    /// Adds `AuthToken` to a request for the API's own origin; any other origin gets nothing.
-    fn authorize(&self, request: &mut reqwest::Request) {
-        if !http::may_carry_credentials(&self.base, request.url()) {
-            return;
-        }
-        if let Some(token) = self.tokens.current() {
+impl Credentials for OfdCredentials {
+    fn origin(&self) -> &Url {
+        &self.base
+    }
+
+    fn authorize(&self, request: &mut reqwest::Request, operation: &str) -> Result<(), String> {
+        if operation != "create_auth_token"
+            && let Some(token) = self.tokens.current()
+        {
             request
                 .url_mut()
                 .query_pairs_mut()
                 .append_pair("AuthToken", token.expose_secret());
         }
-    }
-}
-
-impl ClientHooks<Inner> for generated::Client {
-    async fn pre<E>(
-        &self,
-        request: &mut reqwest::Request,
-        info: &OperationInfo,
-    ) -> std::result::Result<(), progenitor_client::Error<E>> {
-        if info.operation_id != "create_auth_token" {
-            self.inner.authorize(request);
-        }
         Ok(())
-    }
-
-    async fn exec(
-        &self,
-        request: reqwest::Request,
-        info: &OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
-        let response = http::traced_execute(&self.client, request, info.operation_id).await?;
-        http::guard_response(response, errors::envelope_for).await
     }
 }
 
@@ -108,9 +82,8 @@ impl ClientHooks<Inner> for generated::Client {
 /// Cloning is cheap; clones share the token.
 #[derive(Clone, Debug)]
 pub struct OfdClient {
-    api: generated::Client,
+    pub(crate) api: generated::Client,
     downloads: reqwest::Client,
-    base: Url,
     login: String,
     password: SecretString,
 }
@@ -121,47 +94,23 @@ type ApiResult<T> =
 impl OfdClient {
     /// Checks the configuration (no request is sent).
     pub fn new(config: OfdConfig) -> Result<Self> {
-        let base = http::check_base_url(&config.base_url, config.http.allow_insecure_http)?;
+        let endpoint = Endpoint::new(&config.base_url, &config.http, Redirects::SameOriginOnly)?;
         if config.login.trim().is_empty() {
             return Err(Error::InvalidInput("OFD.ru login is empty".into()));
         }
         if config.password.expose_secret().is_empty() {
             return Err(Error::InvalidInput("OFD.ru password is empty".into()));
         }
-        let api_http = http::build_client(&config.http, Redirects::SameOriginOnly, false)?;
-        let downloads = http::build_client(&config.http, Redirects::SameOriginOnly, true)?;
-        let inner = Inner {
-            base: base.clone(),
-            tokens: Arc::new(TokenCache::new(RENEW_MARGIN)),
+        let credentials = OfdCredentials {
+            base: endpoint.base.clone(),
+            tokens: kit::shared_tokens(RENEW_MARGIN, config.clock),
         };
         Ok(OfdClient {
-            api: generated::Client::new_with_client(
-                base.as_str().trim_end_matches('/'),
-                api_http,
-                inner,
-            ),
-            downloads,
-            base,
+            api: crate::generated_kit::generated_client(&endpoint, credentials),
+            downloads: endpoint.downloads,
             login: config.login,
             password: config.password,
         })
-    }
-
-    /// The API base URL.
-    pub fn base_url(&self) -> &Url {
-        &self.base
-    }
-
-    /// The generated client, for operations this wrapper does not cover. Requests made through
-    /// it carry the cached token; call [`ensure_token`](Self::ensure_token) first, or use
-    /// [`call`](Self::call), which also renews the token after a 401/403.
-    pub fn api(&self) -> &generated::Client {
-        &self.api
-    }
-
-    /// Makes sure a token valid for at least another minute is cached.
-    pub async fn ensure_token(&self) -> Result<()> {
-        self.token_generation().await.map(|_| ())
     }
 
     async fn token_generation(&self) -> Result<u64> {
@@ -172,31 +121,30 @@ impl OfdClient {
             .await
     }
 
-    async fn renew_token(&self) -> Result<Token> {
+    pub(crate) async fn renew_token(&self) -> Result<Token> {
         let body = types::AuthTokenRequest {
             login: self.login.clone(),
             password: self.password.expose_secret().to_string(),
         };
-        let answer = self.api.create_auth_token().body(body).send().await;
-        let token = match answer {
-            Ok(value) => value.into_inner(),
-            Err(e) if matches!(e.status().map(|s| s.as_u16()), Some(401 | 403)) => {
-                return Err(Error::Auth {
-                    vendor: errors::VENDOR,
-                    status: e.status().map_or(403, |s| s.as_u16()),
-                    message: "login or password refused by CreateAuthToken".into(),
-                });
+        let answer = crate::generated_kit::answer(self.api.create_auth_token().body(body).send());
+        let token = match answer.await {
+            Ok(token) => token,
+            Err(e) if matches!(e.status(), Some(401 | 403)) => {
+                return Err(Error::auth(
+                    crate::VENDOR,
+                    e.status().unwrap_or(403),
+                    "login or password refused by CreateAuthToken",
+                ));
             }
-            Err(e) => return Err(ERRORS.map("createAuthToken", e, errors::describe).await),
+            Err(e) => return Err(kit::map_failure::<Profile>("createAuthToken", e).await),
         };
-        let value = token
-            .auth_token
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Auth {
-                vendor: errors::VENDOR,
-                status: 200,
-                message: "CreateAuthToken answered without an AuthToken".into(),
-            })?;
+        let value = token.auth_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            Error::auth(
+                crate::VENDOR,
+                200,
+                "CreateAuthToken answered without an AuthToken",
+            )
+        })?;
         let expires = token.expiration_date_utc.as_deref().and_then(parse_utc);
         tracing::debug!(expires = ?expires, "obtained an OFD.ru AuthToken");
         Ok(Token {
@@ -205,49 +153,15 @@ impl OfdClient {
         })
     }
 
-    /// Runs one generated operation with a valid token; after a 401 (or a 403 that is not
-    /// `AccessDenied`) renews the token once and runs it again.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: report_ofd::OfdClient) -> report_ofd::Result<()> {
-    /// let api = client.api();
-    /// let templates = client.call("listReportTemplates", || api.list_report_templates().send()).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn call<T, F, Fut>(&self, operation: &str, f: F) -> Result<T>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = ApiResult<T>>,
-    {
-        let tokens = &self.api.inner.tokens;
-        match tokens
-            .with_renewal(|| self.renew_token(), f, token_refused)
-            .await?
-        {
-            Ok(value) => Ok(value.into_inner()),
-            Err(e) if token_refused(&e) => Err(Error::Auth {
-                vendor: errors::VENDOR,
-                status: e.status().map_or(401, |s| s.as_u16()),
-                message: format!("{operation}: the AuthToken was refused even after renewal"),
-            }),
-            Err(e) => Err(ERRORS.map(operation, e, errors::describe).await),
-        }
-    }
-
     /// Opens a URL on the API origin (with the token) or elsewhere (without), from `offset`.
     pub(crate) async fn open(&self, url: &str, offset: u64) -> Result<report_core::Download> {
         let attempt = |token: Option<SecretString>| {
-            http::open_url(
-                &self.downloads,
-                &ERRORS,
-                url,
-                offset,
-                &self.base,
-                move |rb| match token {
+            kit::open::<Profile>(&self.downloads, url, offset, self.base_url(), move |rb| {
+                match token {
                     Some(t) => rb.query(&[("AuthToken", t.expose_secret())]),
                     None => rb,
-                },
-            )
+                }
+            })
         };
         let generation = self.token_generation().await?;
         match attempt(self.api.inner.tokens.current()).await {
@@ -276,13 +190,12 @@ impl OfdClient {
             .and_then(|d| d.ofd_agreement_id)
             .or(list.ofd_agreement_id)
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| Error::Api {
-                vendor: errors::VENDOR,
-                status: None,
-                code: Some(OfdErrorCode::OfdAgreementNotFound.to_string()),
-                message: format!("no personal account for INN {inn} / KPP {kpp}"),
-                request_id: None,
-                retry_after: None,
+            .ok_or_else(|| {
+                Error::detected(
+                    crate::VENDOR,
+                    OfdErrorCode::OfdAgreementNotFound,
+                    format!("no personal account for INN {inn} / KPP {kpp}"),
+                )
             })
     }
 
@@ -371,14 +284,12 @@ impl OfdClient {
 }
 
 /// A 401, or a 403 that is not `AccessDenied`, means the token was refused.
-fn token_refused(e: &progenitor_client::Error<types::ErrorEnvelope>) -> bool {
-    match e.status().map(|s| s.as_u16()) {
+pub(crate) fn token_refused(e: &ApiFailure<types::ErrorEnvelope>) -> bool {
+    match e.status() {
         Some(401) => true,
-        Some(403) => match e {
-            progenitor_client::Error::ErrorResponse(rv) => {
-                OfdErrorCode::find(&rv.as_ref().errors) != Some(OfdErrorCode::AccessDenied)
-            }
-            _ => true,
+        Some(403) => match e.body() {
+            Some(body) => OfdErrorCode::find(&body.errors) != Some(OfdErrorCode::AccessDenied),
+            None => true,
         },
         _ => false,
     }
@@ -398,7 +309,7 @@ fn error_is_token_refusal(e: &Error) -> bool {
 
 /// OFD.ru's dates: ISO 8601 in UTC, usually without an offset (`2021-11-12T10:55:20`), with
 /// or without fractions of a second.
-pub(crate) fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
+pub fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Some(dt.with_timezone(&Utc));

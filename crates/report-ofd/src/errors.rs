@@ -1,11 +1,8 @@
 //! OFD.ru's error codes and how its failure envelope becomes a [`report_core::Error`].
 
-use report_core::http::{VendorError, VendorErrors};
+use report_core::__private::VendorError;
 
 use crate::generated::types::ErrorEnvelope;
-
-/// The short vendor name used in errors and tickets.
-pub const VENDOR: &str = "ofd";
 
 report_core::lenient_enum! {
     /// Error codes OFD.ru documents (sections 3.1.2, 3.2.2, 4.1, 5.1.1).
@@ -49,14 +46,6 @@ impl OfdErrorCode {
     }
 }
 
-/// How OFD.ru's errors are read: 401 is a refused token; 403 is decided by the caller (it is
-/// also `AccessDenied`).
-pub(crate) const ERRORS: VendorErrors<'static> = VendorErrors {
-    vendor: VENDOR,
-    request_id_header: None,
-    auth_statuses: &[401],
-};
-
 /// Code and message of a failure envelope.
 pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
     let code = OfdErrorCode::find(&envelope.errors).map(|c| c.to_string());
@@ -66,10 +55,4 @@ pub(crate) fn describe(envelope: &ErrorEnvelope) -> VendorError {
         envelope.errors.join("; ")
     };
     VendorError { code, message }
-}
-
-/// The failure envelope for a non-JSON error body (see
-/// [`report_core::http::normalize_error_response`]).
-pub(crate) fn envelope_for(text: String) -> serde_json::Value {
-    serde_json::json!({ "Errors": [text], "Status": "Failed" })
 }

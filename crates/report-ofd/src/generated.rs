@@ -2635,7 +2635,7 @@ pub mod types {
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
-    pub(crate) inner: crate::client::Inner,
+    pub(crate) inner: crate::client::OfdCredentials,
 }
 impl Client {
     /// Create a new client.
@@ -2643,7 +2643,7 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new(baseurl: &str, inner: crate::client::Inner) -> Self {
+    pub fn new(baseurl: &str, inner: crate::client::OfdCredentials) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
@@ -2664,7 +2664,7 @@ impl Client {
     pub fn new_with_client(
         baseurl: &str,
         client: reqwest::Client,
-        inner: crate::client::Inner,
+        inner: crate::client::OfdCredentials,
     ) -> Self {
         Self {
             baseurl: baseurl.to_string(),
@@ -2673,7 +2673,7 @@ impl Client {
         }
     }
 }
-impl ClientInfo<crate::client::Inner> for Client {
+impl ClientInfo<crate::client::OfdCredentials> for Client {
     fn api_version() -> &'static str {
         "1.3"
     }
@@ -2683,7 +2683,7 @@ impl ClientInfo<crate::client::Inner> for Client {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
-    fn inner(&self) -> &crate::client::Inner {
+    fn inner(&self) -> &crate::client::OfdCredentials {
         &self.inner
     }
 }
@@ -2691,7 +2691,7 @@ const _: () = {
     #[allow(dead_code)]
     fn assert_client_hooks()
     where
-        Client: ClientHooks<crate::client::Inner>,
+        Client: ClientHooks<crate::client::OfdCredentials>,
     {
     }
 };

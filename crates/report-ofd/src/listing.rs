@@ -231,7 +231,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Found<'a> {
 /// read as [`OfdClient::reports`](crate::OfdClient::reports) reads the list: `Data.List` when
 /// the answer has `Data`, the top-level `List` otherwise. Fails exactly when decoding `body`
 /// as [`types::ReportListEnvelope`] fails.
-pub(crate) fn find_report(body: &[u8], id: &str) -> serde_json::Result<Option<types::ReportInfo>> {
+pub fn find_report(body: &[u8], id: &str) -> serde_json::Result<Option<types::ReportInfo>> {
     WANTED.with_borrow_mut(|wanted| {
         wanted.clear();
         wanted.push_str(id);
@@ -245,7 +245,7 @@ pub(crate) fn find_report(body: &[u8], id: &str) -> serde_json::Result<Option<ty
 }
 
 impl<'a> ReportListEnvelope<'a, Vec<ReportInfo<'a>>> {
-    /// The owned form, naming every field: [`check_agreement`] compares it with the generated
+    /// The owned form, naming every field: [`check_list_decoders_agree`] compares it with the generated
     /// decoding.
     fn into_owned(self) -> types::ReportListEnvelope {
         types::ReportListEnvelope {
@@ -269,7 +269,7 @@ impl<'a> ReportListEnvelope<'a, Vec<ReportInfo<'a>>> {
 
 /// Decodes `body` both ways: the generated types and this mirror. Panics when they disagree
 /// (one accepts what the other refuses, or they read different values). For tests and fuzzers.
-pub(crate) fn check_agreement(body: &[u8]) {
+pub fn check_list_decoders_agree(body: &[u8]) {
     let generated = serde_json::from_slice::<types::ReportListEnvelope>(body);
     let mirror = serde_json::from_slice::<ReportListEnvelope<'_, Vec<ReportInfo<'_>>>>(body);
     let status_path = serde_json::from_slice::<ReportListEnvelope<'_, Found<'_>>>(body);
@@ -344,7 +344,7 @@ mod tests {
 
     fn agree(value: &serde_json::Value) {
         let body = serde_json::to_vec(value).unwrap();
-        check_agreement(&body);
+        check_list_decoders_agree(&body);
         // Also the \u escapes a .NET server writes for non-ASCII text.
         let ascii = serde_json::to_string(value)
             .unwrap()
@@ -360,7 +360,7 @@ mod tests {
                 }
             })
             .collect::<String>();
-        check_agreement(ascii.as_bytes());
+        check_list_decoders_agree(ascii.as_bytes());
     }
 
     #[test]
@@ -426,7 +426,7 @@ mod tests {
                     break;
                 }
             }
-            check_agreement(&body);
+            check_list_decoders_agree(&body);
         }
     }
 
@@ -467,7 +467,7 @@ mod tests {
             b"{\"List\": [{\"Id\": \"\xff\"}]}",
             br#"{"TotalCount": 1e3}"#,
         ] {
-            check_agreement(raw);
+            check_list_decoders_agree(raw);
         }
     }
 }

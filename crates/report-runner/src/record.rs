@@ -124,7 +124,7 @@ pub struct JobRecord {
 fn redacted<S: serde::Serializer>(artifact: &Option<Artifact>, s: S) -> Result<S::Ok, S::Error> {
     let artifact = artifact.clone().map(|mut a| {
         if let Ok(url) = url::Url::parse(&a.url) {
-            a.url = report_core::http::redact_query(&url);
+            a.url = report_core::redact_query(&url);
         }
         a
     });

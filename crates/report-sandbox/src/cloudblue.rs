@@ -272,10 +272,13 @@ async fn create_token(
         return ctx.error(StatusCode::UNAUTHORIZED, "Bad credentials");
     };
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if field_ci(&request, "marketplace").and_then(Value::as_str) != Some(CLOUDBLUE_MARKETPLACE) {
+    // cmp.yaml 1.6: the marketplace is optional (the user's default, here the only one).
+    if let Some(marketplace) = field_ci(&request, "marketplace")
+        && marketplace.as_str() != Some(CLOUDBLUE_MARKETPLACE)
+    {
         return ctx.error(
             StatusCode::BAD_REQUEST,
-            &format!("Body must be {{\"marketplace\":\"{CLOUDBLUE_MARKETPLACE}\"}}"),
+            &format!("marketplace must be \"{CLOUDBLUE_MARKETPLACE}\" or absent"),
         );
     }
     let shared = &cb.shared;
@@ -334,13 +337,16 @@ async fn create_report(
             "format: must be one of json, xml, csv, xlsx",
         );
     }
-    let (Some(start_text), Some(end_text)) = (text("startDate"), text("endDate")) else {
-        return ctx.error(
-            StatusCode::BAD_REQUEST,
-            "startDate and endDate are required",
-        );
+    // cmp.yaml 1.6: only `name` and `startDate` are required; the period ends now by default.
+    let Some(start_text) = text("startDate") else {
+        return ctx.error(StatusCode::BAD_REQUEST, "startDate: must not be blank");
     };
-    let (Some(start), Some(end)) = (parse_date(start_text), parse_date(end_text)) else {
+    let now = cb.shared.clock.utc_now();
+    let end = match text("endDate") {
+        Some(end_text) => parse_date(end_text),
+        None => Some((now, now.naive_utc())),
+    };
+    let (Some(start), Some(end)) = (parse_date(start_text), end) else {
         return ctx.error(
             StatusCode::BAD_REQUEST,
             "startDate and endDate must be ISO 8601 dates",
@@ -439,6 +445,8 @@ async fn list_reports(
         }),
     };
     let (limit, offset) = match (number("limit", 10), number("offset", 0)) {
+        // cmp.yaml 1.6: `limit` has minimum 1.
+        (Ok(0), _) => return ctx.error(StatusCode::BAD_REQUEST, "limit: must be at least 1"),
         (Ok(limit), Ok(offset)) => (limit, offset),
         (Err(response), _) | (_, Err(response)) => return response,
     };

@@ -221,6 +221,20 @@ async fn start_task(
                 "The request body is not valid JSON",
             );
         };
+        // `orderType` has no string converter on the server: a name fails model validation,
+        // answered as ASP.NET problem details under `response`.
+        if request.get("orderType").is_some_and(Value::is_string) {
+            let details = serde_json::json!({
+                "response": {
+                    "title": "One or more validation errors occurred.",
+                    "status": 400,
+                    "errors": {"$.orderType": ["The JSON value could not be converted to ASC.Core.Common.EF.OperationOrderType."]},
+                    "traceId": "00-sandbox-00"
+                },
+                "count": 1, "status": 1, "statusCode": 400
+            });
+            return json_response(StatusCode::BAD_REQUEST, &details);
+        }
         let date = |name: &str| {
             request
                 .get(name)

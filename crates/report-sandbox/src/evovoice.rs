@@ -73,7 +73,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/auth/credentials", post(authenticate))
         .route("/reports/billing", post(start_billing))
         .route("/reports", get(list_reports))
-        .route("/reports/{id}", get(get_report_file).delete(delete_report))
+        .route(
+            "/reports/{id}",
+            get(get_report_file).delete(delete_report).post(start_typed),
+        )
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::from_fn_with_state(
@@ -243,15 +246,50 @@ async fn authenticate(
     response
 }
 
+/// The report types besides billing that `POST /reports/<type>` starts (the vendor's tool).
+const REPORT_TYPES: [&str; 9] = [
+    "agent-state",
+    "call-center-abandon",
+    "call-center-detail",
+    "call-center",
+    "call-history",
+    "call-outcome",
+    "cdr",
+    "metric",
+    "sync-phone-numbers",
+];
+
 async fn start_billing(
     State(evo): State<Arc<EvoVoice>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = evo.check(&headers) {
+    start_report(&evo, "billing", &headers, &body)
+}
+
+/// `POST /reports/<type>`: every other type is started like billing.
+async fn start_typed(
+    State(evo): State<Arc<EvoVoice>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !REPORT_TYPES.contains(&kind.as_str()) {
+        return ss_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("Handler for Request not found: POST /reports/{kind}"),
+            Vec::new(),
+        );
+    }
+    start_report(&evo, &kind, &headers, &body)
+}
+
+fn start_report(evo: &EvoVoice, kind: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    if let Err(response) = evo.check(headers) {
         return response;
     }
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return ss_error(
             StatusCode::BAD_REQUEST,
             "SerializationException",
@@ -307,12 +345,12 @@ async fn start_billing(
                 size: shared.config.report_size,
                 gzip: false,
                 content_type: XLSX,
-                disposition: Some(format!("attachment; filename=\"billing-report-{id}.xlsx\"")),
+                disposition: Some(format!("attachment; filename=\"{kind}-report-{id}.xlsx\"")),
             },
         );
     }
     let report = Report {
-        name: format!("Billing Report {start_text} - {end_text}"),
+        name: format!("{} Report {start_text} - {end_text}", title(kind)),
         account_id: account_id.to_owned(),
         clock: JobClock::start(shared.config.job_duration),
         created: shared.clock.utc_now(),
@@ -325,6 +363,20 @@ async fn start_billing(
     let info = evo.info(&report);
     evo.reports.lock().expect("evovoice lock").push(report);
     json_response(StatusCode::OK, &info)
+}
+
+/// `call-history` → `Call History`.
+fn title(kind: &str) -> String {
+    kind.split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 async fn list_reports(

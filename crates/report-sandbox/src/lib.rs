@@ -73,9 +73,9 @@ mod ofd;
 mod record;
 mod server;
 mod shared;
+mod vendor;
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,89 +83,9 @@ use tokio::task::JoinHandle;
 
 pub use faults::Faults;
 pub use record::RecordedRequest;
+pub use vendor::{PerVendor, UnknownVendor, Vendor};
 
 use shared::{Origins, Shared};
-
-/// The simulated vendors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Vendor {
-    /// ONLYOFFICE DocSpace: customer operations report (one task per portal user).
-    DocSpace,
-    /// EvoVoice (ServiceStack): billing report.
-    EvoVoice,
-    /// CloudBlue Commerce Marketplace API, Reporting and Data Export.
-    CloudBlue,
-    /// MetaKocka: asynchronous report printing.
-    MetaKocka,
-    /// OFD.ru «ИС Отчеты».
-    Ofd,
-}
-
-impl Vendor {
-    /// Every vendor, in a fixed order.
-    pub const ALL: [Vendor; 5] = [
-        Vendor::DocSpace,
-        Vendor::EvoVoice,
-        Vendor::CloudBlue,
-        Vendor::MetaKocka,
-        Vendor::Ofd,
-    ];
-
-    /// The short lowercase name: `docspace`, `evovoice`, `cloudblue`, `metakocka`, `ofd`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Vendor::DocSpace => "docspace",
-            Vendor::EvoVoice => "evovoice",
-            Vendor::CloudBlue => "cloudblue",
-            Vendor::MetaKocka => "metakocka",
-            Vendor::Ofd => "ofd",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Vendor::DocSpace => 0,
-            Vendor::EvoVoice => 1,
-            Vendor::CloudBlue => 2,
-            Vendor::MetaKocka => 3,
-            Vendor::Ofd => 4,
-        }
-    }
-}
-
-impl fmt::Display for Vendor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The error of parsing an unknown vendor name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnknownVendor(pub String);
-
-impl fmt::Display for UnknownVendor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown vendor {:?} (expected one of docspace, evovoice, cloudblue, metakocka, ofd)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for UnknownVendor {}
-
-impl FromStr for Vendor {
-    type Err = UnknownVendor;
-
-    /// Parses a vendor name, ignoring ASCII case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Vendor::ALL
-            .into_iter()
-            .find(|v| v.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| UnknownVendor(s.to_owned()))
-    }
-}
 
 /// How the sandbox behaves.
 #[derive(Clone, Debug, PartialEq)]
@@ -251,7 +171,11 @@ impl Sandbox {
             vendor_origins.push(format!("http://{}", listener.local_addr()?));
         }
         let origins = Origins {
-            vendor: vendor_origins,
+            // Listeners were bound in `Vendor::ALL` order.
+            vendor: PerVendor::from_fn(|vendor| {
+                let position = Vendor::ALL.iter().position(|v| *v == vendor);
+                vendor_origins[position.expect("every vendor is in ALL")].clone()
+            }),
             blob: format!("http://{}", blob_listener.local_addr()?),
         };
         let shared = Arc::new(Shared::new(config, origins));
@@ -269,6 +193,7 @@ impl Sandbox {
             };
             tasks.push(server::spawn(listener, router));
         }
+        let blob = blob.merge(metakocka::exports_router(shared.clone()));
         tasks.push(server::spawn(blob_listener, blob));
         Ok(Sandbox { shared, tasks })
     }

@@ -34,6 +34,8 @@ const PROGRESS_STEPS: u64 = 23;
 
 struct MetaKocka {
     shared: Arc<Shared>,
+    /// One accounting export at a time.
+    exports: tokio::sync::Mutex<()>,
     /// Jobs by the token their start returned.
     jobs: Mutex<HashMap<String, Job>>,
 }
@@ -46,10 +48,12 @@ struct Job {
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let state = Arc::new(MetaKocka {
         shared: shared.clone(),
+        exports: tokio::sync::Mutex::new(()),
         jobs: Mutex::new(HashMap::new()),
     });
     Router::new()
         .route("/rest/eshop/v1/report", post(report))
+        .route("/rest/eshop/accounting_export", post(accounting_export))
         .route("/download/report/{token}", get(download))
         .fallback(not_found)
         .with_state(state)
@@ -257,4 +261,97 @@ async fn not_found() -> Response {
         "Not found",
     )
         .into_response()
+}
+
+/// `POST /rest/eshop/accounting_export`: the call itself blocks until the export is done (one
+/// at a time per company), then answers `job_id` and `result_url`, a ZIP on a pre-signed URL of
+/// another host (the blob origin), valid one hour.
+async fn accounting_export(State(mk): State<Arc<MetaKocka>>, body: Bytes) -> Response {
+    let started = StdInstant::now();
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return opr_error("2", "Invalid JSON request.", started);
+    };
+    if text(&request, "secret_key").as_deref() != Some(METAKOCKA_SECRET_KEY)
+        || text(&request, "company_id").as_deref() != Some(METAKOCKA_COMPANY_ID)
+    {
+        return opr_error("1", "Wrong secret key or company id.", started);
+    }
+    let job_id = mk.shared.hex32();
+    let has_profiles = request
+        .get("profile_name_list")
+        .and_then(Value::as_array)
+        .is_some_and(|profiles| !profiles.is_empty());
+    let has_dates = text(&request, "from_date").is_some() && text(&request, "to_date").is_some();
+    if !(has_profiles && has_dates) {
+        let body = json!({
+            "opr_code": "2",
+            "error_desc": "profile_name_list, from_date and to_date are required",
+            "job_id": job_id,
+        });
+        return answer(body, started);
+    }
+    // The export runs inside the call; parallel calls of a company wait in line.
+    let _one_at_a_time = mk.exports.lock().await;
+    tokio::time::sleep(mk.shared.config.job_duration).await;
+    if mk.shared.config.fail_reports {
+        let body = json!({"opr_code": "5", "error_desc": "Export failed.", "job_id": job_id});
+        return answer(body, started);
+    }
+    mk.shared.register_file(
+        VENDOR,
+        &job_id,
+        FileSpec {
+            kind: ContentKind::for_ext("zip"),
+            size: mk.shared.config.report_size,
+            gzip: false,
+            content_type: "application/zip",
+            disposition: None,
+        },
+    );
+    let key = format!("{job_id}.zip");
+    let url = format!(
+        "{}/{EXPORTS}/{key}?X-Amz-Expires=3600&X-Amz-Signature={}",
+        mk.shared.origins.blob,
+        export_signature(&mk.shared, &key)
+    );
+    mk.shared.stats(VENDOR).started();
+    answer(
+        json!({"opr_code": "0", "job_id": job_id, "result_url": url}),
+        started,
+    )
+}
+
+/// The bucket path of accounting exports on the blob origin.
+const EXPORTS: &str = "mk-accounting-exports";
+
+fn export_signature(shared: &Shared, key: &str) -> String {
+    hex::encode(shared.sign(&format!("GET\n/{EXPORTS}/{key}")))
+}
+
+/// The blob origin's side of accounting exports: pre-signed, no credentials.
+pub(crate) fn exports_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(&format!("/{EXPORTS}/{{key}}"), get(export_file))
+        .with_state(shared.clone())
+        .layer(middleware::from_fn_with_state((shared, "blob"), record))
+}
+
+async fn export_file(
+    State(shared): State<Arc<Shared>>,
+    Path(key): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<Vec<(String, String)>>,
+    request: DownloadRequest,
+) -> Response {
+    let signature = query
+        .iter()
+        .find(|(name, _)| name == "X-Amz-Signature")
+        .map(|(_, value)| value.as_str());
+    if signature != Some(export_signature(&shared, &key).as_str()) {
+        return (StatusCode::FORBIDDEN, "SignatureDoesNotMatch").into_response();
+    }
+    let job_id = key.trim_end_matches(".zip");
+    match shared.file(VENDOR, job_id) {
+        Some(spec) => serve_file(&shared, VENDOR, job_id, &spec, &request, &[]).await,
+        None => (StatusCode::NOT_FOUND, "NoSuchKey").into_response(),
+    }
 }

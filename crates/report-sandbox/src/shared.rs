@@ -20,18 +20,17 @@ use tokio::time::Instant;
 use crate::content::FileSpec;
 use crate::faults::Faults;
 use crate::record::Recorder;
-use crate::{SandboxConfig, Vendor, VendorStats};
+use crate::{PerVendor, SandboxConfig, Vendor, VendorStats};
 
 /// Where each server listens.
 pub(crate) struct Origins {
-    /// Indexed by [`Vendor::index`].
-    pub vendor: Vec<String>,
+    pub vendor: PerVendor<String>,
     pub blob: String,
 }
 
 impl Origins {
     pub(crate) fn vendor(&self, vendor: Vendor) -> &str {
-        &self.vendor[vendor.index()]
+        self.vendor.get(vendor)
     }
 }
 
@@ -171,7 +170,7 @@ pub(crate) struct Shared {
     pub clock: Clock,
     pub recorder: Recorder,
     pub tokens: Tokens,
-    stats: [StatsCell; 5],
+    stats: PerVendor<StatsCell>,
     dice: Mutex<StdRng>,
     ids: Mutex<StdRng>,
     secret: [u8; 32],
@@ -202,7 +201,7 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self, vendor: Vendor) -> &StatsCell {
-        &self.stats[vendor.index()]
+        self.stats.get(vendor)
     }
 
     pub(crate) fn origin(&self, vendor: Vendor) -> &str {

@@ -236,3 +236,42 @@ async fn list_filters_and_paginates() {
         .unwrap();
     assert_eq!(all["data"].as_array().unwrap().len(), 3);
 }
+
+/// cmp.yaml 1.6: the token request's marketplace is optional, `createReport` needs only
+/// `name` and `startDate`, and `limit` has minimum 1.
+#[tokio::test]
+async fn the_published_shapes_are_accepted() {
+    let sandbox = Sandbox::start(SandboxConfig::fast()).await.unwrap();
+    let base = sandbox.base_url(Vendor::CloudBlue);
+    let http = client();
+    let without_marketplace = http
+        .post(format!("{base}/token"))
+        .basic_auth(
+            credentials::CLOUDBLUE_USERNAME,
+            Some(credentials::CLOUDBLUE_PASSWORD),
+        )
+        .header(
+            "X-Subscription-Key",
+            credentials::CLOUDBLUE_SUBSCRIPTION_KEY,
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without_marketplace.status(), StatusCode::OK);
+    let token = token(&http, &base).await;
+    let minimal = api(http.post(format!("{base}/reports")), &token)
+        .json(&json!({"name": "minimal", "startDate": "2024-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minimal.status(), StatusCode::OK);
+    let report: Value = minimal.json().await.unwrap();
+    assert_eq!(report["name"], "minimal");
+    assert_eq!(report["format"], "json");
+    let zero = api(http.get(format!("{base}/reports?limit=0")), &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zero.status(), StatusCode::BAD_REQUEST);
+}

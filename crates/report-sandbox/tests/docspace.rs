@@ -261,3 +261,35 @@ async fn auth_refusal_and_failure_state() {
     assert_eq!(failed["status"], 4);
     assert_ne!(failed["error"], "");
 }
+
+/// `orderType` is an integer on the server: a name fails model validation with ASP.NET
+/// problem details wrapped under `response`; the integer starts the task.
+#[tokio::test]
+async fn a_sort_order_name_is_refused_with_problem_details() {
+    let sandbox = Sandbox::start(SandboxConfig::fast()).await.unwrap();
+    let base = sandbox.base_url(Vendor::DocSpace);
+    let http = client();
+    let key = credentials::DOCSPACE_API_KEY;
+    let named = http
+        .post(format!("{base}{PATH}"))
+        .bearer_auth(key)
+        .json(&json!({"orderType": "Ascending"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.status(), StatusCode::BAD_REQUEST);
+    let details: Value = named.json().await.unwrap();
+    assert_eq!(details["statusCode"], 400);
+    assert!(
+        details["response"]["errors"]["$.orderType"].is_array(),
+        "{details}"
+    );
+    let numbered = http
+        .post(format!("{base}{PATH}"))
+        .bearer_auth(key)
+        .json(&json!({"orderType": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(numbered.status(), StatusCode::OK);
+}

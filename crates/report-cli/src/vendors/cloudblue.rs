@@ -129,7 +129,7 @@ impl BuildRequest<CloudBlueReportRequest> for Options {
 /// The demo job against the sandbox: a JSON report (gzip on the wire) from the blob origin.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
-    mut http: report_core::http::HttpOptions,
+    mut http: report_core::HttpOptions,
 ) -> Result<(CloudBlueAdapter, CloudBlueReportRequest), Failure> {
     use report_sandbox::credentials as c;
     http.timeout = report_cloudblue::DEFAULT_TIMEOUT;

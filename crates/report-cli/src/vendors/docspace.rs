@@ -85,7 +85,7 @@ impl BuildRequest<DocSpaceReportRequest> for Options {
 /// The demo job against the sandbox: January's operations of the demo portal.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
-    http: report_core::http::HttpOptions,
+    http: report_core::HttpOptions,
 ) -> Result<(DocSpaceAdapter, DocSpaceReportRequest), Failure> {
     let config = DocSpaceConfig::new(
         sandbox.base_url(report_sandbox::Vendor::DocSpace),

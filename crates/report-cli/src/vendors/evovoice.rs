@@ -1,7 +1,10 @@
 //! `reports evovoice …`
 
 use clap::Args;
-use report_evovoice::{EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceReportRequest};
+use report_evovoice::{
+    EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceReportRequest, ReportKind,
+    ReportOptions,
+};
 
 use crate::cli::Common;
 use crate::dates;
@@ -26,6 +29,10 @@ pub struct Connection {
 
 #[derive(Debug, Clone, Args)]
 pub struct Options {
+    /// The report: billing, agent-state, call-center-abandon, call-center-detail, call-center,
+    /// call-history, call-outcome, cdr, metric or sync-phone-numbers.
+    #[arg(long = "type", value_name = "TYPE", default_value = "billing")]
+    pub kind: String,
     #[command(flatten)]
     pub span: dates::Span,
     /// The account to report on.
@@ -40,6 +47,33 @@ pub struct Options {
     /// Webhook EvoVoice calls with the report's data when it is done (https).
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
+    /// Time zone of the period (not billing), e.g. America/New_York.
+    #[arg(long, value_name = "TZ")]
+    pub time_zone: Option<String>,
+    /// Only this customer (not billing).
+    #[arg(long, value_name = "ID")]
+    pub customer_id: Option<String>,
+    /// Only this endpoint (not billing).
+    #[arg(long, value_name = "ID")]
+    pub endpoint_id: Option<String>,
+    /// Only this flow (call-outcome).
+    #[arg(long, value_name = "ID")]
+    pub flow_id: Option<String>,
+    /// The metric to report (metric).
+    #[arg(long, value_name = "NAME")]
+    pub metric: Option<String>,
+    /// Only this agent state (agent-state).
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<String>,
+    /// Count archived sessions too (not billing).
+    #[arg(long)]
+    pub include_archived_sessions: bool,
+    /// Sync the Documo fax numbers too (sync-phone-numbers).
+    #[arg(long)]
+    pub sync_documo_numbers: bool,
+    /// Only these kinds of records (repeatable; not billing).
+    #[arg(long = "record-type", value_name = "TYPE")]
+    pub types: Vec<String>,
 }
 
 impl Connect for Connection {
@@ -79,8 +113,22 @@ impl ListReports<ListFilter> for Connection {
 impl BuildRequest<EvoVoiceReportRequest> for Options {
     fn build(&self) -> Result<EvoVoiceReportRequest, Failure> {
         let (from, to) = self.span.resolve()?;
+        let kind: ReportKind = self.kind.parse()?;
+        let options = ReportOptions {
+            time_zone_id: self.time_zone.clone(),
+            customer_id: self.customer_id.clone(),
+            endpoint_id: self.endpoint_id.clone(),
+            flow_id: self.flow_id.clone(),
+            metric_name: self.metric.clone(),
+            specific_state: self.state.clone(),
+            include_archived_sessions: self.include_archived_sessions,
+            sync_documo_numbers: self.sync_documo_numbers,
+            types: self.types.clone(),
+        };
         let mut request = EvoVoiceReportRequest::new(&self.account_id, from.day(), to.day())
-            .with_customer_ids(self.include_customer_ids);
+            .with_customer_ids(self.include_customer_ids)
+            .with_kind(kind)
+            .with_options(options);
         if let Some(email) = &self.notify {
             request = request.with_notify_email(email);
         }
@@ -95,7 +143,7 @@ impl BuildRequest<EvoVoiceReportRequest> for Options {
 /// The demo job against the sandbox: January's billing of the demo account.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
-    http: report_core::http::HttpOptions,
+    http: report_core::HttpOptions,
 ) -> Result<(EvoVoiceAdapter, EvoVoiceReportRequest), Failure> {
     use report_sandbox::credentials as c;
     let config = EvoVoiceConfig::new(c::EVOVOICE_USERNAME, c::EVOVOICE_PASSWORD)

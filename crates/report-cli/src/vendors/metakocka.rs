@@ -104,7 +104,7 @@ impl BuildRequest<MetaKockaReportRequest> for Options {
 /// The demo job against the sandbox: report 149 as a PDF.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
-    http: report_core::http::HttpOptions,
+    http: report_core::HttpOptions,
 ) -> Result<(MetaKockaAdapter, MetaKockaReportRequest), Failure> {
     use report_sandbox::credentials as c;
     let config = MetaKockaConfig::new(c::METAKOCKA_COMPANY_ID, c::METAKOCKA_SECRET_KEY)

@@ -6,7 +6,7 @@ pub mod evovoice;
 pub mod metakocka;
 pub mod ofd;
 
-use report_core::http::HttpOptions;
+use report_core::HttpOptions;
 
 use crate::cli::Common;
 use crate::failure::Failure;
@@ -33,7 +33,7 @@ fn redact_urls(value: serde_json::Value) -> serde_json::Value {
     match value {
         Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
             match url::Url::parse(&s) {
-                Ok(url) => Value::String(report_core::http::redact_query(&url)),
+                Ok(url) => Value::String(report_core::redact_query(&url)),
                 Err(_) => Value::String(s),
             }
         }
@@ -115,5 +115,42 @@ fn read_secret(source: impl std::io::Read, name: &str) -> Result<String, Failure
     match text.lines().next().map(str::trim) {
         Some(line) if !line.is_empty() => Ok(line.to_string()),
         _ => Err(Failure::Usage(format!("the secret from {name} is empty"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use report_sandbox::Vendor;
+
+    use crate::cli::{Cli, Command};
+
+    /// The vendor a command works with. Exhaustive over the CLI's commands, so a new command is
+    /// classified here.
+    fn vendor_of(command: &Command) -> Option<Vendor> {
+        match command {
+            Command::Docspace(_) => Some(Vendor::DocSpace),
+            Command::Evovoice(_) => Some(Vendor::EvoVoice),
+            Command::Cloudblue(_) => Some(Vendor::CloudBlue),
+            Command::Metakocka(_) => Some(Vendor::MetaKocka),
+            Command::Ofd(_) => Some(Vendor::Ofd),
+            Command::Demo(_)
+            | Command::Sandbox(_)
+            | Command::Completions { .. }
+            | Command::Submit(_)
+            | Command::Worker(_)
+            | Command::Jobs(_) => None,
+        }
+    }
+
+    /// Every vendor of the workspace's one list has its subcommand, named after it.
+    #[test]
+    fn every_vendor_has_its_subcommand() {
+        for vendor in Vendor::ALL {
+            let args = ["reports", vendor.name(), "status", "--ticket", "{}"];
+            let cli = Cli::try_parse_from(args)
+                .unwrap_or_else(|e| panic!("`reports {}` is not a command: {e}", vendor.name()));
+            assert_eq!(vendor_of(&cli.command), Some(vendor));
+        }
     }
 }

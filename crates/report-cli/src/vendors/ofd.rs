@@ -115,7 +115,7 @@ impl BuildRequest<OfdReportRequest> for Options {
 /// The demo job against the sandbox: a month's receipts of the demo account, looked up by INN.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
-    http: report_core::http::HttpOptions,
+    http: report_core::HttpOptions,
 ) -> Result<(OfdAdapter, OfdReportRequest), Failure> {
     use report_sandbox::credentials as c;
     let config = OfdConfig::new(c::OFD_LOGIN, c::OFD_PASSWORD)
