@@ -24,21 +24,17 @@ const REEXPORTS: &str = "Artifact, Clock, Compression, Download, DownloadOptions
 /// The glue's Rust source (unformatted), or `None` for a spec without kit settings.
 pub fn source(spec: &Spec) -> Result<Option<String>, SpecError> {
     let s = &spec.settings;
-    let (vendor, hook_state, client, config) = match (
-        &s.vendor,
-        &s.hook_state,
-        &s.client,
-        &s.config,
-    ) {
-        (None, None, None, None) => return Ok(None),
-        (Some(v), Some(h), Some(c), Some(g)) => (v, h, c, g),
-        _ => {
-            return Err(spec.error(
+    let (vendor, hook_state, client, config) =
+        match (&s.vendor, &s.hook_state, &s.client, &s.config) {
+            (None, None, None, None) => return Ok(None),
+            (Some(v), Some(h), Some(c), Some(g)) => (v, h, c, g),
+            _ => {
+                return Err(spec.error(
                 None,
                 "x-codegen needs all of `vendor`, `hook-state`, `client` and `config` (or none)",
             ));
-        }
-    };
+            }
+        };
     for (key, path) in [
         ("hook-state", Some(hook_state)),
         ("client", Some(client)),
@@ -254,6 +250,11 @@ fn client_methods(spec: &Spec, client: &str) -> String {
             "/// Makes sure a token good for at least the renewal margin is cached.\n\
              pub async fn ensure_token(&self) -> report_core::Result<()> {\n\
                  self.api.inner.tokens.get_or_renew(|| self.renew_token()).await.map(|_| ())\n\
+             }\n\
+             /// [`ensure_token`](Self::ensure_token) before a start: a failure there started\n\
+             /// nothing, so the job may retry it ([`Error::before_start`]).\n\
+             pub(crate) async fn token_before_start(&self) -> report_core::Result<()> {\n\
+                 self.ensure_token().await.map_err(Error::before_start)\n\
              }"
             .to_string(),
         ),
