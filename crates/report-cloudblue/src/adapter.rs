@@ -235,11 +235,7 @@ impl ReportAdapter for CloudBlueAdapter {
 
     async fn start(&self, request: &CloudBlueReportRequest) -> Result<Started> {
         request.validate()?;
-        // The token comes first: a failure getting it started nothing, so it may be retried.
-        self.client
-            .ensure_token()
-            .await
-            .map_err(Error::before_start)?;
+        self.client.token_before_start().await?;
         let report = self.client.create_report(&request.body()).await?;
         let id = report
             .id

@@ -138,6 +138,11 @@ impl crate::client::CloudBlueClient {
             .await
             .map(|_| ())
     }
+    /// [`ensure_token`](Self::ensure_token) before a start: a failure there started
+    /// nothing, so the job may retry it ([`Error::before_start`]).
+    pub(crate) async fn token_before_start(&self) -> report_core::Result<()> {
+        self.ensure_token().await.map_err(Error::before_start)
+    }
 }
 impl crate::client::CloudBlueConfig {
     /// Another base URL (a sandbox, a mock, another region or portal).

@@ -282,12 +282,7 @@ impl ReportAdapter for OfdAdapter {
 
     async fn start(&self, request: &OfdReportRequest) -> Result<Started> {
         request.validate()?;
-        // The token and the agreement lookup come first: a failure there started nothing, so
-        // it may be retried.
-        self.client
-            .ensure_token()
-            .await
-            .map_err(Error::before_start)?;
+        self.client.token_before_start().await?;
         let agreement_id = self
             .resolve_agreement(&request.agreement)
             .await

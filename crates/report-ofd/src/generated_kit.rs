@@ -133,6 +133,11 @@ impl crate::client::OfdClient {
             .await
             .map(|_| ())
     }
+    /// [`ensure_token`](Self::ensure_token) before a start: a failure there started
+    /// nothing, so the job may retry it ([`Error::before_start`]).
+    pub(crate) async fn token_before_start(&self) -> report_core::Result<()> {
+        self.ensure_token().await.map_err(Error::before_start)
+    }
 }
 impl crate::client::OfdConfig {
     /// Another base URL (a sandbox, a mock, another region or portal).
