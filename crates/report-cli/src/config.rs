@@ -6,6 +6,11 @@
 //! base_url = "https://ofd.ru"
 //! login = "finance@example.com"
 //! password_file = "/run/secrets/ofd-password"   # becomes OFD_PASSWORD_FILE
+//!
+//! # `reports worker --config FILE` queues jobs from the same file's schedules
+//! [[schedule]]
+//! name = "receipts"
+//! # …
 //! ```
 //!
 //! A profile (`--profile NAME`, else `REPORTS_PROFILE`, else `default` if the file has it)
@@ -32,6 +37,9 @@ type Profile = BTreeMap<String, BTreeMap<String, toml::Value>>;
 struct ConfigFile {
     #[serde(default)]
     profiles: BTreeMap<String, Profile>,
+    /// `reports worker`'s schedules share the file; the worker reads them.
+    #[serde(default, rename = "schedule")]
+    _schedules: Vec<toml::Table>,
 }
 
 /// The `(variable, value)` pairs the chosen profile provides, from the command line's

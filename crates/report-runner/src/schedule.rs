@@ -31,6 +31,9 @@ use crate::{Error, Result, Store};
 pub struct ScheduleFile {
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<Definition>,
+    /// The CLI's connection profiles share the file; the CLI reads them.
+    #[serde(default, rename = "profiles", skip_serializing)]
+    _profiles: Option<toml::Table>,
 }
 
 /// One named report definition.

@@ -42,10 +42,6 @@ pub struct WorkerArgs {
     /// Exit 0 once nothing is queued or in progress.
     #[arg(long)]
     pub exit_when_idle: bool,
-    /// A TOML file of schedules ([[schedule]] name, vendor, connection, cron, period,
-    /// timezone, options, out) to queue jobs from while the worker runs.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<std::path::PathBuf>,
     /// Seconds a step stays this worker's without renewal (a crashed worker's steps are
     /// taken over after it).
     #[arg(long, default_value_t = 60, value_name = "SECS", hide = true)]
@@ -111,7 +107,10 @@ pub async fn submit(args: SubmitArgs, common: &Common) -> Result<(), Failure> {
 }
 
 pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
-    let schedules = match &args.config {
+    // The global `--config` file: its profiles give connections, its [[schedule]] tables
+    // ([[schedule]] name, vendor, connection, cron, period, timezone, options, out) queue jobs
+    // while the worker runs.
+    let schedules = match &common.config {
         Some(path) => Some(load_schedules(path)?),
         None => None,
     };
