@@ -24,6 +24,7 @@ pub mod http;
 mod job;
 mod lenient;
 mod policy;
+mod prior;
 mod status;
 mod ticket;
 
@@ -32,7 +33,8 @@ pub use clock::{Clock, TokioClock, VirtualClock};
 pub use download::{DownloadOptions, DownloadSummary, leftover_temporary_files};
 pub use error::{BoxError, EXCERPT_LEN, Error, Result, excerpt};
 pub use job::{Job, JobStats, Step, WaitState};
-pub use policy::{Scheduler, SchedulerState, WaitPolicy};
+pub use policy::{ETA_ERROR, MaxLag, PROGRESS_SPEEDUP, Scheduler, SchedulerState, WaitPolicy};
+pub use prior::{DurationPrior, PRIOR_MIN_COUNT};
 pub use status::{Artifact, Compression, Progress, Status};
 pub use ticket::{TICKET_VERSION, Ticket};
 
