@@ -32,7 +32,7 @@ pub use adapter::{Download, ReportAdapter, Started};
 pub use clock::{Clock, TokioClock, VirtualClock};
 pub use download::{DownloadOptions, DownloadSummary, leftover_temporary_files};
 pub use error::{BoxError, EXCERPT_LEN, Error, Result, excerpt};
-pub use job::{Job, JobStats, Step, WaitState};
+pub use job::{Job, JobStats, Nudge, Step, WaitState};
 pub use policy::{ETA_ERROR, MaxLag, PROGRESS_SPEEDUP, Scheduler, SchedulerState, WaitPolicy};
 pub use prior::{DurationPrior, PRIOR_MIN_COUNT};
 pub use status::{Artifact, Compression, Progress, Status};
