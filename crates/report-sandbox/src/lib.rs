@@ -73,6 +73,7 @@ mod ofd;
 mod record;
 mod server;
 mod shared;
+mod webhook;
 
 use std::fmt;
 use std::str::FromStr;
@@ -83,6 +84,7 @@ use tokio::task::JoinHandle;
 
 pub use faults::Faults;
 pub use record::RecordedRequest;
+pub use webhook::WebhookDelivery;
 
 use shared::{Origins, Shared};
 
@@ -182,6 +184,8 @@ pub struct SandboxConfig {
     pub seed: u64,
     /// When true, every report job ends in the vendor's failure state. Default false.
     pub fail_reports: bool,
+    /// How EvoVoice calls a report's `webhookUrl` (loopback only) once it is done.
+    pub evovoice_webhook: WebhookDelivery,
 }
 
 impl Default for SandboxConfig {
@@ -193,6 +197,7 @@ impl Default for SandboxConfig {
             faults: Faults::default(),
             seed: 1,
             fail_reports: false,
+            evovoice_webhook: WebhookDelivery::default(),
         }
     }
 }
