@@ -417,12 +417,13 @@ impl Scheduler {
             // `r.fraction` was reached after the poll before the one that saw it.
             let f = r.fraction;
             bound(secs(r.after - origin) * (1.0 + (1.0 - f) / (f * s)));
-            // Now the work done is below the fraction shown plus one step of the vendor's.
+            // Now the work done is below the fraction shown plus the vendor's next step, which
+            // may be up to twice the smallest seen (0 → 30 → 60 → 100 %).
             let shown = progress
                 .fraction
                 .filter(|f| f.is_finite())
                 .map_or(f, |f| f.clamp(0.0, 1.0));
-            let upper = shown + r.quantum;
+            let upper = shown + 2.0 * r.quantum;
             if upper < 1.0 {
                 bound(secs(now - origin) * (1.0 + (1.0 - upper) / (upper * s)));
             }
