@@ -195,7 +195,7 @@ pub fn jobs(n: usize, seed: u64, spread: f64) -> Vec<JobSpec> {
 /// [`jobs`]' and each job's ±[`KIND_SPREAD`] around it; each with the prior learned from
 /// [`PRIOR_JOBS`] earlier jobs of its kind (durations and, for ETA vendors, ETA errors).
 pub fn repeated_jobs(n: usize, seed: u64, spread: f64, eta_error: f64) -> Vec<(JobSpec, Extras)> {
-    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5EED_0F_C1D5);
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x005E_ED0F_C1D5);
     let typical: Vec<f64> = jobs(KINDS, seed.wrapping_add(1), spread)
         .iter()
         .map(|j| j.duration)
