@@ -530,6 +530,18 @@ pub fn summarize(outcomes: &[Outcome]) -> Summary {
         .map(|o| o.lag.unwrap_or(0.0) / o.duration)
         .collect();
     let total_duration: f64 = done.iter().map(|o| o.duration).sum();
+    if done.is_empty() {
+        // Every job abandoned: no lag to speak of (printed as n/a, not as 0).
+        return Summary {
+            mean_requests: stats::mean(&requests),
+            mean_lag: f64::NAN,
+            p95_lag: f64::NAN,
+            max_lag: f64::NAN,
+            mean_rel_lag: f64::NAN,
+            pooled_rel_lag: f64::NAN,
+            failures: outcomes.len(),
+        };
+    }
     Summary {
         mean_requests: stats::mean(&requests),
         mean_lag: stats::mean(&lags),
@@ -670,8 +682,8 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
                     fmt_ratio(ratio(s.mean_lag, base.mean_lag)),
                     fmt_secs(s.p95_lag),
                     fmt_secs(s.max_lag),
-                    format!("{:.1} %", s.mean_rel_lag * 100.0),
-                    format!("{:.1} %", s.pooled_rel_lag * 100.0),
+                    fmt_percent(s.mean_rel_lag),
+                    fmt_percent(s.pooled_rel_lag),
                     format!("{} / {n}", s.failures),
                 ]);
             }
@@ -757,6 +769,15 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         println!("{}", frontier_table.render());
     }
     Ok(all_met)
+}
+
+/// A share as `4.2 %` (or `n/a`).
+fn fmt_percent(share: f64) -> String {
+    if share.is_finite() {
+        format!("{:.1} %", share * 100.0)
+    } else {
+        "n/a".into()
+    }
 }
 
 /// The default policy's figures by report duration, on one line.
