@@ -1,7 +1,7 @@
 //! A report job: start or resume, watch the status, wait, cancel, download.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,6 +58,32 @@ pub struct Job<A: ReportAdapter> {
     /// (a report asked for a moment ago is not ready; asking at once wastes a request).
     just_started: std::sync::atomic::AtomicBool,
     counters: Counters,
+    /// Wakes a waiting [`wait`](Self::wait) or [`updates`](Self::updates) early.
+    nudges: Arc<Nudges>,
+    /// The nudges already answered by a poll.
+    nudges_seen: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Nudges {
+    /// Nudges received so far.
+    count: AtomicU64,
+    wake: tokio::sync::Notify,
+}
+
+/// A handle that makes a waiting job poll at once (a notification arrived, the user pressed a
+/// key): [`Job::nudger`]. A nudge is a hint, never a status: the poll it causes decides. A
+/// forged nudge costs one poll; nudges that arrive together (before that poll is sent) cost
+/// that one poll in all. It does not shorten a Retry-After the vendor asked for.
+#[derive(Clone, Debug)]
+pub struct Nudge(Arc<Nudges>);
+
+impl Nudge {
+    /// Makes the job poll now if it is waiting, or right after its current poll.
+    pub fn nudge(&self) {
+        self.0.count.fetch_add(1, Ordering::SeqCst);
+        self.0.wake.notify_waiters();
+    }
 }
 
 impl<A: ReportAdapter> std::fmt::Debug for Job<A> {
@@ -136,6 +162,8 @@ impl<A: ReportAdapter> Job<A> {
             just_started: status.is_none().into(),
             first_status: Mutex::new(status),
             counters,
+            nudges: Arc::default(),
+            nudges_seen: AtomicU64::new(0),
         })
     }
 
@@ -153,6 +181,8 @@ impl<A: ReportAdapter> Job<A> {
             first_status: Mutex::new(None),
             just_started: false.into(),
             counters: Counters::default(),
+            nudges: Arc::default(),
+            nudges_seen: AtomicU64::new(0),
         })
     }
 
@@ -188,6 +218,11 @@ impl<A: ReportAdapter> Job<A> {
     /// The wait policy.
     pub fn policy(&self) -> &WaitPolicy {
         &self.policy
+    }
+
+    /// A handle to make this job's wait poll at once.
+    pub fn nudger(&self) -> Nudge {
+        Nudge(self.nudges.clone())
     }
 
     /// Requests sent and retried so far.
@@ -353,8 +388,26 @@ impl<A: ReportAdapter> Job<A> {
     async fn next_update(&self, state: &mut WaitState) -> Result<Status> {
         loop {
             if let Some(delay) = self.delay_before_step(state)? {
-                self.clock.sleep(delay).await;
+                let asked_to_wait = state
+                    .last_progress
+                    .as_ref()
+                    .and_then(|p| p.retry_after)
+                    .is_some();
+                let wake = self.nudges.wake.notified();
+                futures::pin_mut!(wake);
+                // Registered before the check, so a nudge in between is not missed.
+                wake.as_mut().enable();
+                let unanswered = self.nudges.count.load(Ordering::SeqCst)
+                    != self.nudges_seen.load(Ordering::SeqCst);
+                if asked_to_wait {
+                    self.clock.sleep(delay).await;
+                } else if !unanswered {
+                    futures::future::select(self.clock.sleep(delay), wake).await;
+                }
             }
+            // This poll answers every nudge so far.
+            let count = self.nudges.count.load(Ordering::SeqCst);
+            self.nudges_seen.store(count, Ordering::SeqCst);
             match self.step(state).await? {
                 Step::Retrying { .. } => continue,
                 step => return Ok(step.into_status().expect("only retries carry no status")),

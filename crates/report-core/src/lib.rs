@@ -27,6 +27,7 @@ mod job;
 mod lenient;
 mod mask;
 mod policy;
+mod prior;
 mod schema;
 mod sink;
 mod status;
@@ -50,9 +51,10 @@ pub use download::{
 };
 pub use error::{BoxError, EXCERPT_LEN, Error, Result, excerpt};
 pub use http::{HttpOptions, redact_query};
-pub use job::{Job, JobStats, Step, WaitState};
+pub use job::{Job, JobStats, Nudge, Step, WaitState};
 pub use mask::{hide_credentials_of, is_credential_name, mask_credentials};
-pub use policy::{Scheduler, SchedulerState, WaitPolicy};
+pub use policy::{ETA_ERROR, MaxLag, PROGRESS_SPEEDUP, Scheduler, SchedulerState, WaitPolicy};
+pub use prior::{DurationPrior, PRIOR_MIN_COUNT};
 pub use status::{Artifact, Compression, Progress, Status};
 pub use ticket::{TICKET_MAX_BYTES, TICKET_VERSION, Ticket};
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::prior::DurationPrior;
 use crate::status::Progress;
 
 /// How a job waits for its report.
@@ -25,7 +26,22 @@ use crate::status::Progress;
 /// - progress reported but still zero: the report is young; wait three times the time waited
 ///   so far;
 /// - past the ETA or the predicted end: look every 20 % of the time waited so far, at most
-///   `max_delay` apart.
+///   `max_delay` apart;
+/// - a learned [`DurationPrior`] (what this vendor's past reports of the same kind took): no
+///   look before its earliest plausible end, then every half the time waited so far.
+///
+/// Hints only ever skip polls while the report cannot plausibly be ready. The lag budget
+/// ([`max_lag`](Self::max_lag), 60 s by default: the doubling loop's own bound) is a hard line:
+/// from the earliest plausible completion on, consecutive polls are at most `max_lag` apart, so
+/// a report that finishes then is noticed within `max_lag`. The earliest plausible completion
+/// is the latest of these lower bounds:
+/// - an ETA: the time to it, shortened by the ETA's error (the prior's worst ratio seen, else
+///   [`ETA_ERROR`]);
+/// - progress: the work left, done up to [`PROGRESS_SPEEDUP`] × faster than so far;
+/// - a prior: its [`earliest`](DurationPrior::earliest) duration.
+///
+/// Without any of them every moment is plausible. The deadline, Retry-After (a floor) and
+/// the error budget keep their meaning.
 ///
 /// `crates/report-bench` (`report-bench polling`) measures these choices against the doubling
 /// backoff on simulated vendors.
@@ -54,6 +70,38 @@ pub struct WaitPolicy {
     pub max_hinted_delay: Duration,
     /// Seed for the jitter (`None`: from entropy). Set it for reproducible runs.
     pub seed: Option<u64>,
+    /// Longest time a report may be ready without this wait noticing, once it can plausibly
+    /// be ready (Retry-After may exceed it: the vendor asked).
+    pub max_lag: MaxLag,
+    /// What past reports of the same vendor and kind took, if known.
+    pub prior: Option<DurationPrior>,
+}
+
+/// The lag budget: how late a finished report may be noticed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxLag {
+    /// At most this long.
+    Fixed(Duration),
+    /// At most this fraction of the time waited so far, and never less than `at_least`
+    /// (e.g. 10 % of the elapsed time, at least 60 s).
+    Relative { fraction: f64, at_least: Duration },
+}
+
+impl MaxLag {
+    /// The budget after `elapsed` of waiting.
+    pub fn at(&self, elapsed: Duration) -> Duration {
+        match *self {
+            MaxLag::Fixed(d) => d,
+            MaxLag::Relative { fraction, at_least } => {
+                let f = if fraction.is_finite() {
+                    fraction.max(0.0)
+                } else {
+                    0.0
+                };
+                Duration::from_secs_f64(elapsed.as_secs_f64() * f).max(at_least)
+            }
+        }
+    }
 }
 
 impl Default for WaitPolicy {
@@ -68,6 +116,8 @@ impl Default for WaitPolicy {
             use_hints: true,
             max_hinted_delay: Duration::from_secs(3600),
             seed: None,
+            max_lag: MaxLag::Fixed(Duration::from_secs(60)),
+            prior: None,
         }
     }
 }
@@ -110,6 +160,23 @@ impl WaitPolicy {
         self
     }
 
+    /// Sets the lag budget. A fixed budget is also the blind backoff's cap (`max_delay`); a
+    /// relative one lets the backoff grow up to `max_hinted_delay`, within the budget.
+    pub fn with_max_lag(mut self, max_lag: MaxLag) -> Self {
+        self.max_lag = max_lag;
+        self.max_delay = match max_lag {
+            MaxLag::Fixed(d) => d.max(self.initial_delay),
+            MaxLag::Relative { .. } => self.max_hinted_delay.max(self.initial_delay),
+        };
+        self
+    }
+
+    /// Uses what past reports of the same vendor and kind took (see [`DurationPrior`]).
+    pub fn with_prior(mut self, prior: Option<DurationPrior>) -> Self {
+        self.prior = prior;
+        self
+    }
+
     /// A fresh scheduler for one wait.
     pub fn scheduler(&self) -> Scheduler {
         let rng = match self.seed {
@@ -145,6 +212,14 @@ const AIM_EARLY: f64 = 0.25;
 const OVERDUE_CADENCE: f64 = 0.2;
 /// One early look at this share of a long wait for a vendor ETA, before the ETA itself.
 const ETA_EARLY_LOOK: f64 = 0.1;
+/// Without a prior, a vendor ETA may be this fraction of the time to it too far: the report
+/// can plausibly be ready from `1 - ETA_ERROR` of the way on.
+pub const ETA_ERROR: f64 = 0.25;
+/// Work may go up to this many times faster than its average so far (progress is uneven).
+pub const PROGRESS_SPEEDUP: f64 = 3.0;
+/// With a prior and no other hint, past its earliest plausible end: look every this share of
+/// the time waited so far (the doubling loop's own pace is 1), within the lag budget.
+const PRIOR_CADENCE: f64 = 0.5;
 
 /// The state of one wait: computes each next delay from what the last poll said.
 #[derive(Debug)]
@@ -250,6 +325,18 @@ impl Scheduler {
         } else {
             None
         };
+        let elapsed = (now - origin).to_std().unwrap_or_default();
+        let quiet = if self.policy.use_hints {
+            self.plausible_end(origin, now, progress)
+                .map_or(Duration::ZERO, |at| (at - now).to_std().unwrap_or_default())
+        } else {
+            Duration::ZERO
+        };
+        // The lag budget: never skip past the moment the report can plausibly be ready by
+        // more than `max_lag`.
+        let longest = quiet
+            .max(self.policy.max_lag.at(elapsed))
+            .max(self.policy.initial_delay);
         let delay = match hinted {
             Some(hint) => hint.clamp(self.policy.initial_delay, self.policy.max_hinted_delay),
             None => {
@@ -264,7 +351,9 @@ impl Scheduler {
                 }
             }
         };
-        delay.max(progress.retry_after.unwrap_or_default())
+        delay
+            .min(longest)
+            .max(progress.retry_after.unwrap_or_default())
     }
 
     /// The delay before the first poll of a report that was just started.
@@ -302,6 +391,50 @@ impl Scheduler {
         Duration::from_secs_f64(d.as_secs_f64() * factor)
     }
 
+    /// The earliest moment the report can plausibly be ready, as far as the hints and the
+    /// prior tell (`None`: any moment).
+    fn plausible_end(
+        &self,
+        origin: DateTime<Utc>,
+        now: DateTime<Utc>,
+        progress: &Progress,
+    ) -> Option<DateTime<Utc>> {
+        let secs = |d: chrono::Duration| d.num_milliseconds() as f64 / 1000.0;
+        let mut earliest: Option<f64> = None;
+        let mut bound = |s: f64| {
+            if s.is_finite() && s > 0.0 {
+                earliest = Some(earliest.map_or(s, |e: f64| e.max(s)));
+            }
+        };
+        let prior = self.policy.prior.as_ref();
+        if let Some(eta) = progress.eta {
+            let ratio = prior
+                .and_then(DurationPrior::eta_ratio_floor)
+                .unwrap_or(1.0 - ETA_ERROR);
+            bound(secs(eta - origin) * ratio);
+        }
+        if let Some(earliest) = prior.and_then(DurationPrior::earliest) {
+            bound(earliest.as_secs_f64());
+        }
+        if let Some(r) = self.state.reached {
+            let s = PROGRESS_SPEEDUP;
+            // `r.fraction` was reached after the poll before the one that saw it.
+            let f = r.fraction;
+            bound(secs(r.after - origin) * (1.0 + (1.0 - f) / (f * s)));
+            // Now the work done is below the fraction shown plus the vendor's next step, which
+            // may be up to twice the smallest seen (0 → 30 → 60 → 100 %).
+            let shown = progress
+                .fraction
+                .filter(|f| f.is_finite())
+                .map_or(f, |f| f.clamp(0.0, 1.0));
+            let upper = shown + 2.0 * r.quantum;
+            if upper < 1.0 {
+                bound(secs(now - origin) * (1.0 + (1.0 - upper) / (upper * s)));
+            }
+        }
+        earliest.map(|e| origin + chrono::Duration::milliseconds((e * 1000.0) as i64))
+    }
+
     /// The wait the vendor's hints suggest, if they suggest one (before clamping).
     fn hint(
         &mut self,
@@ -330,7 +463,12 @@ impl Scheduler {
         }
         let growth = ZERO_PROGRESS_GROWTH * elapsed;
         let Some(r) = self.state.reached else {
-            return progress.fraction.is_some().then(|| wait(growth));
+            if progress.fraction.is_some() {
+                return Some(wait(growth));
+            }
+            // Nothing from the vendor: the prior's earliest end, then its own pace.
+            let earliest = self.policy.prior.as_ref()?.earliest()?.as_secs_f64();
+            return Some(wait((earliest - elapsed).max(PRIOR_CADENCE * elapsed)));
         };
         // When between the two polls was the fraction reached? In the middle when one coarse
         // step went by (0 → 30 %), near the end when many fine steps did (2/113 → 40/113).
@@ -413,15 +551,16 @@ mod tests {
         };
         assert_eq!(s.after_pending(now, &p), Duration::from_secs(60));
 
-        // A long one gets one early look at 90 % of the way, then the ETA itself.
+        // A long one is skipped only up to where the report can plausibly be ready (the
+        // ETA may be 25 % too far), then looked at every `max_lag`.
         let mut s = WaitPolicy::default().with_jitter(0.0).scheduler();
         let eta = now + chrono::Duration::seconds(600);
         let p = Progress {
             eta: Some(eta),
             ..progress(None)
         };
-        assert_eq!(s.after_pending(now, &p), Duration::from_secs(540));
-        let later = now + chrono::Duration::seconds(540);
+        assert_eq!(s.after_pending(now, &p), Duration::from_secs(450));
+        let later = now + chrono::Duration::seconds(450);
         assert_eq!(s.after_pending(later, &p), Duration::from_secs(60));
 
         // Past the ETA: every 20 % of the time waited so far, at most `max_delay` apart.
@@ -462,9 +601,10 @@ mod tests {
         s.after_pending(t0, &progress(Some(0.0)));
         s.after_pending(at(5), &progress(Some(0.005)));
         let d = s.after_pending(at(200), &progress(Some(0.2))).as_secs_f64();
-        // Predicted end ≈ 1000 s; the look is aimed somewhat before it, never after.
+        // Predicted end ≈ 1000 s, but the rest may go up to 3× faster: at 20.5 % at most
+        // after 200 s, it can plausibly be ready from ≈ 458 s on, and that is the next look.
         let next = 200.0 + d;
-        assert!((800.0..=1000.0).contains(&next), "next look at {next} s");
+        assert!((450.0..=460.0).contains(&next), "next look at {next} s");
 
         // One coarse step (0 → 30 %) seen between 10 s and 40 s: reached at ≈ 25 s, so the
         // end is predicted at ≈ 83 s, and the look aimed before it.
@@ -538,5 +678,136 @@ mod tests {
             ..progress(None)
         };
         assert_eq!(s.after_pending(now, &p), Duration::from_secs(1));
+    }
+
+    /// Runs a wait in virtual time against `status(t)` (seconds since the start; `None` once
+    /// ready) from a start answer carrying the status at 0 s. Returns the poll times.
+    fn simulate(policy: &WaitPolicy, ready_at: f64, status: impl Fn(f64) -> Progress) -> Vec<f64> {
+        let t0 = Utc::now();
+        let mut s = policy.scheduler();
+        let mut t = 0.0;
+        let mut polls = vec![];
+        while t < ready_at {
+            let now = t0 + chrono::Duration::milliseconds((t * 1000.0) as i64);
+            t += s.after_pending(now, &status(t)).as_secs_f64();
+            polls.push(t);
+            assert!(polls.len() < 10_000, "runaway wait");
+        }
+        polls
+    }
+
+    fn gaps_after(polls: &[f64], from: f64) -> f64 {
+        polls
+            .windows(2)
+            .filter(|w| w[1] > from)
+            .map(|w| w[1] - w[0].max(from))
+            .fold(0.0, f64::max)
+    }
+
+    fn with_eta(t0_eta: f64) -> impl Fn(f64) -> Progress {
+        let t0 = Utc::now();
+        move |_| Progress {
+            eta: Some(t0 + chrono::Duration::milliseconds((t0_eta * 1000.0) as i64)),
+            ..progress(None)
+        }
+    }
+
+    #[test]
+    fn a_report_ready_at_the_earliest_plausible_moment_is_noticed_within_max_lag() {
+        let policy = WaitPolicy::default().with_seed(5);
+        // ETA 10 000 s: plausible from 7 500 s on.
+        let polls = simulate(&policy, 7500.0, with_eta(10_000.0));
+        let lag = polls.last().unwrap() - 7500.0;
+        assert!(lag <= 60.0, "noticed {lag} s late");
+        // No looks before it but those `max_hinted_delay` (1 h) forces.
+        assert!(polls.len() <= 4, "{polls:?}");
+
+        // A learned prior: plausible from its earliest duration on.
+        let mut prior = DurationPrior::new();
+        for d in [900, 1000, 1100, 950, 1050] {
+            prior.record(Duration::from_secs(d));
+        }
+        let earliest = prior.earliest().unwrap().as_secs_f64();
+        let policy = policy.with_prior(Some(prior));
+        let polls = simulate(&policy, earliest, |_| progress(None));
+        assert!(polls.last().unwrap() - earliest <= 60.0, "{polls:?}");
+        assert!(
+            polls.len() <= 3,
+            "the prior skips the looks before it: {polls:?}"
+        );
+    }
+
+    #[test]
+    fn a_far_eta_is_still_polled_every_max_lag_once_plausible() {
+        let policy = WaitPolicy::default().with_seed(9);
+        // The ETA says 10 000 s; the report is ready at 9 990 s, or never before the ETA.
+        for ready in [8000.0, 9990.0, 12_000.0] {
+            let polls = simulate(&policy, ready, with_eta(10_000.0));
+            assert!(gaps_after(&polls, 7500.0) <= 60.0 + 1e-6, "{polls:?}");
+            assert!(polls.last().unwrap() - ready <= 60.0);
+        }
+        // Without a lag budget worth the name, the same ETA would be slept to in one go.
+        let loose = policy.with_max_lag(MaxLag::Fixed(Duration::from_secs(3600)));
+        let polls = simulate(&loose, 7600.0, with_eta(10_000.0));
+        assert!(polls.last().unwrap() - 7600.0 > 60.0, "{polls:?}");
+    }
+
+    #[test]
+    fn progress_may_speed_up_threefold_and_is_still_noticed_within_max_lag() {
+        let policy = WaitPolicy::default().with_seed(2);
+        for duration in [20.0, 300.0, 1000.0, 5000.0] {
+            // The first 3/4 of the work at an even pace, the last quarter 3× faster.
+            let slow = 0.75 * duration / (0.75 + 0.25 / 3.0);
+            let curve = move |t: f64| {
+                let f = if t < slow {
+                    0.75 * t / slow
+                } else {
+                    0.75 + 0.25 * (t - slow) / (duration - slow)
+                };
+                // Whole percents, as DocSpace-like vendors report them.
+                progress(Some((f * 100.0).floor() / 100.0))
+            };
+            let polls = simulate(&policy, duration, curve);
+            let lag = polls.last().unwrap() - duration;
+            assert!(lag <= 60.0, "{duration} s report noticed {lag} s late");
+        }
+    }
+
+    #[test]
+    fn the_relative_budget_grows_with_the_time_waited() {
+        let budget = MaxLag::Relative {
+            fraction: 0.1,
+            at_least: Duration::from_secs(60),
+        };
+        assert_eq!(budget.at(Duration::from_secs(100)), Duration::from_secs(60));
+        assert_eq!(
+            budget.at(Duration::from_secs(3000)),
+            Duration::from_secs(300)
+        );
+        let policy = WaitPolicy::default().with_seed(4).with_max_lag(budget);
+        // No hints at all: the backoff grows past 60 s, but never past 10 % of the wait.
+        let polls = simulate(&policy, 20_000.0, |_| progress(None));
+        let mut widest = 0.0f64;
+        for w in polls.windows(2) {
+            let allowed = (0.1 * w[0]).max(60.0);
+            assert!(w[1] - w[0] <= allowed + 1e-6, "{} → {}", w[0], w[1]);
+            widest = widest.max(w[1] - w[0]);
+        }
+        assert!(widest > 1000.0, "the budget was used: {widest}");
+        // The default keeps the doubling loop's promise.
+        let polls = simulate(&WaitPolicy::default(), 20_000.0, |_| progress(None));
+        assert!(gaps_after(&polls, 0.0) <= 60.0 + 1e-6, "{polls:?}");
+    }
+
+    #[test]
+    fn retry_after_still_outranks_the_lag_budget() {
+        let mut s = WaitPolicy::default()
+            .with_max_lag(MaxLag::Fixed(Duration::from_secs(10)))
+            .scheduler();
+        let p = Progress {
+            retry_after: Some(Duration::from_secs(90)),
+            ..progress(None)
+        };
+        assert_eq!(s.after_pending(Utc::now(), &p), Duration::from_secs(90));
     }
 }

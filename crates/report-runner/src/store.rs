@@ -14,6 +14,7 @@ use std::time::Duration;
 use apalis::prelude::{Task, TaskBuilder};
 use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
 use chrono::{DateTime, Utc};
+use report_core::DurationPrior;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{JobRecord, JobState, NewJob};
@@ -138,6 +139,12 @@ CREATE TABLE IF NOT EXISTS report_jobs (
 );
 CREATE INDEX IF NOT EXISTS report_jobs_state ON report_jobs (state);
 CREATE UNIQUE INDEX IF NOT EXISTS report_jobs_unique_key ON report_jobs (unique_key);
+CREATE TABLE IF NOT EXISTS report_priors (
+    vendor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    PRIMARY KEY (vendor, kind)
+);
 ";
 
 #[cfg(feature = "postgres")]
@@ -172,6 +179,12 @@ CREATE TABLE IF NOT EXISTS report_jobs (
 );
 CREATE INDEX IF NOT EXISTS report_jobs_state ON report_jobs (state);
 CREATE UNIQUE INDEX IF NOT EXISTS report_jobs_unique_key ON report_jobs (unique_key);
+CREATE TABLE IF NOT EXISTS report_priors (
+    vendor TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    PRIMARY KEY (vendor, kind)
+);
 ";
 
 /// Writes the record if `owner` still holds its step (and, with `exclusive`, no other job of
@@ -637,6 +650,54 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// What past reports of `vendor` and `kind` took (`None`: nothing learned yet), to give
+    /// a job's [`report_core::WaitPolicy::with_prior`].
+    pub async fn prior(&self, vendor: &str, kind: &str) -> Result<Option<DurationPrior>> {
+        let summary: Option<String> = with_db!(&self.db, pool, kind_ => {
+            sqlx::query_scalar(sql(
+                kind_,
+                "SELECT summary FROM report_priors WHERE vendor = ? AND kind = ?",
+            ))
+            .bind(vendor)
+            .bind(kind)
+            .fetch_optional(pool)
+            .await?
+        });
+        // A summary that no longer parses is forgotten, not an error: it is only a hint.
+        Ok(summary.and_then(|s| serde_json::from_str(&s).ok()))
+    }
+
+    /// Adds a finished report's duration (and how its vendor's ETA compared, if it gave one)
+    /// to what `vendor` and `kind` are known to take. Two workers learning at the same moment
+    /// may lose one of the two samples: harmless for a summary.
+    pub async fn learn_duration(
+        &self,
+        vendor: &str,
+        kind: &str,
+        duration: Duration,
+        predicted: Option<Duration>,
+    ) -> Result<DurationPrior> {
+        let mut prior = self.prior(vendor, kind).await?.unwrap_or_default();
+        prior.record(duration);
+        if let Some(predicted) = predicted {
+            prior.record_eta(predicted, duration);
+        }
+        let summary = serde_json::to_string(&prior).expect("a prior serializes");
+        with_db!(&self.db, pool, kind_ => {
+            sqlx::query(sql(
+                kind_,
+                "INSERT INTO report_priors (vendor, kind, summary) VALUES (?, ?, ?)
+                 ON CONFLICT (vendor, kind) DO UPDATE SET summary = excluded.summary",
+            ))
+            .bind(vendor)
+            .bind(kind)
+            .bind(&summary)
+            .execute(pool)
+            .await?;
+        });
+        Ok(prior)
     }
 }
 

@@ -1,7 +1,11 @@
 //! EvoVoice (a ServiceStack API): Basic auth (or a `/auth/credentials` cookie session) on every
 //! request, a `User-Agent` filter, `POST /reports/billing`, status only by listing
 //! `GET /reports?accountId=…` (there is no `GET /reports/{id}`), `GET /reports/{id}.xlsx`,
-//! `DELETE /reports/{id}`, ServiceStack `responseStatus` errors.
+//! `DELETE /reports/{id}`, ServiceStack `responseStatus` errors. A report created with a
+//! `webhookUrl` has it called (POST, the report's JSON; loopback URLs only) once it is done,
+//! late, lost or repeated as [`SandboxConfig::evovoice_webhook`] says.
+//!
+//! [`SandboxConfig::evovoice_webhook`]: crate::SandboxConfig::evovoice_webhook
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -26,6 +30,7 @@ use crate::server::ConnCtl;
 use crate::shared::{
     JobClock, Shared, basic_auth, field_ci, fmt_iso, header, json_response, parse_date, query_param,
 };
+use crate::webhook::LoopbackUrl;
 
 const VENDOR: Vendor = Vendor::EvoVoice;
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -285,7 +290,7 @@ async fn start_typed(
     start_report(&evo, &kind, &headers, &body)
 }
 
-fn start_report(evo: &EvoVoice, kind: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+fn start_report(evo: &Arc<EvoVoice>, kind: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     if let Err(response) = evo.check(headers) {
         return response;
     }
@@ -333,6 +338,19 @@ fn start_report(evo: &EvoVoice, kind: &str, headers: &HeaderMap, body: &[u8]) ->
             "'Start Date' must be less than or equal to 'End Date'.",
         );
     }
+    let webhook = match text("webhookUrl") {
+        None => None,
+        Some(url) => match LoopbackUrl::parse(url) {
+            Some(url) => Some(url),
+            None => {
+                return field_error(
+                    "InvalidFormat",
+                    "WebhookUrl",
+                    "'Webhook Url' must be an http:// loopback URL with a port in the sandbox.",
+                );
+            }
+        },
+    };
     let shared = &evo.shared;
     let id = shared.uuid();
     let fail = shared.config.fail_reports;
@@ -361,6 +379,9 @@ fn start_report(evo: &EvoVoice, kind: &str, headers: &HeaderMap, body: &[u8]) ->
     };
     shared.stats(VENDOR).started();
     let info = evo.info(&report);
+    if let Some(url) = webhook {
+        call_back_when_done(evo.clone(), report.id.clone(), report.clock.ends(), url);
+    }
     evo.reports.lock().expect("evovoice lock").push(report);
     json_response(StatusCode::OK, &info)
 }
@@ -377,6 +398,34 @@ fn title(kind: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Once the report is done (and the configured delay has passed), POSTs its JSON to the
+/// webhook, as many times as configured; nothing if the callback is to be lost or the report
+/// was deleted meanwhile.
+fn call_back_when_done(
+    evo: Arc<EvoVoice>,
+    id: String,
+    done_at: tokio::time::Instant,
+    url: LoopbackUrl,
+) {
+    let delivery = evo.shared.config.evovoice_webhook.clone();
+    if delivery.lost {
+        return;
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep_until(crate::shared::later(done_at, delivery.delay)).await;
+        let body = {
+            let reports = evo.reports.lock().expect("evovoice lock");
+            let Some(report) = reports.iter().find(|r| r.id == id) else {
+                return;
+            };
+            evo.info(report).to_string()
+        };
+        for _ in 0..delivery.copies {
+            let _ = url.post(&body).await;
+        }
+    });
 }
 
 async fn list_reports(

@@ -74,6 +74,7 @@ mod record;
 mod server;
 mod shared;
 mod vendor;
+mod webhook;
 
 use std::fmt;
 use std::sync::Arc;
@@ -84,6 +85,7 @@ use tokio::task::JoinHandle;
 pub use faults::Faults;
 pub use record::RecordedRequest;
 pub use vendor::{PerVendor, UnknownVendor, Vendor};
+pub use webhook::WebhookDelivery;
 
 use shared::{Origins, Shared};
 
@@ -102,6 +104,8 @@ pub struct SandboxConfig {
     pub seed: u64,
     /// When true, every report job ends in the vendor's failure state. Default false.
     pub fail_reports: bool,
+    /// How EvoVoice calls a report's `webhookUrl` (loopback only) once it is done.
+    pub evovoice_webhook: WebhookDelivery,
 }
 
 impl Default for SandboxConfig {
@@ -113,6 +117,7 @@ impl Default for SandboxConfig {
             faults: Faults::default(),
             seed: 1,
             fail_reports: false,
+            evovoice_webhook: WebhookDelivery::default(),
         }
     }
 }
