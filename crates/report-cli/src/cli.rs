@@ -229,6 +229,11 @@ pub struct DemoArgs {
     /// Size of each simulated report, in bytes.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub size: u64,
+    /// Serve on fixed ports: PORT and the next five (docspace, evovoice, cloudblue, metakocka,
+    /// ofd, then the pre-signed blob store), so base URLs survive a restart. Default: free
+    /// ports chosen anew on every start.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -239,4 +244,9 @@ pub struct SandboxArgs {
     /// Size of each simulated report, in bytes.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub size: u64,
+    /// Serve on fixed ports: PORT and the next five (docspace, evovoice, cloudblue, metakocka,
+    /// ofd, then the pre-signed blob store), so base URLs survive a restart. Default: free
+    /// ports chosen anew on every start.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
 }

@@ -11,6 +11,7 @@ pub async fn run(args: SandboxArgs) -> Result<(), Failure> {
     let config = SandboxConfig {
         job_duration: Duration::from_millis(args.job_ms),
         report_size: args.size,
+        base_port: args.port,
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::start(config)
@@ -18,7 +19,11 @@ pub async fn run(args: SandboxArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Local(format!("cannot start the sandbox: {e}")))?;
     println!("# The sandbox serves until Ctrl-C. Paste these lines into a shell to use it:");
     println!(
-        "# (ports are new on every start, and reports live in memory: a restarted sandbox knows no earlier ticket)"
+        "# ({}; reports live in memory: a restarted sandbox knows no earlier ticket)",
+        match args.port {
+            Some(_) => "fixed ports (--port): these lines stay valid after a restart",
+            None => "ports are new on every start; --port PORT fixes them",
+        }
     );
     println!(
         "export OFD_BASE_URL={} OFD_LOGIN={} OFD_PASSWORD={}",

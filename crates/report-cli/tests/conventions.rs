@@ -282,3 +282,51 @@ async fn profiles_of_the_config_file_give_the_connection() {
         .code(2)
         .stderr(predicate::str::contains("no profile `daily`"));
 }
+
+/// `reports sandbox --port PORT` serves on PORT and the next five ports, in the order the help
+/// names, so the printed base URLs stay valid across restarts; a port in use is a clear error.
+#[test]
+fn the_sandbox_serves_on_fixed_ports_when_asked() {
+    use std::io::{BufRead, BufReader};
+    // A free run of six ports: probe with real binds, then release them.
+    let base = (0..50)
+        .find_map(|_| {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+            let base = probe.local_addr().ok()?.port().checked_sub(6)?;
+            drop(probe);
+            let held: Vec<_> = (0..6u16)
+                .map(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)))
+                .collect::<Result<_, _>>()
+                .ok()?;
+            drop(held);
+            Some(base)
+        })
+        .expect("a free run of six loopback ports");
+    let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin("reports"))
+        .args(["sandbox", "--port", &base.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(server.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|line| !line.starts_with("# OFD demo account"))
+        .collect();
+    let text = lines.join("\n");
+    for (offset, variable) in [(0, "DOCSPACE_BASE_URL"), (4, "OFD_BASE_URL")] {
+        let expected = format!("{variable}=http://127.0.0.1:{}", base + offset);
+        assert!(text.contains(&expected), "{expected} in:\n{text}");
+    }
+    assert!(text.contains("stay valid after a restart"), "{text}");
+
+    // The same ports while the first sandbox serves: refused, naming the cause.
+    reports()
+        .args(["sandbox", "--port", &base.to_string()])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("cannot start the sandbox"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -25,6 +25,11 @@
 //! # Ok(()) }
 //! ```
 
+/// The workspace README's Rust examples, compiled by `cargo test` (they use this crate).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 mod adapter;
 mod client;
 mod errors;

@@ -106,6 +106,9 @@ pub struct SandboxConfig {
     pub fail_reports: bool,
     /// How EvoVoice calls a report's `webhookUrl` (loopback only) once it is done.
     pub evovoice_webhook: WebhookDelivery,
+    /// The first of consecutive loopback ports: one per vendor in [`Vendor::ALL`] order, then
+    /// the blob store's. Default `None`: ephemeral ports, new on every start.
+    pub base_port: Option<u16>,
 }
 
 impl Default for SandboxConfig {
@@ -118,6 +121,7 @@ impl Default for SandboxConfig {
             seed: 1,
             fail_reports: false,
             evovoice_webhook: WebhookDelivery::default(),
+            base_port: None,
         }
     }
 }
@@ -164,13 +168,28 @@ impl fmt::Debug for Sandbox {
 }
 
 impl Sandbox {
-    /// Binds every simulator on `127.0.0.1` (ephemeral ports) and starts serving.
+    /// Binds every simulator on `127.0.0.1` (ephemeral ports unless
+    /// [`SandboxConfig::base_port`] is set) and starts serving.
     pub async fn start(config: SandboxConfig) -> std::io::Result<Sandbox> {
+        let port = |index: usize| -> std::io::Result<u16> {
+            let Some(base) = config.base_port else {
+                return Ok(0);
+            };
+            u16::try_from(index)
+                .ok()
+                .and_then(|i| base.checked_add(i))
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("base port {base} leaves no room for {} ports", index + 1),
+                    )
+                })
+        };
         let mut listeners = Vec::with_capacity(Vendor::ALL.len());
-        for _ in Vendor::ALL {
-            listeners.push(server::bind().await?);
+        for index in 0..Vendor::ALL.len() {
+            listeners.push(server::bind(port(index)?).await?);
         }
-        let blob_listener = server::bind().await?;
+        let blob_listener = server::bind(port(Vendor::ALL.len())?).await?;
         let mut vendor_origins = Vec::with_capacity(listeners.len());
         for listener in &listeners {
             vendor_origins.push(format!("http://{}", listener.local_addr()?));

@@ -15,9 +15,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// Binds a listener on an ephemeral loopback port.
-pub(crate) async fn bind() -> std::io::Result<TcpListener> {
-    TcpListener::bind(("127.0.0.1", 0)).await
+/// Binds a listener on a loopback port (0: an ephemeral one).
+pub(crate) async fn bind(port: u16) -> std::io::Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", port)).await
 }
 
 /// The control of the connection a request arrived on, put in every request's extensions.
