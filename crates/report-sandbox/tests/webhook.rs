@@ -2,7 +2,11 @@
 //! (loopback only), late, lost or repeated as configured. A hook server of the test's own on
 //! 127.0.0.1; every wait is bounded.
 
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::client;
 
 use report_sandbox::{Sandbox, SandboxConfig, Vendor, WebhookDelivery, credentials};
 use reqwest::StatusCode;
@@ -60,7 +64,7 @@ async fn hook_server() -> (String, mpsc::UnboundedReceiver<(String, Value)>) {
 }
 
 async fn start_report(sandbox: &Sandbox, webhook_url: &str) -> reqwest::Response {
-    reqwest::Client::new()
+    client()
         .post(format!(
             "{}/reports/billing",
             sandbox.base_url(Vendor::EvoVoice)
@@ -69,7 +73,6 @@ async fn start_report(sandbox: &Sandbox, webhook_url: &str) -> reqwest::Response
             credentials::EVOVOICE_USERNAME,
             Some(credentials::EVOVOICE_PASSWORD),
         )
-        .header("user-agent", "webhook-test")
         .json(&json!({
             "startDate": "2024-01-01",
             "endDate": "2024-01-31",
