@@ -386,13 +386,16 @@ impl<A: ReportAdapter> Job<A> {
 
     /// Steps until a status is observed (transient failures are retried within the budget).
     async fn next_update(&self, state: &mut WaitState) -> Result<Status> {
+        // A Retry-After that came with a transient error binds like a pending status's.
+        let mut told_to_retry_after = false;
         loop {
             if let Some(delay) = self.delay_before_step(state)? {
-                let asked_to_wait = state
-                    .last_progress
-                    .as_ref()
-                    .and_then(|p| p.retry_after)
-                    .is_some();
+                let asked_to_wait = told_to_retry_after
+                    || state
+                        .last_progress
+                        .as_ref()
+                        .and_then(|p| p.retry_after)
+                        .is_some();
                 let wake = self.nudges.wake.notified();
                 futures::pin_mut!(wake);
                 // Registered before the check, so a nudge in between is not missed.
@@ -409,7 +412,10 @@ impl<A: ReportAdapter> Job<A> {
             let count = self.nudges.count.load(Ordering::SeqCst);
             self.nudges_seen.store(count, Ordering::SeqCst);
             match self.step(state).await? {
-                Step::Retrying { .. } => continue,
+                Step::Retrying { error, .. } => {
+                    told_to_retry_after = error.retry_after().is_some();
+                    continue;
+                }
                 step => return Ok(step.into_status().expect("only retries carry no status")),
             }
         }

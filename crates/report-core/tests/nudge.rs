@@ -112,3 +112,77 @@ async fn a_job_never_nudged_still_finishes_by_polling() {
     let _unused = job.nudger();
     assert_eq!(waiting(&job).await.unwrap(), Duration::from_secs(63));
 }
+
+/// Answers its first poll with a 429 and `Retry-After: 30`, then ready; notes when it polled.
+struct Throttled {
+    polled_at: std::sync::Mutex<Vec<Instant>>,
+}
+
+impl ReportAdapter for Throttled {
+    type Request = ();
+
+    fn vendor(&self) -> &'static str {
+        "throttled"
+    }
+
+    async fn start(&self, _: &()) -> Result<Started> {
+        Ok(Started {
+            ticket: Ticket::new("throttled", "job-1", chrono::DateTime::UNIX_EPOCH),
+            status: Some(Status::Pending(Progress::state("Queued"))),
+        })
+    }
+
+    async fn poll(&self, _: &Ticket) -> Result<Status> {
+        let mut polled = self.polled_at.lock().unwrap();
+        polled.push(Instant::now());
+        if polled.len() == 1 {
+            return Err(Error::Api {
+                vendor: "throttled",
+                status: Some(429),
+                code: None,
+                message: "slow down".into(),
+                request_id: None,
+                retry_after: Some(Duration::from_secs(30)),
+            });
+        }
+        Ok(Status::Ready(Artifact::default()))
+    }
+
+    async fn open(&self, _: &Artifact, _: u64) -> Result<Download> {
+        Err(Error::Unsupported {
+            vendor: "throttled",
+            operation: "open",
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nudge_never_cuts_short_a_retry_after_that_came_with_an_error() {
+    let adapter = Throttled {
+        polled_at: std::sync::Mutex::new(Vec::new()),
+    };
+    let policy = WaitPolicy::default().with_jitter(0.0).with_seed(1);
+    let job = Arc::new(Job::start(adapter, &(), policy).await.expect("start"));
+    let nudge = job.nudger();
+    let waiter = {
+        let job = job.clone();
+        tokio::spawn(async move { job.wait().await.expect("ready") })
+    };
+    // Nudge often while the 429's Retry-After runs.
+    for _ in 0..40 {
+        sleep(Duration::from_secs(1)).await;
+        nudge.nudge();
+    }
+    waiter.await.unwrap();
+    let polled = job.adapter().polled_at.lock().unwrap().clone();
+    assert_eq!(
+        polled.len(),
+        2,
+        "one refused poll, then the one that saw it ready"
+    );
+    assert!(
+        polled[1] - polled[0] >= Duration::from_secs(30),
+        "the retry came {:?} after the 429",
+        polled[1] - polled[0]
+    );
+}
