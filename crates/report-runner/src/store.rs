@@ -401,6 +401,19 @@ impl Store {
         Ok(n as u64)
     }
 
+    /// How many jobs each vendor has in each state.
+    pub async fn counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let rows: Vec<(String, String, i64)> = with_db!(&self.db, pool, kind => {
+            sqlx::query_as(sql(
+                kind,
+                "SELECT vendor, state, COUNT(*) FROM report_jobs GROUP BY vendor, state",
+            ))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(v, s, n)| (v, s, n as u64)).collect())
+    }
+
     /// Whether another job holds a ticket of `vendor` with this report id.
     pub async fn ticket_taken(&self, vendor: &str, report_id: &str, except: &str) -> Result<bool> {
         let tickets: Vec<String> = with_db!(&self.db, pool, kind => {
