@@ -164,8 +164,11 @@ pub fn assert_no_credentials(dir: &Path) {
         {
             continue;
         }
+        // A -wal or -shm file goes away when the last connection closes.
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
         checked += 1;
-        let bytes = std::fs::read(&path).unwrap();
         for secret in secrets {
             let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
             assert!(!found, "{} holds a credential", path.display());
