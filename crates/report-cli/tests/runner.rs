@@ -179,6 +179,7 @@ async fn submitted_jobs_of_every_vendor_are_run_by_a_worker() {
     for job in &jobs {
         verify_done(&sandbox, job);
     }
+    assert_distinct_reports(&jobs);
     for (vendor, _) in SUBMITS {
         let submitted = submits.iter().filter(|(v, _)| v == vendor).count() as u64;
         assert_eq!(
@@ -316,6 +317,7 @@ async fn workers_killed_at_random_moments_lose_no_job_and_start_none_twice() {
     for job in &jobs {
         verify_done(&sandbox, job);
     }
+    assert_distinct_reports(&jobs);
     for (vendor, _) in SUBMITS {
         assert_eq!(
             sandbox.stats(*vendor).reports_started,

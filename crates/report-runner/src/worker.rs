@@ -356,16 +356,6 @@ impl Shared {
             )
             .await;
         match found {
-            Ok(Some((ticket, _)))
-                if self
-                    .store
-                    .ticket_taken(&record.vendor, &ticket.id, &record.id)
-                    .await? =>
-            {
-                // The vendor's report is another job's: this start never reached it.
-                tracing::info!(job = %record.id, "a start whose answer was lost never reached the vendor; starting");
-                self.send_start(record, vendor).await
-            }
             Ok(Some((ticket, wait))) => {
                 tracing::info!(job = %record.id, "a start whose answer was lost was found at the vendor");
                 self.started(record, ticket, wait).await

@@ -143,6 +143,23 @@ pub fn verify_done(sandbox: &Sandbox, job: &serde_json::Value) {
     assert_eq!(on_disk, expected, "{job}");
 }
 
+/// No two jobs share a vendor report (DocSpace's task ids repeat per user: its result files
+/// tell its reports apart).
+pub fn assert_distinct_reports(jobs: &[serde_json::Value]) {
+    let mut seen = std::collections::HashSet::new();
+    for job in jobs {
+        let id = match job["vendor"].as_str() {
+            Some("docspace") => &job["artifact"]["data"]["file_id"],
+            _ => &job["ticket"]["id"],
+        };
+        let key = (job["vendor"].to_string(), id.to_string());
+        assert!(
+            seen.insert(key.clone()),
+            "two jobs share the report {key:?}"
+        );
+    }
+}
+
 /// No sandbox credential in the database files (SQLite with its -wal and -shm).
 pub fn assert_no_credentials(dir: &Path) {
     let secrets = [
