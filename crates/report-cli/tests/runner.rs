@@ -179,6 +179,7 @@ async fn submitted_jobs_of_every_vendor_are_run_by_a_worker() {
     for job in &jobs {
         verify_done(&sandbox, job);
     }
+    assert_distinct_reports(&jobs);
     for (vendor, _) in SUBMITS {
         let submitted = submits.iter().filter(|(v, _)| v == vendor).count() as u64;
         assert_eq!(
@@ -316,6 +317,7 @@ async fn workers_killed_at_random_moments_lose_no_job_and_start_none_twice() {
     for job in &jobs {
         verify_done(&sandbox, job);
     }
+    assert_distinct_reports(&jobs);
     for (vendor, _) in SUBMITS {
         assert_eq!(
             sandbox.stats(*vendor).reports_started,
@@ -393,5 +395,76 @@ fn a_bad_schedule_file_is_exit_2_and_sigterm_stops_a_worker_cleanly() {
             "the worker stops on SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `GET /metrics` over a plain socket.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    socket.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    socket
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    socket.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_serves_prometheus_metrics() {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    for (vendor, args) in &SUBMITS[1..3] {
+        let out = dir.path().join(format!("{}.out", vendor.name()));
+        bare(&db)
+            .arg("submit")
+            .args(*args)
+            .args(["--out", out.to_str().unwrap()])
+            .assert()
+            .success();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut worker = std::process::Command::new(assert_cmd::cargo::cargo_bin("reports"))
+        .env_clear()
+        .env("REPORTS_DB", &db)
+        .envs(worker_env(&sandbox))
+        .args(["worker", "--quiet", "--fetch-ms", "100"])
+        .args(["--metrics", &format!("127.0.0.1:{port}")])
+        .spawn()
+        .unwrap();
+    let began = std::time::Instant::now();
+    let text = loop {
+        let done = jobs_json(&db).iter().all(|j| j["state"] == "done");
+        if done && let Some(text) = scrape(port).filter(|t| t.contains("state=\"done\"")) {
+            break text;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "jobs and metrics in time"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    for line in [
+        "reports_jobs{vendor=\"evovoice\",state=\"done\"} 1",
+        "reports_jobs{vendor=\"cloudblue\",state=\"done\"} 1",
+        "reports_starts_total{vendor=\"evovoice\"} 1",
+        "reports_starts_total{vendor=\"cloudblue\"} 1",
+    ] {
+        assert!(text.contains(line), "`{line}` missing from:\n{text}");
+    }
+    for name in [
+        "reports_polls_total",
+        "reports_bytes_downloaded_total",
+        "reports_scheduling_lag_seconds",
+    ] {
+        assert!(text.contains(name), "`{name}` missing from:\n{text}");
     }
 }

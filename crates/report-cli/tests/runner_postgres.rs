@@ -148,6 +148,7 @@ async fn two_workers_share_one_postgres_queue_and_never_step_one_job_at_once() {
     for job in &jobs {
         verify_done(&sandbox, job);
     }
+    assert_distinct_reports(&jobs);
     for (vendor, _) in SUBMITS {
         assert_eq!(sandbox.stats(*vendor).reports_started, 4, "{vendor:?}");
     }

