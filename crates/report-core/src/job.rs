@@ -268,7 +268,8 @@ impl<A: ReportAdapter> Job<A> {
         self.within_deadline(self.adapter.poll(&self.ticket)).await
     }
 
-    /// A fresh wait state for this job: the deadline counts from now. The first call hands
+    /// A fresh wait state for this job, with the job's deadline (counted from [`Job::start`] or
+    /// [`Job::resume`]). The first call hands
     /// over the status the start answer carried (so no poll is spent on it); a job started
     /// without one has its first poll one backoff step away.
     pub fn wait_state(&self) -> WaitState {

@@ -309,6 +309,9 @@ impl Shared {
                 .advance(&mut waiting, &self.name, Some(again))
                 .await;
         }
+        // Started when the connection became ours: saving the intent may have waited for the
+        // database's write lock behind the previous job's last write (saved with the ticket).
+        record.started_at = Some(Utc::now());
         self.send_start(record, vendor).await
     }
 
