@@ -1122,6 +1122,10 @@ async fn secrets_never_show_in_logs() {
         .with_ansi(false)
         .finish()
         .set_default();
+    // The other tests of this binary run on other threads and may register a callsite (say
+    // `http.request`) while this subscriber registers: tracing can then cache "no interest"
+    // for it. Rebuilding once this subscriber is in place gives every callsite its interest.
+    tracing::callsite::rebuild_interest_cache();
 
     let sandbox = Sandbox::start(SandboxConfig::fast()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
