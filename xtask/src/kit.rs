@@ -251,9 +251,11 @@ fn client_methods(spec: &Spec, client: &str) -> String {
              pub async fn ensure_token(&self) -> report_core::Result<()> {\n\
                  self.api.inner.tokens.get_or_renew(|| self.renew_token()).await.map(|_| ())\n\
              }\n\
-             /// [`ensure_token`](Self::ensure_token) before a start: a failure there started\n\
-             /// nothing, so the job may retry it ([`Error::before_start`]).\n\
-             pub(crate) async fn token_before_start(&self) -> report_core::Result<()> {\n\
+             /// The opening of every start: the request's own check (`checked`, its error as it\n\
+             /// is), then [`ensure_token`](Self::ensure_token), whose failure started nothing,\n\
+             /// so the job may retry it ([`Error::before_start`]).\n\
+             pub(crate) async fn before_start(&self, checked: report_core::Result<()>) -> report_core::Result<()> {\n\
+                 checked?;\n\
                  self.ensure_token().await.map_err(Error::before_start)\n\
              }"
             .to_string(),

@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 
 use crate::failure::Failure;
 
-const VENDORS: [&str; 5] = ["docspace", "evovoice", "cloudblue", "metakocka", "ofd"];
 const SECRET_KEYS: [&str; 4] = ["password", "api_key", "secret_key", "subscription_key"];
 /// A config file is small; anything larger is a mistake.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -83,10 +82,10 @@ fn variables(path: &Path, name: &str, profile: &Profile) -> Result<Vec<(String, 
     let bad = |why: String| Failure::Usage(format!("{} [profiles.{name}]: {why}", path.display()));
     let mut out = Vec::new();
     for (vendor, settings) in profile {
-        if !VENDORS.contains(&vendor.as_str()) {
+        if crate::vendors::by_name(vendor).is_none() {
             return Err(bad(format!(
                 "unknown vendor `{vendor}` (vendors: {})",
-                VENDORS.join(", ")
+                crate::vendors::names()
             )));
         }
         for (key, value) in settings {
@@ -240,5 +239,37 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
             assert_eq!(vars("leaky").unwrap()[0].0, "OFD_PASSWORD");
         }
+    }
+
+    /// A profile may configure every vendor of the one list, and nothing else.
+    #[test]
+    fn profiles_know_every_vendor_of_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let mut text = String::from("[profiles.all]\n");
+        for vendor in report_sandbox::Vendor::ALL {
+            text.push_str(&format!(
+                "{}.base_url = \"https://x.example\"\n",
+                vendor.name()
+            ));
+        }
+        text.push_str("[profiles.odd.acme]\nbase_url = \"y\"\n");
+        std::fs::write(&path, text).unwrap();
+        let file = path.to_str().unwrap();
+        let vars = |profile| {
+            profile_variables(&args(&["reports", "--config", file, "--profile", profile]))
+        };
+        let names: Vec<String> = vars("all").unwrap().into_iter().map(|(k, _)| k).collect();
+        for vendor in report_sandbox::Vendor::ALL {
+            let wanted = format!("{}_BASE_URL", vendor.name().to_uppercase());
+            assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
+        }
+        let message = vars("odd").unwrap_err().lines(false).join("\n");
+        assert!(
+            message.contains(
+                "unknown vendor `acme` (vendors: docspace, evovoice, cloudblue, metakocka, ofd)"
+            ),
+            "{message}"
+        );
     }
 }

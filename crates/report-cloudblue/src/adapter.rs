@@ -234,8 +234,7 @@ impl ReportAdapter for CloudBlueAdapter {
     }
 
     async fn start(&self, request: &CloudBlueReportRequest) -> Result<Started> {
-        request.validate()?;
-        self.client.token_before_start().await?;
+        self.client.before_start(request.validate()).await?;
         let report = self.client.create_report(&request.body()).await?;
         let id = report
             .id
@@ -263,13 +262,7 @@ impl ReportAdapter for CloudBlueAdapter {
 }
 
 fn missing(operation: &str, field: &str) -> Error {
-    Error::Decode {
-        vendor: VENDOR,
-        operation: operation.to_string(),
-        message: format!("the answer has no `{field}`"),
-        excerpt: String::new(),
-        source: None,
-    }
+    Error::missing_field(VENDOR, operation, field)
 }
 
 #[cfg(test)]

@@ -466,11 +466,14 @@ impl<'a> VendorErrors<'a> {
                 source: None,
             };
         }
-        let message = format!(
-            "{} ({content_type}): {}",
-            status.canonical_reason().unwrap_or("error"),
-            excerpt(&body)
-        );
+        let reason = status.canonical_reason().unwrap_or("error");
+        // Some servers answer errors with no body at all (DocSpace's file handler: 403, 404):
+        // say so rather than end the message on an empty excerpt.
+        let message = if body.is_empty() {
+            format!("{reason} (empty answer)")
+        } else {
+            format!("{reason} ({content_type}): {}", excerpt(&body))
+        };
         self.api(
             status.as_u16(),
             &headers,

@@ -256,7 +256,9 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Checks `base_url` (https, or http on loopback unless opted in) and builds the clients.
-    /// `downloads` is [`Redirects::Any`] only for clients that never carry credentials.
+    /// `downloads` is [`Redirects::Any`] only for clients that never carry credentials, or
+    /// carry them only in a header the HTTP client drops on a redirect to another origin
+    /// (DocSpace's `Authorization`).
     pub fn new(base_url: &str, options: &HttpOptions, downloads: Redirects) -> Result<Endpoint> {
         let base = http::check_base_url(base_url, options.allow_insecure_http)?;
         Ok(Endpoint {

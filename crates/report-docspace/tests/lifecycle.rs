@@ -525,3 +525,52 @@ async fn the_sort_order_is_sent_as_its_integer() {
     let _ = client.start_task(&body).await;
     start.assert_async().await;
 }
+
+/// The file handler's errors are not JSON (FACTS.md, round 2): an empty 403 or 404, an HTML
+/// 400. Each ends the download in a typed error with its status and no partial file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_handlers_empty_and_html_errors_are_typed() {
+    for (status, content_type, body) in [
+        (403, None, ""),
+        (404, None, ""),
+        (
+            400,
+            Some("text/html; charset=utf-8"),
+            "<html><body><h1>Bad Request</h1></body></html>",
+        ),
+    ] {
+        let server = MockServer::start_async().await;
+        let clock = Arc::new(VirtualClock::new(t0()));
+        let job = started_job(&server, clock).await;
+        let _done = current_task(&server, Some(task(TaskStatus::Completed, 100)));
+        let artifact = job.wait().await.expect("ready");
+        server.get_presigned_uri(|when, then| {
+            when.file_id("777");
+            then.client_error(404, &error_envelope(404, "The method is not supported"));
+        });
+        let handler = server.download_file(|when, then| {
+            let _ = when.action("download").fileid("777");
+            let mut then = then.into_inner().status(status).body(body);
+            if let Some(content_type) = content_type {
+                then = then.header("content-type", content_type);
+            }
+            let _ = then;
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.xlsx");
+        let err = job
+            .download_to(&artifact, &path, DownloadOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status(), Some(status), "{err:?}");
+        let text = err.to_string();
+        if body.is_empty() {
+            assert!(text.ends_with("(empty answer)"), "{status}: {text}");
+        } else {
+            assert!(text.contains("Bad Request (text/html"), "{text}");
+            assert!(text.contains("<h1>Bad Request</h1>"), "{text}");
+        }
+        assert!(!path.exists(), "{status}: a partial file was left");
+        assert!(handler.calls() >= 1);
+    }
+}

@@ -62,8 +62,8 @@ pub use export::{AccountingExportRequest, MetaKockaExportAdapter};
 pub use lenient::ReportFormat;
 pub use progress::progress_fraction;
 pub use request::{
-    DATE_FROM, DATE_TO, DEFAULT_LOCALE, MetaKockaReportRequest, ParamValue, REPORT_TYPE,
-    ReportParam, format_date,
+    DATE_FROM, DATE_FROM_OD, DATE_TO, DATE_TO_DO, DEFAULT_LOCALE, MetaKockaReportRequest,
+    ParamValue, REPORT_TYPE, ReportParam, format_date,
 };
 pub use secret::SecretKey;
 

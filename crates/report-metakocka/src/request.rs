@@ -17,6 +17,10 @@ pub const DEFAULT_LOCALE: &str = "ADD_ATT_HIDDEN_DEFAULT_LOCALE";
 pub const DATE_FROM: &str = "ADD_ATT_DATE_MK_DATUM_FROM";
 /// The usual end-of-period parameter.
 pub const DATE_TO: &str = "ADD_ATT_DATE_MK_DATUM_TO";
+/// The start of the period as some report templates spell it (Slovenian "od").
+pub const DATE_FROM_OD: &str = "ADD_ATT_DATE_MK_DATUM_OD";
+/// The end of the period as some report templates spell it (Slovenian "do").
+pub const DATE_TO_DO: &str = "ADD_ATT_DATE_MK_DATUM_DO";
 /// Parameters with this prefix hold dates.
 const DATE_PREFIX: &str = "ADD_ATT_DATE_";
 /// MetaKocka's date format, `dd.MM.yyyy`.
@@ -193,7 +197,11 @@ impl MetaKockaReportRequest {
                 return bad(format!("parameter {} is given twice", param.name));
             }
         }
-        if let (Some(from), Some(to)) = (self.date(DATE_FROM), self.date(DATE_TO))
+        // A template names its period with one of the two spellings; a start after the end is
+        // wrong whichever it uses.
+        let from = self.date(DATE_FROM).or_else(|| self.date(DATE_FROM_OD));
+        let to = self.date(DATE_TO).or_else(|| self.date(DATE_TO_DO));
+        if let (Some(from), Some(to)) = (from, to)
             && from > to
         {
             return bad(format!(
@@ -374,6 +382,30 @@ mod tests {
         let request = MetaKockaReportRequest::new("1", ReportFormat::Pdf)
             .period(day(2017, 8, 1), day(2017, 7, 1));
         assert!(invalid(&request).contains("starts (01.08.2017) after it ends (01.07.2017)"));
+    }
+
+    #[test]
+    fn a_reversed_period_is_refused_in_the_od_do_spelling_too() {
+        let od_do = MetaKockaReportRequest::new("1", ReportFormat::Pdf)
+            .param(DATE_FROM_OD, "01.08.2017")
+            .param(DATE_TO_DO, day(2017, 7, 1));
+        assert!(invalid(&od_do).contains("starts (01.08.2017) after it ends (01.07.2017)"));
+        let mixed = MetaKockaReportRequest::new("1", ReportFormat::Pdf)
+            .param(DATE_FROM, "02.07.2017")
+            .param(DATE_TO_DO, "01.07.2017");
+        assert!(invalid(&mixed).contains("after it ends"));
+        let bad = MetaKockaReportRequest::new("1", ReportFormat::Pdf).param(DATE_TO_DO, "7/1/2017");
+        assert!(invalid(&bad).contains("holds a date"));
+        let fine = MetaKockaReportRequest::new("1", ReportFormat::Pdf)
+            .param(DATE_FROM_OD, "01.07.2017")
+            .param(DATE_TO_DO, "01.08.2017");
+        fine.validate().unwrap();
+        let wire: Vec<(String, String)> = fine
+            .wire_params()
+            .into_iter()
+            .map(|p| (p.type_, p.value))
+            .collect();
+        assert!(wire.contains(&(DATE_TO_DO.to_string(), "01.08.2017".to_string())));
     }
 
     #[test]

@@ -281,8 +281,7 @@ impl ReportAdapter for OfdAdapter {
     }
 
     async fn start(&self, request: &OfdReportRequest) -> Result<Started> {
-        request.validate()?;
-        self.client.token_before_start().await?;
+        self.client.before_start(request.validate()).await?;
         let agreement_id = self
             .resolve_agreement(&request.agreement)
             .await
@@ -374,11 +373,5 @@ impl ReportAdapter for OfdAdapter {
 }
 
 fn missing(operation: &str, field: &str) -> Error {
-    Error::Decode {
-        vendor: VENDOR,
-        operation: operation.to_string(),
-        message: format!("the answer has no `{field}`"),
-        excerpt: String::new(),
-        source: None,
-    }
+    Error::missing_field(VENDOR, operation, field)
 }

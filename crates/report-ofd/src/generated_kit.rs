@@ -133,9 +133,14 @@ impl crate::client::OfdClient {
             .await
             .map(|_| ())
     }
-    /// [`ensure_token`](Self::ensure_token) before a start: a failure there started
-    /// nothing, so the job may retry it ([`Error::before_start`]).
-    pub(crate) async fn token_before_start(&self) -> report_core::Result<()> {
+    /// The opening of every start: the request's own check (`checked`, its error as it
+    /// is), then [`ensure_token`](Self::ensure_token), whose failure started nothing,
+    /// so the job may retry it ([`Error::before_start`]).
+    pub(crate) async fn before_start(
+        &self,
+        checked: report_core::Result<()>,
+    ) -> report_core::Result<()> {
+        checked?;
         self.ensure_token().await.map_err(Error::before_start)
     }
 }

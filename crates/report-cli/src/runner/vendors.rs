@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser};
 use report_runner::Registry;
+use report_sandbox::Vendor;
 
 use crate::cli::Common;
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect, check_destination};
-use crate::vendors::{cloudblue, docspace, evovoice, metakocka, ofd};
+use crate::vendors::{by_name, cloudblue, docspace, evovoice, metakocka, ofd};
 
 /// The connection whose credentials are the `run` variables (OFD_LOGIN, …).
 pub const DEFAULT_CONNECTION: &str = "default";
@@ -50,15 +51,18 @@ pub struct Submitted {
 
 /// Checks a submit line exactly as `run` checks its options; `Ok(None)` after printing help.
 pub fn parse_submit(vendor: &str, args: &[String]) -> Result<Option<Submitted>, Failure> {
+    let Some(vendor) = by_name(vendor) else {
+        return Err(Failure::Usage(format!(
+            "unknown vendor `{vendor}`; one of {}",
+            crate::vendors::names()
+        )));
+    };
     match vendor {
-        "docspace" => parse::<docspace::Options, _>(args),
-        "evovoice" => parse::<evovoice::Options, _>(args),
-        "cloudblue" => parse::<cloudblue::Options, _>(args),
-        "metakocka" => parse::<metakocka::Options, _>(args),
-        "ofd" => parse::<ofd::Options, _>(args),
-        other => Err(Failure::Usage(format!(
-            "unknown vendor `{other}`; one of docspace, evovoice, cloudblue, metakocka, ofd"
-        ))),
+        Vendor::DocSpace => parse::<docspace::Options, _>(args),
+        Vendor::EvoVoice => parse::<evovoice::Options, _>(args),
+        Vendor::CloudBlue => parse::<cloudblue::Options, _>(args),
+        Vendor::MetaKocka => parse::<metakocka::Options, _>(args),
+        Vendor::Ofd => parse::<ofd::Options, _>(args),
     }
 }
 
@@ -135,16 +139,30 @@ struct ConnectionOnly<C: Args> {
     connection: C,
 }
 
-/// The five vendors, connecting with the worker's environment (the `run` variables).
+/// Every vendor of the one list, connecting with the worker's environment (the `run` variables).
 pub fn registry(common: &Common) -> Registry {
     let mut registry = Registry::new();
-    register::<docspace::Connection, docspace::Options>(&mut registry, "docspace", common);
-    register::<evovoice::Connection, evovoice::Options>(&mut registry, "evovoice", common);
-    register::<cloudblue::Connection, cloudblue::Options>(&mut registry, "cloudblue", common);
-    register::<metakocka::Connection, metakocka::Options>(&mut registry, "metakocka", common);
-    register::<ofd::Connection, ofd::Options>(&mut registry, "ofd", common);
-    // DocSpace keeps one report task per user: a connection's jobs go one after another.
-    registry.one_job_per_connection("docspace");
+    for vendor in Vendor::ALL {
+        let name = vendor.name();
+        match vendor {
+            Vendor::DocSpace => {
+                register::<docspace::Connection, docspace::Options>(&mut registry, name, common);
+                // DocSpace keeps one report task per user: a connection's jobs go one after
+                // another.
+                registry.one_job_per_connection(name);
+            }
+            Vendor::EvoVoice => {
+                register::<evovoice::Connection, evovoice::Options>(&mut registry, name, common)
+            }
+            Vendor::CloudBlue => {
+                register::<cloudblue::Connection, cloudblue::Options>(&mut registry, name, common)
+            }
+            Vendor::MetaKocka => {
+                register::<metakocka::Connection, metakocka::Options>(&mut registry, name, common)
+            }
+            Vendor::Ofd => register::<ofd::Connection, ofd::Options>(&mut registry, name, common),
+        }
+    }
     registry
 }
 
@@ -197,5 +215,22 @@ mod tests {
         .map(String::from)
         .to_vec();
         assert_eq!(without_db(&args), ["--from", "x", "--out", "o"]);
+    }
+
+    /// Every vendor of the one list is known to `submit`, by its exact name only (the worker's
+    /// registry is keyed by it), and an unknown one is named with the list.
+    #[test]
+    fn submit_knows_every_vendor_of_the_list_by_its_exact_name() {
+        for vendor in Vendor::ALL {
+            let help = parse_submit(vendor.name(), &["--help".to_string()]);
+            assert!(matches!(help, Ok(None)), "{vendor}");
+        }
+        let Err(Failure::Usage(text)) = parse_submit("DocSpace", &[]) else {
+            panic!("a vendor name in another case was accepted");
+        };
+        assert_eq!(
+            text,
+            "unknown vendor `DocSpace`; one of docspace, evovoice, cloudblue, metakocka, ofd"
+        );
     }
 }

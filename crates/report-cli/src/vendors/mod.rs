@@ -7,9 +7,21 @@ pub mod metakocka;
 pub mod ofd;
 
 use report_core::HttpOptions;
+use report_sandbox::Vendor;
 
 use crate::cli::Common;
 use crate::failure::Failure;
+
+/// The vendor of the one list ([`Vendor::ALL`]) called exactly `name`. Exact, unlike
+/// `Vendor::from_str`: queued jobs and profile keys are matched by this spelling.
+pub fn by_name(name: &str) -> Option<Vendor> {
+    Vendor::ALL.into_iter().find(|v| v.name() == name)
+}
+
+/// The vendors' names, comma-separated, for messages.
+pub fn names() -> String {
+    Vendor::ALL.map(Vendor::name).join(", ")
+}
 
 /// HTTP options from the common flags.
 pub fn http_options(common: &Common) -> HttpOptions {
