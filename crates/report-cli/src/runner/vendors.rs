@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
-use report_runner::Registry;
+use report_runner::{Limits, Registry};
 
 use crate::cli::Common;
 use crate::failure::Failure;
@@ -145,8 +145,17 @@ pub fn registry(common: &Common) -> Registry {
     register::<ofd::Connection, ofd::Options>(&mut registry, "ofd", common);
     // DocSpace keeps one report task per user: a connection's jobs go one after another.
     registry.one_job_per_connection("docspace");
+    registry.limit("docspace", DOCSPACE_LIMITS);
     registry
 }
+
+/// What DocSpace publishes per portal: 15 concurrent POST/PUT, 50 concurrent GET, 1,500
+/// requests a minute. The other vendors publish no figures; their 429s are waited out.
+pub const DOCSPACE_LIMITS: Limits = Limits {
+    writes: Some(15),
+    reads: Some(50),
+    per_minute: Some(1500),
+};
 
 fn register<C, O>(registry: &mut Registry, vendor: &str, common: &Common)
 where
@@ -197,5 +206,24 @@ mod tests {
         .map(String::from)
         .to_vec();
         assert_eq!(without_db(&args), ["--from", "x", "--out", "o"]);
+    }
+
+    #[test]
+    fn docspace_connections_get_the_published_limits_and_the_others_none() {
+        #[derive(Parser)]
+        struct Line {
+            #[command(flatten)]
+            common: Common,
+        }
+        let common = Line::try_parse_from(["reports"]).unwrap().common;
+        let registry = registry(&common);
+        let docspace = registry.limits("docspace", "default");
+        assert_eq!(
+            (docspace.writes, docspace.reads, docspace.per_minute),
+            (Some(15), Some(50), Some(1500))
+        );
+        for vendor in ["evovoice", "cloudblue", "metakocka", "ofd"] {
+            assert_eq!(registry.limits(vendor, "default"), Limits::default());
+        }
     }
 }
