@@ -464,6 +464,8 @@ async fn a_worker_serves_prometheus_metrics() {
         "reports_polls_total",
         "reports_bytes_downloaded_total",
         "reports_scheduling_lag_seconds",
+        "reports_detection_lag_seconds_count{vendor=\"evovoice\"} 1",
+        "reports_detection_lag_seconds_count{vendor=\"cloudblue\"} 1",
     ] {
         assert!(text.contains(name), "`{name}` missing from:\n{text}");
     }

@@ -214,6 +214,7 @@ impl Shared {
                 let ticket = ticket.clone();
                 // No wait state: a job retried from its ticket waits anew.
                 let mut wait = record.wait.take().unwrap_or_else(|| fresh_wait(policy));
+                let pending_since = wait.scheduler.last_pending_at();
                 let _pass = self
                     .registry
                     .enter(&record.vendor, &record.connection, Access::Read)
@@ -256,6 +257,13 @@ impl Shared {
                             .await
                     }
                     Ok(Step::Ready(artifact)) => {
+                        // The report became ready between the last pending status and now:
+                        // this is the most its detection can have lagged.
+                        if let Some(seen) = pending_since {
+                            let lag = (Utc::now() - seen).num_milliseconds().max(0) as f64 / 1000.0;
+                            metrics::histogram!("reports_detection_lag_seconds", "vendor" => record.vendor.clone())
+                                .record(lag);
+                        }
                         record.state = JobState::Downloading;
                         record.progress = Some(1.0);
                         record.message = Some("ready".into());

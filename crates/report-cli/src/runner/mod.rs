@@ -46,7 +46,8 @@ pub struct WorkerArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9187): jobs by vendor and
-    /// state, starts, polls, retries, bytes, scheduling lag.
+    /// state, starts, polls, retries, bytes, scheduling lag, detection lag (at most: from the
+    /// last pending status to the poll that found the report ready).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
     /// Seconds a step stays this worker's without renewal (a crashed worker's steps are
