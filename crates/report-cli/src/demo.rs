@@ -123,11 +123,17 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
     };
     let worker = Worker::new(store.clone(), registry, options);
     let drained = report_runner::idle(store.clone(), Duration::from_millis(100));
-    let run = worker.run_until(drained);
-    futures::pin_mut!(run);
+    // Its own task: the worker's steps must go on while the display reads the database (on
+    // one task, a step holding the database would wait for a display that waits for it).
+    let mut run = tokio::spawn(worker.run_until(drained));
     loop {
         tokio::select! {
-            result = &mut run => { result.map_err(local)?; break; }
+            result = &mut run => {
+                result
+                    .map_err(|e| Failure::Local(format!("the demo's worker stopped: {e}")))?
+                    .map_err(local)?;
+                break;
+            }
             _ = tokio::time::sleep(Duration::from_millis(200)) => {
                 show_progress(&store, &jobs, &mut reporters).await;
             }
