@@ -1,11 +1,14 @@
-//! `reports demo`: the embedded sandbox, one job per vendor, five files, a summary table.
+//! `reports demo`: the embedded sandbox and one job per vendor, run through the durable runner
+//! on an embedded SQLite queue in a temporary folder: five files, a summary table.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
-use report_core::{Artifact, DownloadOptions, Job, ReportAdapter, Ticket, WaitPolicy};
+use report_core::ReportAdapter;
+use report_runner::{JobRecord, JobState, NewJob, Registry, Store, Worker, WorkerOptions};
 use report_sandbox::{Sandbox, SandboxConfig, Vendor};
 use serde::Serialize;
 
@@ -14,10 +17,16 @@ use crate::failure::Failure;
 use crate::progress::Reporter;
 use crate::vendors;
 
+/// The demo's connection name: its adapters talk to the sandbox with its built-in accounts.
+const CONNECTION: &str = "sandbox";
+
 /// One line of the summary.
 #[derive(Debug, Serialize)]
 struct Row {
     vendor: &'static str,
+    /// The runner's job id.
+    job: String,
+    state: JobState,
     polls: u32,
     seconds: f64,
     bytes: u64,
@@ -32,6 +41,7 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
     let config = SandboxConfig {
         job_duration: Duration::from_millis(args.job_ms),
         report_size: args.size,
+        base_port: args.port,
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::start(config)
@@ -41,7 +51,8 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
         Some(dir) => {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Failure::Local(format!("cannot create {}: {e}", dir.display())))?;
-            dir
+            std::path::absolute(&dir)
+                .map_err(|e| Failure::Local(format!("{}: {e}", dir.display())))?
         }
         None => tempfile::Builder::new()
             .prefix("reports-demo-")
@@ -49,12 +60,40 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
             .map_err(|e| Failure::Local(format!("cannot create a temporary folder: {e}")))?
             .keep(),
     };
+    // The queue lives as long as the demo: removed with its folder when `queue` drops.
+    let queue = tempfile::Builder::new()
+        .prefix("reports-demo-queue-")
+        .tempdir()
+        .map_err(|e| Failure::Local(format!("cannot create a temporary folder: {e}")))?;
+    let store = Store::open(&queue.path().join("jobs.sqlite").display().to_string())
+        .await
+        .map_err(local)?;
     if !common.quiet {
         eprintln!(
-            "sandbox up; downloading five reports into {}",
+            "sandbox up; five jobs queued in {}; downloading into {}",
+            queue.path().display(),
             dir.display()
         );
     }
+
+    let http = vendors::http_options(common);
+    let mut registry = Registry::new();
+    let mut jobs = Vec::new();
+    for vendor in Vendor::ALL {
+        let extension = register(&mut registry, vendor, &sandbox, http.clone())?;
+        let out = dir.join(format!("{}.{extension}", vendor.name()));
+        let record = store
+            .submit(NewJob {
+                vendor: vendor.name().to_string(),
+                connection: CONNECTION.to_string(),
+                request: serde_json::json!({}),
+                out: out.display().to_string(),
+            })
+            .await
+            .map_err(local)?;
+        jobs.push((vendor, record.id));
+    }
+    registry.one_job_per_connection(Vendor::DocSpace.name());
 
     let multi =
         MultiProgress::with_draw_target(if common.quiet || !std::io::stderr().is_terminal() {
@@ -63,23 +102,57 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
             ProgressDrawTarget::stderr()
         });
     let plain = !common.quiet && !std::io::stderr().is_terminal();
-    let reporter = |vendor: &'static str| {
-        if plain {
-            Reporter::new(vendor, false)
-        } else {
-            Reporter::with_bar(vendor, multi.add(ProgressBar::new(100)))
-        }
+    let mut reporters: Vec<(Reporter, String)> = jobs
+        .iter()
+        .map(|(vendor, _)| {
+            let reporter = if plain {
+                Reporter::new(vendor.name(), false)
+            } else {
+                Reporter::with_bar(vendor.name(), multi.add(ProgressBar::new(100)))
+            };
+            (reporter, String::new())
+        })
+        .collect();
+
+    let options = WorkerOptions {
+        concurrency: jobs.len(),
+        // A demo's jobs take seconds: look for due steps often.
+        fetch_interval: Duration::from_millis(50),
+        policy: crate::jobs::policy(common),
+        ..WorkerOptions::default()
     };
-    let policy = crate::jobs::policy(common);
-    let http = vendors::http_options(common);
-    let jobs = Vendor::ALL.map(|vendor| {
-        let reporter = reporter(vendor.name());
-        demo_job(vendor, &sandbox, http.clone(), &policy, &dir, reporter)
-    });
-    let rows = futures::future::join_all(jobs)
-        .await
-        .into_iter()
-        .collect::<Result<Vec<Row>, Failure>>()?;
+    let worker = Worker::new(store.clone(), registry, options);
+    let drained = report_runner::idle(store.clone(), Duration::from_millis(100));
+    // Its own task: the worker's steps must go on while the display reads the database (on
+    // one task, a step holding the database would wait for a display that waits for it).
+    let mut run = tokio::spawn(worker.run_until(drained));
+    loop {
+        tokio::select! {
+            result = &mut run => {
+                result
+                    .map_err(|e| Failure::Local(format!("the demo's worker stopped: {e}")))?
+                    .map_err(local)?;
+                break;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                show_progress(&store, &jobs, &mut reporters).await;
+            }
+        }
+    }
+
+    let mut rows = Vec::new();
+    for ((vendor, id), (mut reporter, _)) in jobs.iter().zip(reporters) {
+        let record =
+            store.get(id).await.map_err(local)?.ok_or_else(|| {
+                Failure::Local(format!("the {} demo job vanished", vendor.name()))
+            })?;
+        let row = row(*vendor, &record, &sandbox);
+        match &row.error {
+            None => reporter.finish(&format!("{} bytes", row.bytes)),
+            Some(e) => reporter.abandon(e),
+        }
+        rows.push(row);
+    }
     sandbox.shutdown().await;
     print_summary(&rows, common.json);
     match rows.iter().find(|r| r.error.is_some() || !r.verified) {
@@ -92,118 +165,128 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
     }
 }
 
-/// The demo job of `vendor`: its adapter and request for the sandbox, the file it writes, and
-/// how the sandbox names the report (to compare checksums). Exhaustive: a new vendor in the
-/// list does not compile until it has a demo job.
-async fn demo_job(
+/// Registers `vendor` with its sandbox adapter and demo request; the file extension of its
+/// report. Exhaustive: a new vendor in the list does not compile until it has a demo job.
+fn register(
+    registry: &mut Registry,
     vendor: Vendor,
     sandbox: &Sandbox,
     http: report_core::HttpOptions,
-    policy: &WaitPolicy,
-    dir: &Path,
-    reporter: Reporter,
-) -> Result<Row, Failure> {
-    let by_ticket = |t: &Ticket, _: &Artifact| t.id.clone();
-    let file = |extension: &str| dir.join(format!("{}.{extension}", vendor.name()));
+) -> Result<&'static str, Failure> {
+    let name = vendor.name();
     Ok(match vendor {
         Vendor::DocSpace => {
-            let (adapter, request) = vendors::docspace::for_sandbox(sandbox, http)?;
-            // The sandbox names DocSpace files by their result file id.
-            let by_file =
-                |_: &Ticket, a: &Artifact| a.data.get("file_id").cloned().unwrap_or_default();
-            let out = file("xlsx");
-            one(
-                adapter, request, reporter, &out, policy, sandbox, vendor, by_file,
-            )
-            .await
+            let (adapter, _) = vendors::docspace::for_sandbox(sandbox, http)?;
+            register_one(registry, name, adapter, vendors::docspace::sandbox_request);
+            "xlsx"
         }
         Vendor::EvoVoice => {
-            let (adapter, request) = vendors::evovoice::for_sandbox(sandbox, http)?;
-            let out = file("xlsx");
-            one(
-                adapter, request, reporter, &out, policy, sandbox, vendor, by_ticket,
-            )
-            .await
+            let (adapter, _) = vendors::evovoice::for_sandbox(sandbox, http)?;
+            register_one(registry, name, adapter, vendors::evovoice::sandbox_request);
+            "xlsx"
         }
         Vendor::CloudBlue => {
-            let (adapter, request) = vendors::cloudblue::for_sandbox(sandbox, http)?;
-            let out = file("json");
-            one(
-                adapter, request, reporter, &out, policy, sandbox, vendor, by_ticket,
-            )
-            .await
+            let (adapter, _) = vendors::cloudblue::for_sandbox(sandbox, http)?;
+            register_one(registry, name, adapter, vendors::cloudblue::sandbox_request);
+            "json"
         }
         Vendor::MetaKocka => {
-            let (adapter, request) = vendors::metakocka::for_sandbox(sandbox, http)?;
-            let out = file("pdf");
-            one(
-                adapter, request, reporter, &out, policy, sandbox, vendor, by_ticket,
-            )
-            .await
+            let (adapter, _) = vendors::metakocka::for_sandbox(sandbox, http)?;
+            register_one(registry, name, adapter, vendors::metakocka::sandbox_request);
+            "pdf"
         }
         Vendor::Ofd => {
-            let (adapter, request) = vendors::ofd::for_sandbox(sandbox, http)?;
-            let out = file("zip");
-            one(
-                adapter, request, reporter, &out, policy, sandbox, vendor, by_ticket,
-            )
-            .await
+            let (adapter, _) = vendors::ofd::for_sandbox(sandbox, http)?;
+            register_one(registry, name, adapter, vendors::ofd::sandbox_request);
+            "zip"
         }
     })
 }
 
-/// Runs one job end to end and measures it; `sandbox_key` names the report in the sandbox,
-/// to compare checksums.
-#[allow(clippy::too_many_arguments)]
-async fn one<A: ReportAdapter>(
+/// The registry builds one adapter per connection and keeps it: the demo hands over its one.
+fn register_one<A: ReportAdapter + 'static>(
+    registry: &mut Registry,
+    name: &str,
     adapter: A,
-    request: A::Request,
-    mut reporter: Reporter,
-    out: &Path,
-    policy: &WaitPolicy,
-    sandbox: &Sandbox,
-    vendor: Vendor,
-    sandbox_key: impl Fn(&Ticket, &Artifact) -> String,
-) -> Row {
-    let started = Instant::now();
-    let name = adapter.vendor();
-    let mut row = Row {
-        vendor: name,
-        polls: 0,
-        seconds: 0.0,
-        bytes: 0,
-        sha256: String::new(),
-        verified: false,
-        file: out.to_path_buf(),
-        error: None,
+    request: fn() -> A::Request,
+) {
+    let adapter = Mutex::new(Some(adapter));
+    registry.register::<A>(
+        name,
+        move |connection: &str| {
+            adapter
+                .lock()
+                .ok()
+                .and_then(|mut a| a.take())
+                .ok_or_else(|| format!("the demo has one connection; `{connection}` is another"))
+        },
+        move |_: &serde_json::Value| Ok(request()),
+    );
+}
+
+/// Shows each job's state and progress as the database has it.
+async fn show_progress(
+    store: &Store,
+    jobs: &[(Vendor, String)],
+    reporters: &mut [(Reporter, String)],
+) {
+    for ((_, id), (reporter, shown)) in jobs.iter().zip(reporters.iter_mut()) {
+        let Ok(Some(record)) = store.get(id).await else {
+            continue;
+        };
+        let mut text = record.state.to_string();
+        if let Some(p) = record.progress {
+            text.push_str(&format!(" {:.0}%", p * 100.0));
+        }
+        if *shown != text {
+            reporter.phase(&text);
+            *shown = text;
+        }
+    }
+}
+
+/// The summary line of a finished job, its file checked against the sandbox's checksum.
+fn row(vendor: Vendor, record: &JobRecord, sandbox: &Sandbox) -> Row {
+    // The sandbox names DocSpace files by their result file id, the others by the ticket.
+    let key = match vendor {
+        Vendor::DocSpace => record
+            .artifact
+            .as_ref()
+            .and_then(|a| a.data.get("file_id").cloned()),
+        _ => record.ticket.as_ref().map(|t| t.id.clone()),
     };
-    let result = async {
-        let job = Job::start(adapter, &request, policy.clone()).await?;
-        let waited = job.wait_with(|s| reporter.status(s)).await;
-        row.polls = job.stats().polls;
-        let artifact = waited?;
-        reporter.phase("downloading");
-        let saved = job
-            .download_to(&artifact, out, DownloadOptions::default())
-            .await?;
-        Ok::<_, report_core::Error>((sandbox_key(job.ticket(), &artifact), saved))
+    let sha256 = record.sha256.clone().unwrap_or_default();
+    let verified = record.state == JobState::Done
+        && key.is_some_and(|k| sandbox.report_sha256(vendor, &k).as_deref() == Some(&*sha256));
+    let seconds = record
+        .finished_at
+        .map(|f| (f - record.created_at).num_milliseconds().max(0) as f64 / 1000.0)
+        .unwrap_or_default();
+    let error = match record.state {
+        JobState::Done => None,
+        state => Some(
+            record
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("ended {state}")),
+        ),
+    };
+    Row {
+        vendor: vendor.name(),
+        job: record.id.clone(),
+        state: record.state,
+        polls: record.polls,
+        seconds,
+        bytes: record.bytes.unwrap_or_default(),
+        sha256,
+        verified,
+        file: PathBuf::from(&record.out),
+        error,
     }
-    .await;
-    row.seconds = started.elapsed().as_secs_f64();
-    match result {
-        Ok((id, saved)) => {
-            row.verified =
-                sandbox.report_sha256(vendor, &id).as_deref() == Some(saved.sha256.as_str());
-            row.bytes = saved.bytes;
-            row.sha256 = saved.sha256;
-            reporter.finish(&format!("{} bytes", row.bytes));
-        }
-        Err(e) => {
-            reporter.abandon(&e.to_string());
-            row.error = Some(e.to_string());
-        }
-    }
-    row
+}
+
+fn local(e: report_runner::Error) -> Failure {
+    Failure::Local(e.to_string())
 }
 
 fn print_summary(rows: &[Row], json: bool) {

@@ -38,7 +38,9 @@ fn main() -> ExitCode {
         output::stderr_line(&format!("error: --log-file {}: {e}", path.display()));
         return ExitCode::from(2);
     }
-    init_tracing(cli.common.verbose, cli.common.quiet);
+    let json_logs =
+        matches!(&cli.command, cli::Command::Worker(w) if w.log_format == runner::LogFormat::Json);
+    init_tracing(cli.common.verbose, cli.common.quiet, json_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,8 +109,9 @@ fn apply_profile() -> Result<(), Failure> {
 }
 
 /// `-vv` and more turn on the HTTP spans (method, path, status, duration; never secrets);
-/// `-q` leaves errors only. Colours only on a terminal, and never with `NO_COLOR`.
-fn init_tracing(verbose: u8, quiet: bool) {
+/// `-q` leaves errors only. Colours only on a terminal, and never with `NO_COLOR`. `json`:
+/// standard error gets one JSON object a line (tracing-subscriber's format), no colours.
+fn init_tracing(verbose: u8, quiet: bool, json: bool) {
     let level = match verbose {
         _ if quiet => "error",
         0 | 1 => "warn",
@@ -119,10 +122,21 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let terminal = tracing_subscriber::fmt::layer()
-        .with_writer(move || output::CleanWriter::new(std::io::stderr(), colour))
-        .with_ansi(colour)
-        .with_target(false);
+    let colour = colour && !json;
+    let text = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(move || output::CleanWriter::new(std::io::stderr(), colour))
+            .with_ansi(colour)
+            .with_target(false)
+    });
+    // JSON escapes control characters itself.
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_target(true)
+    });
     let log_file = output::logging().then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(|| output::CleanWriter::new(output::LogWriter, false))
@@ -132,7 +146,8 @@ fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::prelude::*;
     tracing_subscriber::registry()
         .with(filter)
-        .with(terminal)
+        .with(text)
+        .with(json)
         .with(log_file)
         .init();
 }

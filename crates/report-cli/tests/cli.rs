@@ -959,3 +959,43 @@ async fn evovoice_runs_every_report_type_by_name() {
         .stderr(predicate::str::contains("unknown EvoVoice report type"));
     assert_eq!(sandbox.requests().len(), before, "nothing was sent");
 }
+
+/// `reports demo` runs its five jobs through the durable runner: each row names its job, the
+/// job ended `done`, the file matches the sandbox's checksum, and the temporary queue is gone.
+#[test]
+fn demo_runs_its_jobs_through_the_runner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let output = Command::cargo_bin("reports")
+        .unwrap()
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TMPDIR", tmp.path())
+        .args([
+            "demo", "--job-ms", "300", "--size", "2048", "--json", "-q", "--dir",
+        ])
+        .arg(&out)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let vendors: Vec<_> = rows.iter().map(|r| r["vendor"].as_str().unwrap()).collect();
+    assert_eq!(
+        vendors,
+        ["docspace", "evovoice", "cloudblue", "metakocka", "ofd"]
+    );
+    for row in &rows {
+        assert_eq!(row["state"], "done", "{row}");
+        assert_eq!(row["verified"], true, "{row}");
+        assert_eq!(row["job"].as_str().map(str::len), Some(36), "{row}");
+        let file = std::path::Path::new(row["file"].as_str().unwrap());
+        assert!(file.starts_with(&out) && file.is_file(), "{row}");
+    }
+    // Only the output folder is left in the temporary folder: the queue went with the demo.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["out"]);
+}

@@ -464,7 +464,50 @@ async fn a_worker_serves_prometheus_metrics() {
         "reports_polls_total",
         "reports_bytes_downloaded_total",
         "reports_scheduling_lag_seconds",
+        "reports_detection_lag_seconds_count{vendor=\"evovoice\"} 1",
+        "reports_detection_lag_seconds_count{vendor=\"cloudblue\"} 1",
     ] {
         assert!(text.contains(name), "`{name}` missing from:\n{text}");
     }
+}
+
+/// `worker --log-format json`: standard error is JSON lines only (a collector parses each),
+/// with the worker's start and a failed job's warning and its fields.
+#[test]
+fn a_worker_logs_json_lines_with_log_format_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    bare(&db)
+        .arg("submit")
+        .args(SUBMITS[4].1)
+        .args(["--out", dir.path().join("ofd.zip").to_str().unwrap()])
+        .assert()
+        .success();
+    let id = jobs_json(&db)[0]["id"].as_str().unwrap().to_string();
+    // No OFD credentials in the worker's environment: the job fails with a warning.
+    let out = bare(&db)
+        .args(["worker", "--exit-when-idle", "--log-format", "json"])
+        .env("REPORTS_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let message = |l: &serde_json::Value| l["fields"]["message"].as_str().map(str::to_string);
+    assert!(
+        lines
+            .iter()
+            .any(|l| message(l).as_deref() == Some("worker started") && l["level"] == "INFO"),
+        "{stderr}"
+    );
+    let failed = lines
+        .iter()
+        .find(|l| message(l).as_deref() == Some("job failed"))
+        .unwrap_or_else(|| panic!("no failure logged: {stderr}"));
+    assert_eq!(failed["level"], "WARN");
+    assert_eq!(failed["fields"]["job"], id.as_str());
+    assert_eq!(failed["fields"]["vendor"], "ofd");
 }

@@ -255,6 +255,14 @@ pub struct SchedulerState {
     rng_seed: u64,
 }
 
+impl SchedulerState {
+    /// When the last pending status was seen: a report found ready later became ready after
+    /// it (the runner's detection lag is at most the time since).
+    pub fn last_pending_at(&self) -> Option<DateTime<Utc>> {
+        self.last_poll
+    }
+}
+
 /// A progress fraction and the interval in which it was reached.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 struct Reached {

@@ -14,12 +14,14 @@
 //!   the caller) builds adapters from its own environment.
 //! - It knows no vendor.
 
+mod limits;
 mod record;
 mod registry;
 mod schedule;
 mod store;
 mod worker;
 
+pub use limits::{Access, Limits};
 pub use record::{JobRecord, JobState, NewJob};
 pub use registry::{Registry, Stepped, Vendor};
 pub use schedule::{Definition, Period, ScheduleFile, run_schedules};

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+
+use crate::limits::{Access, Gate, Limits, Pass};
 use report_core::{
     Artifact, DownloadOptions, DownloadSummary, Job, ReportAdapter, Step, Ticket, WaitPolicy,
     WaitState,
@@ -78,11 +80,19 @@ pub trait Vendor: Send + Sync {
     ) -> BoxFuture<'a, report_core::Result<()>>;
 }
 
+/// A vendor and one of its connections.
+type Key = (String, String);
+
 /// The vendors a worker can run, by name.
 #[derive(Default, Clone)]
 pub struct Registry {
     vendors: HashMap<String, Arc<dyn Vendor>>,
     one_at_a_time: std::collections::HashSet<String>,
+    /// Each connection's limits by vendor, and overrides for named connections.
+    limits: HashMap<String, Limits>,
+    connection_limits: HashMap<Key, Limits>,
+    /// The limits' live state per (vendor, connection), shared by clones of the registry.
+    gates: Arc<Mutex<HashMap<Key, Arc<Gate>>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -131,6 +141,46 @@ impl Registry {
     /// Whether `vendor`'s connections run one job at a time.
     pub fn is_one_job_per_connection(&self, vendor: &str) -> bool {
         self.one_at_a_time.contains(vendor)
+    }
+
+    /// Limits every connection of `vendor` (each connection has its own allowance).
+    pub fn limit(&mut self, vendor: &str, limits: Limits) -> &mut Self {
+        self.limits.insert(vendor.to_string(), limits);
+        self
+    }
+
+    /// Limits one named connection of `vendor`, instead of the vendor's limits.
+    pub fn limit_connection(
+        &mut self,
+        vendor: &str,
+        connection: &str,
+        limits: Limits,
+    ) -> &mut Self {
+        self.connection_limits
+            .insert((vendor.to_string(), connection.to_string()), limits);
+        self
+    }
+
+    /// The limits that hold for `connection` of `vendor`.
+    pub fn limits(&self, vendor: &str, connection: &str) -> Limits {
+        self.connection_limits
+            .get(&(vendor.to_string(), connection.to_string()))
+            .or_else(|| self.limits.get(vendor))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Waits until `connection` of `vendor` may begin an operation of `access`; the pass
+    /// holds its concurrency slot until dropped.
+    pub(crate) async fn enter(&self, vendor: &str, connection: &str, access: Access) -> Pass {
+        let gate = {
+            let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+            gates
+                .entry((vendor.to_string(), connection.to_string()))
+                .or_insert_with(|| Arc::new(Gate::new(self.limits(vendor, connection))))
+                .clone()
+        };
+        gate.enter(access).await
     }
 
     /// The vendor registered under `name`.

@@ -9,6 +9,7 @@ use apalis_sqlite::SqliteStorage;
 use chrono::Utc;
 use report_core::{Error as CoreError, Step, WaitPolicy};
 
+use crate::limits::Access;
 use crate::record::{JobRecord, JobState};
 use crate::registry::{Registry, Vendor};
 use crate::store::{Claim, Db, QUEUE, StepTask, Store};
@@ -213,6 +214,11 @@ impl Shared {
                 let ticket = ticket.clone();
                 // No wait state: a job retried from its ticket waits anew.
                 let mut wait = record.wait.take().unwrap_or_else(|| fresh_wait(policy));
+                let pending_since = wait.scheduler.last_pending_at();
+                let _pass = self
+                    .registry
+                    .enter(&record.vendor, &record.connection, Access::Read)
+                    .await;
                 let stepped = vendor
                     .step(&record.connection, &ticket, &mut wait, policy)
                     .await;
@@ -251,6 +257,13 @@ impl Shared {
                             .await
                     }
                     Ok(Step::Ready(artifact)) => {
+                        // The report became ready between the last pending status and now:
+                        // this is the most its detection can have lagged.
+                        if let Some(seen) = pending_since {
+                            let lag = (Utc::now() - seen).num_milliseconds().max(0) as f64 / 1000.0;
+                            metrics::histogram!("reports_detection_lag_seconds", "vendor" => record.vendor.clone())
+                                .record(lag);
+                        }
                         record.state = JobState::Downloading;
                         record.progress = Some(1.0);
                         record.message = Some("ready".into());
@@ -316,6 +329,10 @@ impl Shared {
     }
 
     async fn send_start(&self, record: &mut JobRecord, vendor: &dyn Vendor) -> Result<()> {
+        let _pass = self
+            .registry
+            .enter(&record.vendor, &record.connection, Access::Write)
+            .await;
         let started = vendor
             .start(&record.connection, &record.request, &self.options.policy)
             .await;
@@ -350,6 +367,10 @@ impl Shared {
         vendor: &dyn Vendor,
         since: chrono::DateTime<Utc>,
     ) -> Result<()> {
+        let _pass = self
+            .registry
+            .enter(&record.vendor, &record.connection, Access::Read)
+            .await;
         let found = vendor
             .find_started(
                 &record.connection,
@@ -390,6 +411,10 @@ impl Shared {
             tracing::info!(job = %record.id, file = %leftover.display(), "removing a killed download's temporary file");
             let _ = std::fs::remove_file(leftover);
         }
+        let _pass = self
+            .registry
+            .enter(&record.vendor, &record.connection, Access::Read)
+            .await;
         let downloaded = vendor
             .download(
                 &record.connection,
@@ -416,6 +441,10 @@ impl Shared {
 
     async fn cancel(&self, record: &mut JobRecord, vendor: &dyn Vendor) -> Result<()> {
         if let Some(ticket) = &record.ticket {
+            let _pass = self
+                .registry
+                .enter(&record.vendor, &record.connection, Access::Write)
+                .await;
             match vendor.cancel(&record.connection, ticket).await {
                 Ok(()) => record.message = Some("cancelled at the vendor".into()),
                 Err(CoreError::Unsupported { .. }) => {

@@ -13,7 +13,7 @@ use report_core::{
     Artifact, Download, Progress, ReportAdapter, Result, SecretString, Started, Status, Ticket,
     WaitPolicy,
 };
-use report_runner::{JobState, NewJob, Registry, Store, Worker, WorkerOptions, idle};
+use report_runner::{JobState, Limits, NewJob, Registry, Store, Worker, WorkerOptions, idle};
 use sha2::{Digest, Sha256};
 
 const SECRET: &str = "s3cr3t-api-key-never-stored";
@@ -31,6 +31,29 @@ struct Vendor {
     /// Like DocSpace: a start is refused while another report is running.
     one_task: bool,
     running: Mutex<std::collections::HashSet<String>>,
+    /// The runner's limits for this vendor, and how long a start or poll takes.
+    limits: Option<Limits>,
+    busy: Duration,
+    /// Starts and polls under way now, and the most of each seen at once.
+    starting: Gauge,
+    polling: Gauge,
+}
+
+/// Operations under way and the most at once.
+#[derive(Default)]
+struct Gauge {
+    now: AtomicU32,
+    most: AtomicU32,
+}
+
+impl Gauge {
+    /// Counts one operation lasting `busy`.
+    async fn during(&self, busy: Duration) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(busy).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct Adapter {
@@ -50,6 +73,7 @@ impl ReportAdapter for Adapter {
     }
 
     async fn start(&self, request: &String) -> Result<Started> {
+        self.vendor.starting.during(self.vendor.busy).await;
         if self.vendor.one_task && !self.vendor.running.lock().unwrap().is_empty() {
             return Err(report_core::Error::JobFailed {
                 vendor: "fake",
@@ -89,6 +113,7 @@ impl ReportAdapter for Adapter {
     }
 
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
+        self.vendor.polling.during(self.vendor.busy).await;
         let mut polls = self.vendor.polls.lock().unwrap();
         let n = polls.entry(ticket.id.clone()).or_default();
         *n += 1;
@@ -129,6 +154,9 @@ fn registry(vendor: Arc<Vendor>) -> Registry {
     let mut registry = Registry::new();
     if vendor.one_task {
         registry.one_job_per_connection("fake");
+    }
+    if let Some(limits) = vendor.limits {
+        registry.limit("fake", limits);
     }
     registry.register(
         "fake",
@@ -427,4 +455,54 @@ async fn a_one_task_vendor_runs_a_connections_jobs_one_after_another() {
     for pair in spans.windows(2) {
         assert!(pair[0].1 <= pair[1].0, "jobs overlapped: {pair:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connections_limits_cap_its_concurrent_starts_and_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(submit(&store, dir.path(), &format!("l{i}")).await);
+    }
+    let vendor = Arc::new(Vendor {
+        limits: Some(Limits {
+            writes: Some(1),
+            reads: Some(2),
+            per_minute: None,
+        }),
+        busy: Duration::from_millis(150),
+        ..Vendor::default()
+    });
+    // Eight steps at once: only the limits hold the vendor's load down.
+    let worker = Worker::new(
+        store.clone(),
+        registry(vendor.clone()),
+        WorkerOptions {
+            concurrency: 8,
+            ..options()
+        },
+    );
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        worker.run_until(idle(store.clone(), Duration::from_millis(50))),
+    )
+    .await
+    .expect("the queue drains in time")
+    .unwrap();
+    for id in &ids {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Done, "{job:?}");
+    }
+    assert_eq!(vendor.starts.load(Ordering::SeqCst), 8);
+    assert_eq!(
+        vendor.starting.most.load(Ordering::SeqCst),
+        1,
+        "one start at a time"
+    );
+    assert_eq!(
+        vendor.polling.most.load(Ordering::SeqCst),
+        2,
+        "two polls at a time"
+    );
 }

@@ -42,8 +42,12 @@ pub struct WorkerArgs {
     /// Exit 0 once nothing is queued or in progress.
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// Log lines as text, or as one JSON object a line for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9187): jobs by vendor and
-    /// state, starts, polls, retries, bytes, scheduling lag.
+    /// state, starts, polls, retries, bytes, scheduling lag, detection lag (at most: from the
+    /// last pending status to the poll that found the report ready).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
     /// Seconds a step stays this worker's without renewal (a crashed worker's steps are
@@ -56,6 +60,13 @@ pub struct WorkerArgs {
     /// How often the engine looks for due tasks, in milliseconds.
     #[arg(long, default_value_t = 500, value_name = "MS", hide = true)]
     pub fetch_ms: u64,
+}
+
+/// How the worker writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// `reports jobs [show|cancel|retry ID]`.
@@ -127,7 +138,10 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
         policy: crate::jobs::policy(common),
     };
     let worker = Worker::new(store.clone(), vendors::registry(common), options);
-    if !common.quiet {
+    if args.log_format == LogFormat::Json {
+        // Standard error holds JSON lines only: collectors parse every line.
+        tracing::info!(worker = worker.name(), "worker started");
+    } else if !common.quiet {
         eprintln!("worker {} started", worker.name());
     }
     let exit_when_idle = args.exit_when_idle;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
-use report_runner::Registry;
+use report_runner::{Limits, Registry};
 use report_sandbox::Vendor;
 
 use crate::cli::Common;
@@ -150,6 +150,7 @@ pub fn registry(common: &Common) -> Registry {
                 // DocSpace keeps one report task per user: a connection's jobs go one after
                 // another.
                 registry.one_job_per_connection(name);
+                registry.limit(name, DOCSPACE_LIMITS);
             }
             Vendor::EvoVoice => {
                 register::<evovoice::Connection, evovoice::Options>(&mut registry, name, common)
@@ -165,6 +166,14 @@ pub fn registry(common: &Common) -> Registry {
     }
     registry
 }
+
+/// What DocSpace publishes per portal: 15 concurrent POST/PUT, 50 concurrent GET, 1,500
+/// requests a minute. The other vendors publish no figures; their 429s are waited out.
+pub const DOCSPACE_LIMITS: Limits = Limits {
+    writes: Some(15),
+    reads: Some(50),
+    per_minute: Some(1500),
+};
 
 fn register<C, O>(registry: &mut Registry, vendor: &str, common: &Common)
 where
@@ -232,5 +241,24 @@ mod tests {
             text,
             "unknown vendor `DocSpace`; one of docspace, evovoice, cloudblue, metakocka, ofd"
         );
+    }
+
+    #[test]
+    fn docspace_connections_get_the_published_limits_and_the_others_none() {
+        #[derive(Parser)]
+        struct Line {
+            #[command(flatten)]
+            common: Common,
+        }
+        let common = Line::try_parse_from(["reports"]).unwrap().common;
+        let registry = registry(&common);
+        let docspace = registry.limits("docspace", "default");
+        assert_eq!(
+            (docspace.writes, docspace.reads, docspace.per_minute),
+            (Some(15), Some(50), Some(1500))
+        );
+        for vendor in Vendor::ALL.iter().filter(|v| **v != Vendor::DocSpace) {
+            assert_eq!(registry.limits(vendor.name(), "default"), Limits::default());
+        }
     }
 }

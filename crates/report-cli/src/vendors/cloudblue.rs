@@ -126,6 +126,12 @@ impl BuildRequest<CloudBlueReportRequest> for Options {
     }
 }
 
+/// The sandbox's demo request (the same whichever port the sandbox serves on).
+pub fn sandbox_request() -> CloudBlueReportRequest {
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+    CloudBlueReportRequest::new("demo", ReportFormat::Json, day(1, 1), day(1, 31))
+}
+
 /// The demo job against the sandbox: a JSON report (gzip on the wire) from the blob origin.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
@@ -141,8 +147,7 @@ pub fn for_sandbox(
     .with_base_url(sandbox.base_url(report_sandbox::Vendor::CloudBlue))
     .with_marketplace(c::CLOUDBLUE_MARKETPLACE)
     .with_http(http);
-    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
-    let request = CloudBlueReportRequest::new("demo", ReportFormat::Json, day(1, 1), day(1, 31));
+    let request = sandbox_request();
     Ok((
         CloudBlueAdapter::new(CloudBlueClient::new(config)?),
         request,

@@ -82,6 +82,12 @@ impl BuildRequest<DocSpaceReportRequest> for Options {
     }
 }
 
+/// The sandbox's demo request (the same whichever port the sandbox serves on).
+pub fn sandbox_request() -> DocSpaceReportRequest {
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+    DocSpaceReportRequest::for_days(day(1, 1), day(1, 31))
+}
+
 /// The demo job against the sandbox: January's operations of the demo portal.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
@@ -92,7 +98,6 @@ pub fn for_sandbox(
         report_sandbox::credentials::DOCSPACE_API_KEY,
     )
     .with_http(http);
-    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
-    let request = DocSpaceReportRequest::for_days(day(1, 1), day(1, 31));
+    let request = sandbox_request();
     Ok((DocSpaceAdapter::new(DocSpaceClient::new(config)?), request))
 }

@@ -140,6 +140,16 @@ impl BuildRequest<EvoVoiceReportRequest> for Options {
     }
 }
 
+/// The sandbox's demo request (the same whichever port the sandbox serves on).
+pub fn sandbox_request() -> EvoVoiceReportRequest {
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+    EvoVoiceReportRequest::new(
+        report_sandbox::credentials::EVOVOICE_ACCOUNT_ID,
+        day(1, 1),
+        day(1, 31),
+    )
+}
+
 /// The demo job against the sandbox: January's billing of the demo account.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
@@ -149,7 +159,6 @@ pub fn for_sandbox(
     let config = EvoVoiceConfig::new(c::EVOVOICE_USERNAME, c::EVOVOICE_PASSWORD)
         .with_base_url(sandbox.base_url(report_sandbox::Vendor::EvoVoice))
         .with_http(http);
-    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
-    let request = EvoVoiceReportRequest::new(c::EVOVOICE_ACCOUNT_ID, day(1, 1), day(1, 31));
+    let request = sandbox_request();
     Ok((EvoVoiceAdapter::new(EvoVoiceClient::new(config)?), request))
 }

@@ -101,6 +101,11 @@ impl BuildRequest<MetaKockaReportRequest> for Options {
     }
 }
 
+/// The sandbox's demo request (the same whichever port the sandbox serves on).
+pub fn sandbox_request() -> MetaKockaReportRequest {
+    MetaKockaReportRequest::new("149", ReportFormat::Pdf)
+}
+
 /// The demo job against the sandbox: report 149 as a PDF.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
@@ -110,7 +115,7 @@ pub fn for_sandbox(
     let config = MetaKockaConfig::new(c::METAKOCKA_COMPANY_ID, c::METAKOCKA_SECRET_KEY)
         .with_base_url(sandbox.base_url(report_sandbox::Vendor::MetaKocka))
         .with_http(http);
-    let request = MetaKockaReportRequest::new("149", ReportFormat::Pdf);
+    let request = sandbox_request();
     Ok((
         MetaKockaAdapter::new(MetaKockaClient::new(config)?),
         request,

@@ -112,6 +112,22 @@ impl BuildRequest<OfdReportRequest> for Options {
     }
 }
 
+/// The sandbox's demo request (the same whichever port the sandbox serves on).
+pub fn sandbox_request() -> OfdReportRequest {
+    use report_sandbox::credentials as c;
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+    OfdReportRequest::for_days(
+        ReportType::ReceiptReport,
+        day(1, 1),
+        day(1, 31),
+        Registers::All,
+    )
+    .with_agreement(Agreement::Lookup {
+        inn: c::OFD_INN.into(),
+        kpp: c::OFD_KPP.into(),
+    })
+}
+
 /// The demo job against the sandbox: a month's receipts of the demo account, looked up by INN.
 pub fn for_sandbox(
     sandbox: &report_sandbox::Sandbox,
@@ -121,16 +137,6 @@ pub fn for_sandbox(
     let config = OfdConfig::new(c::OFD_LOGIN, c::OFD_PASSWORD)
         .with_base_url(sandbox.base_url(report_sandbox::Vendor::Ofd))
         .with_http(http);
-    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
-    let request = OfdReportRequest::for_days(
-        ReportType::ReceiptReport,
-        day(1, 1),
-        day(1, 31),
-        Registers::All,
-    )
-    .with_agreement(Agreement::Lookup {
-        inn: c::OFD_INN.into(),
-        kpp: c::OFD_KPP.into(),
-    });
+    let request = sandbox_request();
     Ok((OfdAdapter::new(OfdClient::new(config)?), request))
 }
