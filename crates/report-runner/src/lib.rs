@@ -21,7 +21,7 @@ mod store;
 mod worker;
 
 pub use record::{JobRecord, JobState, NewJob};
-pub use registry::{Registry, Stepped, Vendor};
+pub use registry::{DEFAULT_KIND, KindFn, Registry, Stepped, Vendor};
 pub use schedule::{Definition, Period, ScheduleFile, run_schedules};
 pub use store::{Claim, QUEUE, StepTask, Store};
 pub use worker::{Worker, WorkerOptions, idle};

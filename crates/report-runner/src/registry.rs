@@ -18,6 +18,12 @@ use report_core::{
 pub type ConnectFn<A> = dyn Fn(&str) -> Result<A, String> + Send + Sync;
 /// Builds a vendor's start request from the options stored with the job (checked again).
 pub type RequestFn<R> = dyn Fn(&serde_json::Value) -> Result<R, String> + Send + Sync;
+/// Names a job's report kind from its stored options: jobs of one kind share learned durations.
+pub type KindFn = dyn Fn(&serde_json::Value) -> String + Send + Sync;
+
+/// The kind of a job whose vendor has no [`Registry::report_kind`]: all its jobs share one
+/// learned duration.
+pub const DEFAULT_KIND: &str = "default";
 
 /// One step's outcome and the requests it took.
 pub struct Stepped {
@@ -83,6 +89,7 @@ pub trait Vendor: Send + Sync {
 pub struct Registry {
     vendors: HashMap<String, Arc<dyn Vendor>>,
     one_at_a_time: std::collections::HashSet<String>,
+    kinds: HashMap<String, Arc<KindFn>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -131,6 +138,24 @@ impl Registry {
     /// Whether `vendor`'s connections run one job at a time.
     pub fn is_one_job_per_connection(&self, vendor: &str) -> bool {
         self.one_at_a_time.contains(vendor)
+    }
+
+    /// Tells `vendor`'s report kinds apart (e.g. by a report type in its options), so each
+    /// kind learns its own typical duration; without it, a vendor's jobs are one kind.
+    pub fn report_kind(
+        &mut self,
+        vendor: &str,
+        kind: impl Fn(&serde_json::Value) -> String + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.kinds.insert(vendor.to_string(), Arc::new(kind));
+        self
+    }
+
+    /// The report kind of a job of `vendor` with these stored options.
+    pub fn kind_of(&self, vendor: &str, request: &serde_json::Value) -> String {
+        self.kinds
+            .get(vendor)
+            .map_or_else(|| DEFAULT_KIND.to_string(), |kind| kind(request))
     }
 
     /// The vendor registered under `name`.
