@@ -145,7 +145,36 @@ pub fn registry(common: &Common) -> Registry {
     register::<ofd::Connection, ofd::Options>(&mut registry, "ofd", common);
     // DocSpace keeps one report task per user: a connection's jobs go one after another.
     registry.one_job_per_connection("docspace");
+    // Report kinds learn their typical durations apart: a vendor's report types differ more
+    // than its date ranges do. DocSpace has one kind of report.
+    for (vendor, flag, default) in KIND_FLAGS {
+        registry.report_kind(vendor, move |request| report_kind(request, flag, default));
+    }
     registry
+}
+
+/// Per vendor: the option naming a job's report kind, and the kind when it is absent.
+const KIND_FLAGS: [(&str, &str, &str); 4] = [
+    ("evovoice", "--type", "billing"),
+    ("ofd", "--type", "default"),
+    ("metakocka", "--report-id", "default"),
+    ("cloudblue", "--format", "default"),
+];
+
+/// The value of `flag` in a job's stored options (`--flag V` or `--flag=V`; the last wins,
+/// as with clap), else `default`.
+fn report_kind(request: &serde_json::Value, flag: &str, default: &str) -> String {
+    let args: Vec<String> = serde_json::from_value(request["args"].clone()).unwrap_or_default();
+    let mut kind = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == flag {
+            kind = args.next().cloned().or(kind);
+        } else if let Some(value) = arg.strip_prefix(flag).and_then(|v| v.strip_prefix('=')) {
+            kind = Some(value.to_string());
+        }
+    }
+    kind.unwrap_or_else(|| default.to_string())
 }
 
 fn register<C, O>(registry: &mut Registry, vendor: &str, common: &Common)
@@ -197,5 +226,34 @@ mod tests {
         .map(String::from)
         .to_vec();
         assert_eq!(without_db(&args), ["--from", "x", "--out", "o"]);
+    }
+
+    #[test]
+    fn a_jobs_report_kind_is_its_type_option() {
+        let stored = |args: &[&str]| serde_json::json!({ "args": args });
+        #[derive(Parser)]
+        struct Line {
+            #[command(flatten)]
+            common: Common,
+        }
+        let registry = registry(&Line::try_parse_from(["reports"]).unwrap().common);
+        let kind = |vendor, args: &[&str]| registry.kind_of(vendor, &stored(args));
+        assert_eq!(
+            kind("evovoice", &["--type", "calls", "--from", "x"]),
+            "calls"
+        );
+        assert_eq!(kind("evovoice", &["--account-id", "a"]), "billing");
+        assert_eq!(kind("ofd", &["--type=receipts", "--all-kkts"]), "receipts");
+        assert_eq!(
+            kind("metakocka", &["--report-id", "7", "--report-id", "9"]),
+            "9"
+        );
+        assert_eq!(kind("cloudblue", &["--format", "csv"]), "csv");
+        assert_eq!(kind("docspace", &["--participant", "p"]), "default");
+        // Unreadable stored options: one kind, never a panic.
+        assert_eq!(
+            registry.kind_of("ofd", &serde_json::json!({ "args": 3 })),
+            "default"
+        );
     }
 }
