@@ -263,9 +263,10 @@ impl Shared {
                         record.message = Some("ready".into());
                         record.artifact = Some(artifact);
                         record.next_poll_at = None;
-                        self.store.advance(&mut record, &self.name, None).await?;
+                        // Learnt within the step (before the next one can begin elsewhere); a
+                        // step repeated after a crash may count its report twice: a hint only.
                         self.learn(&record).await;
-                        Ok(())
+                        self.store.advance(&mut record, &self.name, None).await
                     }
                     Ok(Step::Failed { code, message }) => {
                         let code = code.map(|c| format!(" ({c})")).unwrap_or_default();
