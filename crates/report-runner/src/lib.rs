@@ -23,7 +23,7 @@ mod worker;
 
 pub use limits::{Access, Limits};
 pub use record::{JobRecord, JobState, NewJob};
-pub use registry::{Registry, Stepped, Vendor};
+pub use registry::{DEFAULT_KIND, KindFn, Registry, Stepped, Vendor};
 pub use schedule::{Definition, Period, ScheduleFile, run_schedules};
 pub use store::{Claim, QUEUE, StepTask, Store};
 pub use worker::{Worker, WorkerOptions, idle};

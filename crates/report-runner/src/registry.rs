@@ -20,6 +20,12 @@ use report_core::{
 pub type ConnectFn<A> = dyn Fn(&str) -> Result<A, String> + Send + Sync;
 /// Builds a vendor's start request from the options stored with the job (checked again).
 pub type RequestFn<R> = dyn Fn(&serde_json::Value) -> Result<R, String> + Send + Sync;
+/// Names a job's report kind from its stored options: jobs of one kind share learned durations.
+pub type KindFn = dyn Fn(&serde_json::Value) -> String + Send + Sync;
+
+/// The kind of a job whose vendor has no [`Registry::report_kind`]: all its jobs share one
+/// learned duration.
+pub const DEFAULT_KIND: &str = "default";
 
 /// One step's outcome and the requests it took.
 pub struct Stepped {
@@ -93,6 +99,7 @@ pub struct Registry {
     connection_limits: HashMap<Key, Limits>,
     /// The limits' live state per (vendor, connection), shared by clones of the registry.
     gates: Arc<Mutex<HashMap<Key, Arc<Gate>>>>,
+    kinds: HashMap<String, Arc<KindFn>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -181,6 +188,24 @@ impl Registry {
                 .clone()
         };
         gate.enter(access).await
+    }
+
+    /// Tells `vendor`'s report kinds apart (e.g. by a report type in its options), so each
+    /// kind learns its own typical duration; without it, a vendor's jobs are one kind.
+    pub fn report_kind(
+        &mut self,
+        vendor: &str,
+        kind: impl Fn(&serde_json::Value) -> String + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.kinds.insert(vendor.to_string(), Arc::new(kind));
+        self
+    }
+
+    /// The report kind of a job of `vendor` with these stored options.
+    pub fn kind_of(&self, vendor: &str, request: &serde_json::Value) -> String {
+        self.kinds
+            .get(vendor)
+            .map_or_else(|| DEFAULT_KIND.to_string(), |kind| kind(request))
     }
 
     /// The vendor registered under `name`.

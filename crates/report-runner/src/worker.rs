@@ -60,6 +60,9 @@ struct Shared {
     registry: Registry,
     options: WorkerOptions,
     name: String,
+    /// Learning reads a summary and writes it back: one at a time in this process, so jobs
+    /// finishing together each count (two processes may still lose a sample, harmlessly).
+    learning: tokio::sync::Mutex<()>,
 }
 
 impl Worker {
@@ -91,6 +94,7 @@ impl Worker {
             registry: self.registry,
             options: self.options,
             name: self.name,
+            learning: tokio::sync::Mutex::new(()),
         });
         let stop = async move {
             stop.await;
@@ -200,13 +204,16 @@ impl Shared {
             let error = format!("this worker has no vendor `{}`", record.vendor);
             return self.fail(&mut record, error).await;
         };
-        let policy = &self.options.policy;
         if record.cancel_requested {
             return self.cancel(&mut record, vendor.as_ref()).await;
         }
+        let policy = &self.learned_policy(&record).await;
         match (&record.ticket, record.start_intent_at) {
-            (None, None) => self.start(&mut record, vendor.as_ref()).await,
-            (None, Some(since)) => self.reconcile(&mut record, vendor.as_ref(), since).await,
+            (None, None) => self.start(&mut record, vendor.as_ref(), policy).await,
+            (None, Some(since)) => {
+                self.reconcile(&mut record, vendor.as_ref(), since, policy)
+                    .await
+            }
             (Some(_), _) if record.state == JobState::Downloading => {
                 self.download(&mut record, vendor.as_ref()).await
             }
@@ -269,6 +276,9 @@ impl Shared {
                         record.message = Some("ready".into());
                         record.artifact = Some(artifact);
                         record.next_poll_at = None;
+                        // Learnt within the step (before the next one can begin elsewhere); a
+                        // step repeated after a crash may count its report twice: a hint only.
+                        self.learn(&record).await;
                         self.store.advance(&mut record, &self.name, None).await
                     }
                     Ok(Step::Failed { code, message }) => {
@@ -296,7 +306,12 @@ impl Shared {
     }
 
     /// Records the intent, starts the report once, records the ticket.
-    async fn start(&self, record: &mut JobRecord, vendor: &dyn Vendor) -> Result<()> {
+    async fn start(
+        &self,
+        record: &mut JobRecord,
+        vendor: &dyn Vendor,
+        policy: &WaitPolicy,
+    ) -> Result<()> {
         let now = Utc::now();
         record.start_intent_at = Some(now);
         record.started_at = Some(now);
@@ -325,16 +340,21 @@ impl Shared {
         // Started when the connection became ours: saving the intent may have waited for the
         // database's write lock behind the previous job's last write (saved with the ticket).
         record.started_at = Some(Utc::now());
-        self.send_start(record, vendor).await
+        self.send_start(record, vendor, policy).await
     }
 
-    async fn send_start(&self, record: &mut JobRecord, vendor: &dyn Vendor) -> Result<()> {
+    async fn send_start(
+        &self,
+        record: &mut JobRecord,
+        vendor: &dyn Vendor,
+        policy: &WaitPolicy,
+    ) -> Result<()> {
         let _pass = self
             .registry
             .enter(&record.vendor, &record.connection, Access::Write)
             .await;
         let started = vendor
-            .start(&record.connection, &record.request, &self.options.policy)
+            .start(&record.connection, &record.request, policy)
             .await;
         match started {
             Ok((ticket, wait)) => {
@@ -366,18 +386,14 @@ impl Shared {
         record: &mut JobRecord,
         vendor: &dyn Vendor,
         since: chrono::DateTime<Utc>,
+        policy: &WaitPolicy,
     ) -> Result<()> {
         let _pass = self
             .registry
             .enter(&record.vendor, &record.connection, Access::Read)
             .await;
         let found = vendor
-            .find_started(
-                &record.connection,
-                &record.request,
-                since,
-                &self.options.policy,
-            )
+            .find_started(&record.connection, &record.request, since, policy)
             .await;
         match found {
             Ok(Some((ticket, wait))) => {
@@ -386,7 +402,7 @@ impl Shared {
             }
             Ok(None) => {
                 tracing::info!(job = %record.id, "a start whose answer was lost never reached the vendor; starting");
-                self.send_start(record, vendor).await
+                self.send_start(record, vendor, policy).await
             }
             Err(e) => {
                 self.fail(
@@ -459,6 +475,43 @@ impl Shared {
         record.state = JobState::Cancelled;
         record.finished_at = Some(Utc::now());
         self.store.advance(record, &self.name, None).await
+    }
+
+    /// The worker's policy with what past reports of this job's vendor and kind took: a prior
+    /// lets the wait skip polls while the report cannot plausibly be ready. Read at each step,
+    /// so a wait resumed by another worker schedules the same way.
+    async fn learned_policy(&self, record: &JobRecord) -> WaitPolicy {
+        let kind = self.registry.kind_of(&record.vendor, &record.request);
+        // Only a hint: without it the job polls as if nothing were known.
+        let prior = match self.store.prior(&record.vendor, &kind).await {
+            Ok(prior) => prior,
+            Err(e) => {
+                tracing::warn!(job = %record.id, error = %e, "learned durations unavailable");
+                None
+            }
+        };
+        self.options.policy.clone().with_prior(prior)
+    }
+
+    /// Records how long a report that just became ready took, from its start (as the worker
+    /// saw it: at most one poll interval late) to now.
+    async fn learn(&self, record: &JobRecord) {
+        let Some(started) = record.started_at else {
+            return;
+        };
+        let Ok(took) = (Utc::now() - started).to_std() else {
+            return;
+        };
+        let kind = self.registry.kind_of(&record.vendor, &record.request);
+        let _one_at_a_time = self.learning.lock().await;
+        // A lost sample only makes the prior a little less sure; the job is not affected.
+        if let Err(e) = self
+            .store
+            .learn_duration(&record.vendor, &kind, took, None)
+            .await
+        {
+            tracing::warn!(job = %record.id, error = %e, "duration not learned");
+        }
     }
 
     async fn fail(&self, record: &mut JobRecord, error: String) -> Result<()> {

@@ -163,6 +163,11 @@ pub fn registry(common: &Common) -> Registry {
             }
             Vendor::Ofd => register::<ofd::Connection, ofd::Options>(&mut registry, name, common),
         }
+        // Report kinds learn their typical durations apart: a vendor's report types differ
+        // more than its date ranges do.
+        if let Some((flag, default)) = kind_flag(vendor) {
+            registry.report_kind(name, move |request| report_kind(request, flag, default));
+        }
     }
     registry
 }
@@ -174,6 +179,34 @@ pub const DOCSPACE_LIMITS: Limits = Limits {
     reads: Some(50),
     per_minute: Some(1500),
 };
+
+/// The option naming a vendor's report kind, and the kind when it is absent; `None`: the
+/// vendor has one kind of report (DocSpace).
+fn kind_flag(vendor: Vendor) -> Option<(&'static str, &'static str)> {
+    match vendor {
+        Vendor::DocSpace => None,
+        Vendor::EvoVoice => Some(("--type", "billing")),
+        Vendor::Ofd => Some(("--type", "default")),
+        Vendor::MetaKocka => Some(("--report-id", "default")),
+        Vendor::CloudBlue => Some(("--format", "default")),
+    }
+}
+
+/// The value of `flag` in a job's stored options (`--flag V` or `--flag=V`; the last wins,
+/// as with clap), else `default`.
+fn report_kind(request: &serde_json::Value, flag: &str, default: &str) -> String {
+    let args: Vec<String> = serde_json::from_value(request["args"].clone()).unwrap_or_default();
+    let mut kind = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == flag {
+            kind = args.next().cloned().or(kind);
+        } else if let Some(value) = arg.strip_prefix(flag).and_then(|v| v.strip_prefix('=')) {
+            kind = Some(value.to_string());
+        }
+    }
+    kind.unwrap_or_else(|| default.to_string())
+}
 
 fn register<C, O>(registry: &mut Registry, vendor: &str, common: &Common)
 where
@@ -260,5 +293,34 @@ mod tests {
         for vendor in Vendor::ALL.iter().filter(|v| **v != Vendor::DocSpace) {
             assert_eq!(registry.limits(vendor.name(), "default"), Limits::default());
         }
+    }
+
+    #[test]
+    fn a_jobs_report_kind_is_its_type_option() {
+        let stored = |args: &[&str]| serde_json::json!({ "args": args });
+        #[derive(Parser)]
+        struct Line {
+            #[command(flatten)]
+            common: Common,
+        }
+        let registry = registry(&Line::try_parse_from(["reports"]).unwrap().common);
+        let kind = |vendor, args: &[&str]| registry.kind_of(vendor, &stored(args));
+        assert_eq!(
+            kind("evovoice", &["--type", "calls", "--from", "x"]),
+            "calls"
+        );
+        assert_eq!(kind("evovoice", &["--account-id", "a"]), "billing");
+        assert_eq!(kind("ofd", &["--type=receipts", "--all-kkts"]), "receipts");
+        assert_eq!(
+            kind("metakocka", &["--report-id", "7", "--report-id", "9"]),
+            "9"
+        );
+        assert_eq!(kind("cloudblue", &["--format", "csv"]), "csv");
+        assert_eq!(kind("docspace", &["--participant", "p"]), "default");
+        // Unreadable stored options: one kind, never a panic.
+        assert_eq!(
+            registry.kind_of("ofd", &serde_json::json!({ "args": 3 })),
+            "default"
+        );
     }
 }
