@@ -17,9 +17,10 @@ use crate::spec::{Spec, SpecError, VendorSettings};
 
 /// The report-core items every vendor crate re-exports: a user of one vendor crate needs no
 /// other dependency.
-const REEXPORTS: &str = "Artifact, Clock, Compression, Download, DownloadOptions, \
-    DownloadSummary, Error, HttpOptions, Job, JobStats, Progress, ReportAdapter, Result, \
-    Status, Ticket, TokioClock, VirtualClock, WaitPolicy";
+const REEXPORTS: &str = "Artifact, BoxError, Clock, Compression, Download, DownloadOptions, \
+    DownloadSummary, DurationPrior, Error, ExposeSecret, HttpOptions, Job, JobStats, MaxLag, \
+    Nudge, Progress, ReportAdapter, Result, SecretString, Started, Status, Step, Ticket, \
+    TokioClock, VirtualClock, WaitPolicy, WaitState";
 
 /// The glue's Rust source (unformatted), or `None` for a spec without kit settings.
 pub fn source(spec: &Spec) -> Result<Option<String>, SpecError> {

@@ -30,6 +30,13 @@
 //! println!("{} bytes, sha256 {}", saved.bytes, saved.sha256);
 //! # Ok(()) }
 //! ```
+//!
+//! # How long a ticket stays valid
+//!
+//! A ticket names a report CloudBlue keeps for 90 days; its pre-signed link expires sooner and
+//! is refreshed by polling once. The API has no delete: reports age out on their own;
+//! `CloudBlueClient::reports` lists them.
+//! Every vendor side by side: `docs/tickets.md` in the repository.
 
 mod adapter;
 mod client;

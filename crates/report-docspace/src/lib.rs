@@ -28,6 +28,13 @@
 //! println!("{} bytes, sha256 {}", saved.bytes, saved.sha256);
 //! # Ok(()) }
 //! ```
+//!
+//! # How long a ticket stays valid
+//!
+//! A ticket stays valid until the same user starts the next report: every task of a user has the
+//! same id, and a new start replaces a finished task. The file itself stays in the user's
+//! documents until deleted there; `Job::cancel` ends a running task.
+//! Every vendor side by side: `docs/tickets.md` in the repository.
 
 mod adapter;
 mod client;

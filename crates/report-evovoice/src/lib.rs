@@ -27,6 +27,12 @@
 //! job.delete().await?; // EvoVoice keeps reports until deleted
 //! # Ok(()) }
 //! ```
+//!
+//! # How long a ticket stays valid
+//!
+//! A ticket names a report EvoVoice keeps until it is deleted (`Job::delete`, `reports evovoice
+//! delete`); `EvoVoiceClient::reports` lists the reports the current user created.
+//! Every vendor side by side: `docs/tickets.md` in the repository.
 
 mod adapter;
 mod client;

@@ -5,9 +5,10 @@
 //! crate, from the spec's `x-codegen` settings.
 use report_core::__private as kit;
 pub use report_core::{
-    self, Artifact, Clock, Compression, Download, DownloadOptions, DownloadSummary, Error,
-    HttpOptions, Job, JobStats, Progress, ReportAdapter, Result, Status, Ticket, TokioClock,
-    VirtualClock, WaitPolicy,
+    self, Artifact, BoxError, Clock, Compression, Download, DownloadOptions, DownloadSummary,
+    DurationPrior, Error, ExposeSecret, HttpOptions, Job, JobStats, MaxLag, Nudge, Progress,
+    ReportAdapter, Result, SecretString, Started, Status, Step, Ticket, TokioClock, VirtualClock,
+    WaitPolicy, WaitState,
 };
 /// The generated MetaKocka report printing API client and its types.
 pub mod api {

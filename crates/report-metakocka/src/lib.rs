@@ -36,6 +36,13 @@
 //! println!("{} bytes, sha256 {}", saved.bytes, saved.sha256);
 //! # Ok(()) }
 //! ```
+//!
+//! # How long a ticket stays valid
+//!
+//! A print's download link is valid 24 hours, after which the vendor says it generates a new one
+//! (a poll with the same ticket reads it); an accounting export's ZIP link is valid one hour. MetaKocka lists and deletes nothing: there is
+//! nothing to clean up.
+//! Every vendor side by side: `docs/tickets.md` in the repository.
 
 mod adapter;
 mod client;

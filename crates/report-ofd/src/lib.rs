@@ -24,6 +24,13 @@
 //! println!("{} bytes, sha256 {}", saved.bytes, saved.sha256);
 //! # Ok(()) }
 //! ```
+//!
+//! # How long a ticket stays valid
+//!
+//! A ticket names a report in the agreement's list, which OFD.ru keeps until the report's
+//! `ExpiredDate` (seven days in the vendor's examples). `OfdClient::reports` lists what is
+//! there; remove one you no longer need with `Job::delete` (`reports ofd delete`).
+//! Every vendor side by side: `docs/tickets.md` in the repository.
 
 /// The workspace README's Rust examples, compiled by `cargo test` (they use this crate).
 #[cfg(doctest)]
