@@ -18,6 +18,7 @@ mod limits;
 mod record;
 mod registry;
 mod schedule;
+mod setup_lock;
 mod store;
 mod worker;
 

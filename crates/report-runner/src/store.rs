@@ -18,6 +18,7 @@ use report_core::DurationPrior;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{JobRecord, JobState, NewJob};
+use crate::setup_lock::SetupLock;
 use crate::{Error, Result};
 
 /// The engine's queue the runner's tasks go to.
@@ -265,6 +266,7 @@ impl Store {
         .create_if_missing(true)
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(30));
+        let setup = SetupLock::acquire(options.get_filename()).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             // The engine's setup turns synchronous writes off on its connection for speed;
@@ -282,6 +284,7 @@ impl Store {
             .await
             .map_err(|e| Error::Database(format!("cannot set up the queue: {e}")))?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        drop(setup);
         Ok(Store {
             db: Db::Sqlite(pool),
         })

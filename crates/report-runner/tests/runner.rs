@@ -427,7 +427,7 @@ async fn an_unknown_connection_fails_the_job_and_no_secret_reaches_the_database(
             checked += 1;
         }
     }
-    assert_eq!(checked, 3, "the database, its -wal and -shm");
+    assert_eq!(checked, 4, "the database, its -wal, -shm and set-up -lock");
     drop(store);
 }
 
