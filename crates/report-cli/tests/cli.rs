@@ -1038,6 +1038,24 @@ async fn metakocka_export_downloads_the_zip() {
         let text = format!("{} {:?} {:?} {}", r.path, r.query, r.headers, r.body);
         assert!(!text.contains(c::METAKOCKA_SECRET_KEY), "{text}");
     }
+
+    // A failed download offers no `download --ticket`: an export's link is not found again.
+    let small = dir.path().join("small.zip");
+    let mut cmd = reports(&sandbox);
+    cmd.args([
+        "metakocka",
+        "export",
+        "--export-profile",
+        "P",
+        "--period",
+        "2024-01",
+    ])
+    .args(["--max-size", "10", "--out", small.to_str().unwrap()]);
+    let failed = run(cmd).await.code(4).get_output().clone();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("larger than the limit"), "{stderr}");
+    assert!(!stderr.contains("resume with"), "{stderr}");
+    assert!(!small.exists());
 }
 
 /// A failed export is the vendor's answer (exit 4, nothing saved, no resume by ticket);

@@ -211,18 +211,19 @@ impl VendorArgs for MetaKockaCommand {
     }
 }
 
-/// An export's ticket cannot be polled for its link: the way to resume it is to export again.
+/// An export's ticket cannot be polled for its link: no `download --ticket` line is offered
+/// (running the export again is the way on).
 fn export_again(failure: Failure) -> Failure {
     match failure {
         Failure::Sent {
             failure,
             ticket,
-            resume: Some(_),
             cause,
+            ..
         } => Failure::Sent {
             failure,
             ticket,
-            resume: Some("the same `reports metakocka export` command (an export is run again, not resumed from its ticket)".into()),
+            resume: None,
             cause,
         },
         other => other,
