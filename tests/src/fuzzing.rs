@@ -80,15 +80,35 @@ pub fn decode_everything(vendor: Vendor, data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let value = serde_json::from_slice::<serde_json::Value>(data).ok();
     core(data, &text);
-    match vendor {
-        Vendor::Ofd => ofd::decode(data, &text, value.as_ref()),
-        Vendor::DocSpace => docspace::decode(data, &text, value.as_ref()),
-        Vendor::EvoVoice => evovoice::decode(data, &text, value.as_ref()),
-        Vendor::CloudBlue => cloudblue::decode(data, &text, value.as_ref()),
-        Vendor::MetaKocka => metakocka::decode(data, &text, value.as_ref()),
-    }
+    decode_vendor(vendor, data, &text, value.as_ref());
     block_on(answers(vendor, data));
 }
+
+/// The per-vendor arms, from the workspace's one list: each vendor has a module below (named
+/// as in the list) with `decode` and `answer`, so a vendor added to the list does not compile
+/// here until it has them.
+macro_rules! vendor_arms {
+    ($($(#[doc = $doc:literal])* $variant:ident = $module:ident;)+) => {
+        fn decode_vendor(
+            vendor: Vendor,
+            data: &[u8],
+            text: &str,
+            value: Option<&serde_json::Value>,
+        ) {
+            match vendor {
+                $(Vendor::$variant => $module::decode(data, text, value),)+
+            }
+        }
+
+        async fn answer_vendor(vendor: Vendor, response: reqwest::Response, tiny: bool) {
+            match vendor {
+                $(Vendor::$variant => $module::answer(response, tiny).await,)+
+            }
+        }
+    };
+}
+
+report_sandbox::for_each_vendor!(vendor_arms);
 
 /// Decodes `T` from the bytes as the generated code does, and from the parsed value.
 fn parse_as<T: DeserializeOwned>(data: &[u8], value: Option<&serde_json::Value>) -> Vec<T> {
@@ -348,13 +368,7 @@ async fn answers(vendor: Vendor, data: &[u8]) {
     for (i, response) in responses(data).into_iter().enumerate() {
         // One answer in three goes through a tiny body limit instead of the real one.
         let tiny = i % 3 == tiny_one;
-        match vendor {
-            Vendor::Ofd => ofd::answer(response, tiny).await,
-            Vendor::DocSpace => docspace::answer(response, tiny).await,
-            Vendor::EvoVoice => evovoice::answer(response, tiny).await,
-            Vendor::CloudBlue => cloudblue::answer(response, tiny).await,
-            Vendor::MetaKocka => metakocka::answer(response, tiny).await,
-        }
+        answer_vendor(vendor, response, tiny).await;
     }
 }
 

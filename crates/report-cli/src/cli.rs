@@ -17,7 +17,11 @@ Examples:
   reports docspace run --from 2024-01-01 --to 2024-01-31 --no-debit --out operations.xlsx
   reports evovoice run --from 2024-01-01 --to 2024-01-31 --account-id ACC --out billing.xlsx
   reports metakocka run --report-id 149 --param ADD_ATT_DATE_MK_DATUM_FROM=01.01.2024 --out r.pdf
+  reports metakocka export --export-profile NAME --period 2024-01 --out export.zip
   reports sandbox                               serve the five simulators until Ctrl-C
+
+Options follow the command they belong to (reports ofd run --json …); each command takes only
+those it uses: reports <command> --help lists them.
 
 Exit codes: 0 done; 1 the vendor reports the job failed or cancelled; 2 usage or invalid input
 (nothing was sent); 3 credentials rejected; 4 transport error, vendor error or deadline;
@@ -43,74 +47,98 @@ named by <VAR>_FILE (e.g. OFD_PASSWORD_FILE=/run/secrets/ofd).";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    #[command(flatten)]
-    pub common: Common,
 }
 
-/// Options every subcommand accepts.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Global options")]
+/// Options of a vendor's commands (they connect to the vendor). Every other command takes only
+/// the groups it uses: an option that would do nothing for a command is refused there (exit 2).
+#[derive(Debug, Clone, Default, Args)]
 pub struct Common {
+    #[command(flatten)]
+    pub log: Logging,
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    pub deadline: Deadline,
+    #[command(flatten)]
+    pub profiles: Profiles,
+    #[command(flatten)]
+    pub secrets: Secrets,
+    #[command(flatten)]
+    pub http: Http,
+}
+
+/// `-q`, `-v`, `--log-file`: every command that logs. (`display_order` keeps the order the
+/// options had in `--help` before they were grouped.)
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Logging {
+    /// Print errors only: no progress, no warnings.
+    #[arg(long, short, global = true, display_order = 2)]
+    pub quiet: bool,
+    /// More detail on errors and progress (repeat for HTTP tracing).
+    #[arg(long, short, global = true, display_order = 4, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Also append every line printed and every log event, with timestamps, to FILE.
+    #[arg(long, global = true, display_order = 8, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// `--json`: commands that print a result.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Output {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true, display_order = 3)]
+    pub json: bool,
+}
+
+/// `--timeout`: commands that wait for a vendor.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Deadline {
     /// Overall deadline of the whole command (start, wait, download): 90, 90s, 30m, 2h, 1d
     /// (default: 24 hours for waiting).
-    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    #[arg(long, global = true, display_order = 1, value_name = "DURATION", value_parser = crate::units::parse_duration)]
     pub timeout: Option<std::time::Duration>,
-    /// Print errors only: no progress, no warnings.
-    #[arg(long, short, global = true)]
-    pub quiet: bool,
-    /// Print machine-readable JSON on stdout.
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// More detail on errors and progress (repeat for HTTP tracing).
-    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Read the vendor's password, API key or secret key from the first line of standard input
-    /// (secrets also come from <VAR>_FILE, e.g. OFD_PASSWORD_FILE).
-    #[arg(long, global = true)]
-    pub password_stdin: bool,
+}
+
+/// `--config`, `--profile`: commands that connect with the environment's credentials (`main`
+/// applies the profile before parsing; these declare the flags).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Profiles {
     /// Config file of profiles (default: $XDG_CONFIG_HOME/reports/config.toml, else
     /// ~/.config/reports/config.toml).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, display_order = 6, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The profile of the config file to use (default: REPORTS_PROFILE, else `default`).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, display_order = 7, value_name = "NAME")]
     pub profile: Option<String>,
-    /// Also append every line printed and every log event, with timestamps, to FILE.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub log_file: Option<PathBuf>,
+}
+
+/// `--password-stdin`: commands that read one secret, once.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Secrets {
+    /// Read the vendor's password, API key or secret key from the first line of standard input
+    /// (secrets also come from <VAR>_FILE, e.g. OFD_PASSWORD_FILE).
+    #[arg(long, global = true, display_order = 5)]
+    pub password_stdin: bool,
+}
+
+/// `--allow-insecure-http`: commands that talk to a configured base URL.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Http {
     /// Allow plain http:// to hosts other than loopback (credentials would travel unencrypted).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, display_order = 9)]
     pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// ONLYOFFICE DocSpace customer operations (DOCSPACE_BASE_URL, DOCSPACE_API_KEY).
-    Docspace(Box<VendorCommand<vendors::docspace::Connection, vendors::docspace::Options>>),
-    /// EvoVoice billing (EVOVOICE_USERNAME, EVOVOICE_PASSWORD).
-    Evovoice(
-        Box<
-            VendorCommand<
-                vendors::evovoice::Connection,
-                vendors::evovoice::Options,
-                vendors::evovoice::ListFilter,
-            >,
-        >,
-    ),
-    /// CloudBlue Commerce RDE (CLOUDBLUE_USERNAME, CLOUDBLUE_PASSWORD, CLOUDBLUE_SUBSCRIPTION_KEY, CLOUDBLUE_MARKETPLACE).
-    Cloudblue(
-        Box<
-            VendorCommand<
-                vendors::cloudblue::Connection,
-                vendors::cloudblue::Options,
-                vendors::cloudblue::ListFilter,
-            >,
-        >,
-    ),
-    /// MetaKocka report printing (METAKOCKA_SECRET_KEY, METAKOCKA_COMPANY_ID).
-    Metakocka(Box<VendorCommand<vendors::metakocka::Connection, vendors::metakocka::Options>>),
-    /// OFD.ru «ИС Отчеты» (OFD_LOGIN, OFD_PASSWORD).
-    Ofd(Box<VendorCommand<vendors::ofd::Connection, vendors::ofd::Options>>),
+    #[command(flatten)]
+    Vendor(vendors::VendorCommands),
     /// Queue a report job in the job database for `reports worker` (nothing is sent, no
     /// credentials needed): `reports submit <vendor> <run options> --out PATH`.
     Submit(crate::runner::SubmitArgs),
@@ -129,11 +157,46 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The options of this command, the groups it does not take at their defaults.
+    pub fn common(&self) -> Common {
+        match self {
+            Command::Vendor(command) => command.common().clone(),
+            // `submit` parses its options from its own line (`runner::vendors::parse_submit`).
+            Command::Submit(_) | Command::Completions { .. } => Common::default(),
+            Command::Worker(args) => Common {
+                log: args.log.clone(),
+                deadline: args.deadline.clone(),
+                profiles: args.profiles.clone(),
+                http: args.http.clone(),
+                ..Common::default()
+            },
+            Command::Jobs(args) => Common {
+                log: args.log.clone(),
+                output: args.output.clone(),
+                ..Common::default()
+            },
+            Command::Demo(args) => Common {
+                log: args.log.clone(),
+                output: args.output.clone(),
+                deadline: args.deadline.clone(),
+                ..Common::default()
+            },
+            Command::Sandbox(args) => Common {
+                log: args.log.clone(),
+                ..Common::default()
+            },
+        }
+    }
+}
+
 /// A vendor's connection options and one action; `L` filters `list`.
 #[derive(Debug, Args)]
 pub struct VendorCommand<C: Args, O: Args, L: Args = NoFilter> {
     #[command(flatten)]
     pub connection: C,
+    #[command(flatten)]
+    pub common: Common,
     #[command(subcommand)]
     pub action: Action<O, L>,
 }
@@ -234,6 +297,12 @@ pub struct DemoArgs {
     /// ports chosen anew on every start.
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
+    #[command(flatten)]
+    pub log: Logging,
+    #[command(flatten)]
+    pub output: Output,
+    #[command(flatten)]
+    pub deadline: Deadline,
 }
 
 #[derive(Debug, Args)]
@@ -249,4 +318,6 @@ pub struct SandboxArgs {
     /// ports chosen anew on every start.
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
+    #[command(flatten)]
+    pub log: Logging,
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::cli::{Common, DemoArgs};
 use crate::failure::Failure;
 use crate::progress::Reporter;
-use crate::vendors;
+use crate::vendors::{self, CliVendor, VendorVisitor};
 
 /// The demo's connection name: its adapters talk to the sandbox with its built-in accounts.
 const CONNECTION: &str = "sandbox";
@@ -68,7 +68,7 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
     let store = Store::open(&queue.path().join("jobs.sqlite").display().to_string())
         .await
         .map_err(local)?;
-    if !common.quiet {
+    if !common.log.quiet {
         eprintln!(
             "sandbox up; five jobs queued in {}; downloading into {}",
             queue.path().display(),
@@ -80,7 +80,12 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
     let mut registry = Registry::new();
     let mut jobs = Vec::new();
     for vendor in Vendor::ALL {
-        let extension = register(&mut registry, vendor, &sandbox, http.clone())?;
+        let demo = DemoJob {
+            registry: &mut registry,
+            sandbox: &sandbox,
+            http: http.clone(),
+        };
+        let extension = vendors::with_vendor(vendor, demo)?;
         let out = dir.join(format!("{}.{extension}", vendor.name()));
         let record = store
             .submit(NewJob {
@@ -93,15 +98,14 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
             .map_err(local)?;
         jobs.push((vendor, record.id));
     }
-    registry.one_job_per_connection(Vendor::DocSpace.name());
 
     let multi =
-        MultiProgress::with_draw_target(if common.quiet || !std::io::stderr().is_terminal() {
+        MultiProgress::with_draw_target(if common.log.quiet || !std::io::stderr().is_terminal() {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr()
         });
-    let plain = !common.quiet && !std::io::stderr().is_terminal();
+    let plain = !common.log.quiet && !std::io::stderr().is_terminal();
     let mut reporters: Vec<(Reporter, String)> = jobs
         .iter()
         .map(|(vendor, _)| {
@@ -154,7 +158,7 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
         rows.push(row);
     }
     sandbox.shutdown().await;
-    print_summary(&rows, common.json);
+    print_summary(&rows, common.output.json);
     match rows.iter().find(|r| r.error.is_some() || !r.verified) {
         Some(bad) => Err(Failure::Local(format!(
             "the {} demo job did not complete: {}",
@@ -165,42 +169,34 @@ pub async fn run(args: DemoArgs, common: &Common) -> Result<(), Failure> {
     }
 }
 
-/// Registers `vendor` with its sandbox adapter and demo request; the file extension of its
-/// report. Exhaustive: a new vendor in the list does not compile until it has a demo job.
-fn register(
-    registry: &mut Registry,
-    vendor: Vendor,
-    sandbox: &Sandbox,
+/// Registers a vendor with its sandbox adapter, demo request and runner settings; answers the
+/// file extension of its report.
+struct DemoJob<'a> {
+    registry: &'a mut Registry,
+    sandbox: &'a Sandbox,
     http: report_core::HttpOptions,
-) -> Result<&'static str, Failure> {
-    let name = vendor.name();
-    Ok(match vendor {
-        Vendor::DocSpace => {
-            let (adapter, _) = vendors::docspace::for_sandbox(sandbox, http)?;
-            register_one(registry, name, adapter, vendors::docspace::sandbox_request);
-            "xlsx"
-        }
-        Vendor::EvoVoice => {
-            let (adapter, _) = vendors::evovoice::for_sandbox(sandbox, http)?;
-            register_one(registry, name, adapter, vendors::evovoice::sandbox_request);
-            "xlsx"
-        }
-        Vendor::CloudBlue => {
-            let (adapter, _) = vendors::cloudblue::for_sandbox(sandbox, http)?;
-            register_one(registry, name, adapter, vendors::cloudblue::sandbox_request);
-            "json"
-        }
-        Vendor::MetaKocka => {
-            let (adapter, _) = vendors::metakocka::for_sandbox(sandbox, http)?;
-            register_one(registry, name, adapter, vendors::metakocka::sandbox_request);
-            "pdf"
-        }
-        Vendor::Ofd => {
-            let (adapter, _) = vendors::ofd::for_sandbox(sandbox, http)?;
-            register_one(registry, name, adapter, vendors::ofd::sandbox_request);
-            "zip"
-        }
-    })
+}
+
+impl VendorVisitor for DemoJob<'_> {
+    type Output = Result<&'static str, Failure>;
+
+    fn visit<V: CliVendor>(self) -> Self::Output {
+        let adapter = V::for_sandbox(self.sandbox, self.http)?;
+        register_one(self.registry, V::VENDOR.name(), adapter, V::sandbox_request);
+        V::configure_runner(self.registry);
+        Ok(V::DEMO_EXTENSION)
+    }
+}
+
+/// The name of a finished demo job's file at the sandbox.
+struct SandboxKey<'a>(&'a JobRecord);
+
+impl VendorVisitor for SandboxKey<'_> {
+    type Output = Option<String>;
+
+    fn visit<V: CliVendor>(self) -> Option<String> {
+        V::sandbox_key(self.0)
+    }
 }
 
 /// The registry builds one adapter per connection and keeps it: the demo hands over its one.
@@ -247,14 +243,7 @@ async fn show_progress(
 
 /// The summary line of a finished job, its file checked against the sandbox's checksum.
 fn row(vendor: Vendor, record: &JobRecord, sandbox: &Sandbox) -> Row {
-    // The sandbox names DocSpace files by their result file id, the others by the ticket.
-    let key = match vendor {
-        Vendor::DocSpace => record
-            .artifact
-            .as_ref()
-            .and_then(|a| a.data.get("file_id").cloned()),
-        _ => record.ticket.as_ref().map(|t| t.id.clone()),
-    };
+    let key = vendors::with_vendor(vendor, SandboxKey(record));
     let sha256 = record.sha256.clone().unwrap_or_default();
     let verified = record.state == JobState::Done
         && key.is_some_and(|k| sandbox.report_sha256(vendor, &k).as_deref() == Some(&*sha256));

@@ -31,7 +31,7 @@ pub trait BuildRequest<R> {
 /// The wait policy of the command line: defaults, with `--timeout` as the deadline.
 pub fn policy(common: &Common) -> WaitPolicy {
     let policy = WaitPolicy::default();
-    match common.timeout {
+    match common.deadline.timeout {
         Some(timeout) => policy.with_deadline(Some(timeout)),
         None => policy,
     }
@@ -60,7 +60,7 @@ where
     <C::Adapter as ReportAdapter>::Request: std::fmt::Debug,
 {
     if let Action::List { filter } = &command.action {
-        let mut stopper = Stopper::new(common.timeout)?;
+        let mut stopper = Stopper::new(common.deadline.timeout)?;
         let listed = match stopper.run(command.connection.list(filter, common)).await {
             Ok(listed) => listed?,
             Err(stop) => return Err(stopped(stop, 0)),
@@ -86,7 +86,7 @@ where
         Action::Wait(t) | Action::Cancel(t) | Action::Delete(t) => Some(t),
         _ => None,
     };
-    if common.password_stdin && ticket_arg.is_some_and(|t| t.ticket == "@-") {
+    if common.secrets.password_stdin && ticket_arg.is_some_and(|t| t.ticket == "@-") {
         return Err(Failure::Usage(
             "--password-stdin and --ticket @- both read standard input; put the ticket in a file"
                 .into(),
@@ -107,9 +107,9 @@ where
     {
         match state::before_run(state_file.as_deref(), out, *skip_existing, &fingerprint)? {
             BeforeRun::Skip => {
-                if common.json {
+                if common.output.json {
                     print_json(&json!({ "file": { "path": out }, "skipped": true }));
-                } else if !common.quiet {
+                } else if !common.log.quiet {
                     stdout_line(&format!(
                         "{} already holds the report; skipped",
                         out.display()
@@ -128,7 +128,7 @@ where
     );
     // Everything read from standard input (a ticket, a password) is read by now: from here on
     // SIGINT/SIGTERM and the deadline end the command cleanly, with a resume line.
-    let mut stopper = Stopper::new(common.timeout)?;
+    let mut stopper = Stopper::new(common.deadline.timeout)?;
     let received = adapter.received();
     let last_error = adapter.last_error();
     let policy = policy(common);
@@ -165,7 +165,7 @@ where
     if let Some((path, state)) = &run_state {
         // Before waiting: a kill from now on loses nothing.
         state::save(path, state).map_err(|f| f.started(job.ticket(), resume.clone()))?;
-        if resuming && !common.quiet && !common.json {
+        if resuming && !common.log.quiet && !common.output.json {
             stderr_line(&format!("resuming the report of {}", path.display()));
         }
     }
@@ -248,7 +248,7 @@ async fn act<A: ReportAdapter, O: Args, L: Args>(
         }
         Action::Status { exit_status, .. } => {
             let status = job.poll().await?;
-            if common.json {
+            if common.output.json {
                 print_json(&json!({
                     "vendor": vendor,
                     "id": job.ticket().id,
@@ -266,7 +266,7 @@ async fn act<A: ReportAdapter, O: Args, L: Args>(
         }
         Action::Wait(_) => {
             let artifact = wait(job, common).await?;
-            if common.json {
+            if common.output.json {
                 print_json(&json!({
                     "vendor": vendor,
                     "id": job.ticket().id,
@@ -279,14 +279,14 @@ async fn act<A: ReportAdapter, O: Args, L: Args>(
             Ok(None)
         }
         Action::Run { out, download, .. } | Action::Download { out, download, .. } => {
-            if !common.quiet && !common.json {
+            if !common.log.quiet && !common.output.json {
                 stderr_line(&format!("ticket: {}", job.ticket().to_json()));
             }
             let artifact = wait(job, common).await?;
             let options = download_options(&download);
             if is_stdout(&out) {
                 let summary = download_to_stdout(job, &artifact, options, received, common).await?;
-                if !common.quiet {
+                if !common.log.quiet {
                     stderr_line(&format!(
                         "wrote {} bytes to standard output, sha256 {}",
                         summary.bytes, summary.sha256
@@ -295,7 +295,7 @@ async fn act<A: ReportAdapter, O: Args, L: Args>(
                 return Ok(Some(summary));
             }
             let summary = self::download(job, &artifact, &out, options, received, common).await?;
-            if common.json {
+            if common.output.json {
                 print_json(&json!({
                     "vendor": vendor,
                     "id": job.ticket().id,
@@ -315,7 +315,7 @@ async fn act<A: ReportAdapter, O: Args, L: Args>(
         }
         Action::Cancel(_) => {
             job.cancel().await?;
-            if common.json {
+            if common.output.json {
                 print_json(&json!({ "vendor": vendor, "id": job.ticket().id, "cancelled": true }));
             } else {
                 stdout_line("cancelled");
@@ -324,7 +324,7 @@ async fn act<A: ReportAdapter, O: Args, L: Args>(
         }
         Action::Delete(_) => {
             job.delete().await?;
-            if common.json {
+            if common.output.json {
                 print_json(&json!({ "vendor": vendor, "id": job.ticket().id, "deleted": true }));
             } else {
                 stdout_line("deleted");
@@ -337,11 +337,11 @@ async fn act<A: ReportAdapter, O: Args, L: Args>(
 
 /// `list`: a JSON array, or one line per report of the vendor's chosen fields.
 fn print_list<C: ListReports<L>, L>(listed: &[serde_json::Value], common: &Common) {
-    if common.json {
+    if common.output.json {
         print_json(&serde_json::Value::Array(listed.to_vec()));
         return;
     }
-    if listed.is_empty() && !common.quiet {
+    if listed.is_empty() && !common.log.quiet {
         stderr_line("no reports");
     }
     for entry in listed {
@@ -359,7 +359,7 @@ fn print_list<C: ListReports<L>, L>(listed: &[serde_json::Value], common: &Commo
 
 /// Waits with progress on stderr.
 async fn wait<A: ReportAdapter>(job: &Job<A>, common: &Common) -> Result<Artifact, Failure> {
-    let mut reporter = Reporter::new(job.adapter().vendor(), common.quiet);
+    let mut reporter = Reporter::new(job.adapter().vendor(), common.log.quiet);
     match job.wait_with(|status| reporter.status(status)).await {
         Ok(artifact) => {
             reporter.phase("ready");
@@ -413,7 +413,7 @@ async fn download<A: ReportAdapter>(
     received: &Received,
     common: &Common,
 ) -> Result<DownloadSummary, Failure> {
-    let mut reporter = Reporter::new(job.adapter().vendor(), common.quiet);
+    let mut reporter = Reporter::new(job.adapter().vendor(), common.log.quiet);
     reporter.start_download();
     let download = job.download_to(artifact, out, options);
     tokio::pin!(download);
@@ -493,7 +493,7 @@ pub fn read_ticket(arg: &TicketArg) -> Result<Ticket, Failure> {
 /// anything is sent, so a bad `--out` never costs a started report.
 pub fn check_destination(out: &Path, common: &Common) -> Result<(), Failure> {
     if is_stdout(out) {
-        return match common.json {
+        return match common.output.json {
             true => Err(Failure::Usage(
                 "--out - and --json both write to standard output; choose one".into(),
             )),

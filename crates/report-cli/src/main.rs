@@ -27,12 +27,15 @@ use crate::cli::{Cli, Command};
 use crate::failure::Failure;
 
 fn main() -> ExitCode {
-    if let Err(failure) = apply_profile() {
+    if parses_without_profile()
+        && let Err(failure) = apply_profile()
+    {
         output::stderr_lines(failure.lines(false).iter().map(String::as_str));
         return failure.exit_code();
     }
     let cli = suggest::parse();
-    if let Some(path) = &cli.common.log_file
+    let common = cli.command.common();
+    if let Some(path) = &common.log.log_file
         && let Err(e) = output::open_log(path)
     {
         output::stderr_line(&format!("error: --log-file {}: {e}", path.display()));
@@ -40,7 +43,7 @@ fn main() -> ExitCode {
     }
     let json_logs =
         matches!(&cli.command, cli::Command::Worker(w) if w.log_format == runner::LogFormat::Json);
-    init_tracing(cli.common.verbose, cli.common.quiet, json_logs);
+    init_tracing(common.log.verbose, common.log.quiet, json_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,9 +54,9 @@ fn main() -> ExitCode {
             return ExitCode::from(4);
         }
     };
-    let verbose = cli.common.verbose > 0;
-    let json = cli.common.json;
-    let result = runtime.block_on(run(cli));
+    let verbose = common.log.verbose > 0;
+    let json = common.output.json;
+    let result = runtime.block_on(run(cli, common));
     // Tasks still running (an abandoned download) are dropped now, their temporary files with
     // them; a stuck blocking call does not hold the exit up.
     runtime.shutdown_timeout(Duration::from_millis(300));
@@ -71,14 +74,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
-    let common = cli.common;
+async fn run(cli: Cli, common: cli::Common) -> Result<(), Failure> {
     match cli.command {
-        Command::Docspace(command) => jobs::execute(*command, &common).await,
-        Command::Evovoice(command) => jobs::execute(*command, &common).await,
-        Command::Cloudblue(command) => jobs::execute(*command, &common).await,
-        Command::Metakocka(command) => jobs::execute(*command, &common).await,
-        Command::Ofd(command) => jobs::execute(*command, &common).await,
+        Command::Vendor(command) => command.execute().await,
         Command::Submit(args) => runner::submit(args, &common).await,
         Command::Worker(args) => runner::worker(args, &common).await,
         Command::Jobs(args) => runner::jobs(args, &common).await,
@@ -92,6 +90,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
             Ok(())
         }
+    }
+}
+
+/// The command line parses (or asks for help) before any profile is applied: a command that
+/// takes no `--profile` refuses it as an unknown option, instead of looking for the profile.
+fn parses_without_profile() -> bool {
+    use clap::error::ErrorKind;
+    match <Cli as clap::Parser>::try_parse() {
+        Ok(_) => true,
+        Err(e) => matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ),
     }
 }
 

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use report_sandbox::{Sandbox, SandboxConfig, Vendor, credentials as c};
+use report_sandbox::{Sandbox, SandboxConfig, Vendor};
 
 use crate::cli::SandboxArgs;
 use crate::failure::Failure;
+use crate::vendors::{self, CliVendor, VendorVisitor};
 
 pub async fn run(args: SandboxArgs) -> Result<(), Failure> {
     let config = SandboxConfig {
@@ -25,46 +26,23 @@ pub async fn run(args: SandboxArgs) -> Result<(), Failure> {
             None => "ports are new on every start; --port PORT fixes them",
         }
     );
-    println!(
-        "export OFD_BASE_URL={} OFD_LOGIN={} OFD_PASSWORD={}",
-        sandbox.base_url(Vendor::Ofd),
-        c::OFD_LOGIN,
-        c::OFD_PASSWORD
-    );
-    println!(
-        "export DOCSPACE_BASE_URL={} DOCSPACE_API_KEY={}",
-        sandbox.base_url(Vendor::DocSpace),
-        c::DOCSPACE_API_KEY
-    );
-    println!(
-        "export EVOVOICE_BASE_URL={} EVOVOICE_USERNAME={} EVOVOICE_PASSWORD={}",
-        sandbox.base_url(Vendor::EvoVoice),
-        c::EVOVOICE_USERNAME,
-        c::EVOVOICE_PASSWORD
-    );
-    println!(
-        "export CLOUDBLUE_BASE_URL={} CLOUDBLUE_USERNAME={} CLOUDBLUE_PASSWORD={} CLOUDBLUE_SUBSCRIPTION_KEY={} CLOUDBLUE_MARKETPLACE={}",
-        sandbox.base_url(Vendor::CloudBlue),
-        c::CLOUDBLUE_USERNAME,
-        c::CLOUDBLUE_PASSWORD,
-        c::CLOUDBLUE_SUBSCRIPTION_KEY,
-        c::CLOUDBLUE_MARKETPLACE
-    );
-    println!(
-        "export METAKOCKA_BASE_URL={} METAKOCKA_SECRET_KEY={} METAKOCKA_COMPANY_ID={}",
-        sandbox.base_url(Vendor::MetaKocka),
-        c::METAKOCKA_SECRET_KEY,
-        c::METAKOCKA_COMPANY_ID
-    );
-    println!(
-        "# OFD demo account: --inn {} --kpp {}; EvoVoice account: --account-id {}",
-        c::OFD_INN,
-        c::OFD_KPP,
-        c::EVOVOICE_ACCOUNT_ID
-    );
+    for vendor in Vendor::ALL {
+        println!("{}", vendors::with_vendor(vendor, EnvLines(&sandbox)));
+    }
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| Failure::Local(format!("cannot wait for Ctrl-C: {e}")))?;
     sandbox.shutdown().await;
     Ok(())
+}
+
+/// A vendor's `export …` lines for the sandbox.
+struct EnvLines<'a>(&'a Sandbox);
+
+impl VendorVisitor for EnvLines<'_> {
+    type Output = String;
+
+    fn visit<V: CliVendor>(self) -> String {
+        V::sandbox_env(self.0)
+    }
 }

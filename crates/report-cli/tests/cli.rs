@@ -999,3 +999,104 @@ fn demo_runs_its_jobs_through_the_runner() {
         .collect();
     assert_eq!(left, ["out"]);
 }
+
+/// `reports metakocka export`: one call that answers when the export is done, then the ZIP from
+/// its pre-signed link (no credentials there); the request carries the options.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metakocka_export_downloads_the_zip() {
+    let sandbox = sandbox(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export.zip");
+    let mut cmd = reports(&sandbox);
+    cmd.args(["metakocka", "export", "--export-profile", "Izvoz knjiženja"])
+        .args(["--export-profile", "Izvoz DDV", "--period", "2024-01"])
+        .args(["--utc-offset", "+02:00", "--export-attachment", "--json"])
+        .args(["--out", out.to_str().unwrap()]);
+    let output = run(cmd).await.success().get_output().clone();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(json["vendor"], "metakocka");
+    let id = json["id"].as_str().unwrap();
+    assert_eq!(
+        json["file"]["sha256"].as_str(),
+        sandbox.report_sha256(Vendor::MetaKocka, id).as_deref()
+    );
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 4096);
+    let requests = sandbox.requests();
+    let export = requests
+        .iter()
+        .find(|r| r.path.ends_with("/accounting_export"))
+        .expect("the export was requested");
+    let body: serde_json::Value = serde_json::from_str(&export.body).unwrap();
+    assert_eq!(
+        body["profile_name_list"],
+        serde_json::json!(["Izvoz knjiženja", "Izvoz DDV"])
+    );
+    assert_eq!(body["from_date"], "2024-01-01+02:00");
+    assert_eq!(body["to_date"], "2024-01-31+02:00");
+    assert_eq!(body["export_attachment"], "true");
+    for r in requests.iter().filter(|r| r.origin == "blob") {
+        let text = format!("{} {:?} {:?} {}", r.path, r.query, r.headers, r.body);
+        assert!(!text.contains(c::METAKOCKA_SECRET_KEY), "{text}");
+    }
+
+    // A failed download offers no `download --ticket`: an export's link is not found again.
+    let small = dir.path().join("small.zip");
+    let mut cmd = reports(&sandbox);
+    cmd.args([
+        "metakocka",
+        "export",
+        "--export-profile",
+        "P",
+        "--period",
+        "2024-01",
+    ])
+    .args(["--max-size", "10", "--out", small.to_str().unwrap()]);
+    let failed = run(cmd).await.code(4).get_output().clone();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("larger than the limit"), "{stderr}");
+    assert!(!stderr.contains("resume with"), "{stderr}");
+    assert!(!small.exists());
+}
+
+/// A failed export is the vendor's answer (exit 4, nothing saved, no resume by ticket);
+/// an export without a profile is refused before anything is sent (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metakocka_export_failures() {
+    let sandbox = sandbox(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export.zip");
+    let mut cmd = reports(&sandbox);
+    cmd.args([
+        "metakocka",
+        "export",
+        "--export-profile",
+        "P",
+        "--period",
+        "2024-01",
+    ])
+    .args(["--out", out.to_str().unwrap()]);
+    run(cmd)
+        .await
+        .code(4)
+        .stderr(predicate::str::contains("Export failed"));
+    assert!(!out.exists());
+
+    let mut cmd = reports(&sandbox);
+    cmd.args(["metakocka", "export", "--period", "2024-01"])
+        .args(["--out", out.to_str().unwrap()]);
+    run(cmd)
+        .await
+        .code(2)
+        .stderr(predicate::str::contains("--export-profile"));
+    let mut cmd = reports(&sandbox);
+    cmd.args(["metakocka", "export", "--export-profile", "P"])
+        .args(["--from", "2024-02-01", "--to", "2024-01-01"])
+        .args(["--out", out.to_str().unwrap()]);
+    run(cmd).await.code(2);
+    let exports = sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/accounting_export"))
+        .count();
+    assert_eq!(exports, 1, "only the first export was sent");
+}

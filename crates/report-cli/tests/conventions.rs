@@ -330,3 +330,68 @@ fn the_sandbox_serves_on_fixed_ports_when_asked() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// Each command offers only the options it uses: one that would do nothing there is refused
+/// (exit 2, naming it), and still works where it does something.
+#[test]
+fn options_that_do_nothing_for_a_command_are_refused_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    let refused: &[&[&str]] = &[
+        &["completions", "bash", "--json"],
+        &["completions", "bash", "--quiet"],
+        &["sandbox", "--timeout", "5s"],
+        &["sandbox", "--password-stdin"],
+        &["demo", "--password-stdin"],
+        &["demo", "--allow-insecure-http"],
+        &["demo", "--profile", "nightly"],
+        &["jobs", "--timeout", "5s"],
+        &["jobs", "--allow-insecure-http"],
+        &["worker", "--json"],
+        &["worker", "--password-stdin"],
+    ];
+    for args in refused {
+        let option = args.iter().find(|a| a.starts_with('-')).unwrap();
+        reports()
+            .env("REPORTS_DB", &db)
+            .args(*args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "unexpected argument '{option}'"
+            )));
+    }
+    // Where they work: `jobs --json` prints JSON, a worker takes a deadline, a profile file and
+    // the insecure opt-in; a vendor's command takes them all.
+    reports()
+        .env("REPORTS_DB", &db)
+        .args(["jobs", "--json", "-q"])
+        .assert()
+        .success()
+        .stdout("[]\n");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    reports()
+        .env("REPORTS_DB", &db)
+        .args(["worker", "--exit-when-idle", "--quiet", "--timeout", "5s"])
+        .args([
+            "--allow-insecure-http",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    reports()
+        .args([
+            "ofd",
+            "status",
+            "--json",
+            "--timeout",
+            "5s",
+            "--password-stdin",
+        ])
+        .args(["--allow-insecure-http", "--ticket", "not json"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unexpected argument").not());
+}

@@ -6,9 +6,33 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Declares [`Vendor`], its names and [`PerVendor`] from one list.
+/// The one list of vendors: calls the macro `$callback` with it, one entry a line,
+/// `$(#[doc = "…"])* Variant = module;` (`module`: the vendor's lowercase name, as in
+/// `report-<module>`, `specs/<module>.yaml` and the CLI's `reports <module>`). This crate makes
+/// [`Vendor`] and [`PerVendor`] of it; the CLI its subcommands and dispatch, the cross-vendor
+/// tests their per-vendor arms: each user declares a `macro_rules!` taking the list and passes
+/// its name here.
+#[macro_export]
+macro_rules! for_each_vendor {
+    ($callback:ident) => {
+        $callback! {
+            /// ONLYOFFICE DocSpace: customer operations report (one task per portal user).
+            DocSpace = docspace;
+            /// EvoVoice (ServiceStack): billing and the other report types.
+            EvoVoice = evovoice;
+            /// CloudBlue Commerce Marketplace API, Reporting and Data Export.
+            CloudBlue = cloudblue;
+            /// MetaKocka: asynchronous report printing.
+            MetaKocka = metakocka;
+            /// OFD.ru «ИС Отчеты».
+            Ofd = ofd;
+        }
+    };
+}
+
+/// Declares [`Vendor`], its names and [`PerVendor`] from the list of [`for_each_vendor!`].
 macro_rules! vendors {
-    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal;)+) => {
+    ($($(#[doc = $doc:literal])* $variant:ident = $module:ident;)+) => {
         /// The vendors of this workspace.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Vendor {
@@ -17,13 +41,13 @@ macro_rules! vendors {
 
         impl Vendor {
             /// Every vendor, in a fixed order.
-            pub const ALL: [Vendor; [$($name),+].len()] = [$(Vendor::$variant),+];
+            pub const ALL: [Vendor; [$(stringify!($module)),+].len()] = [$(Vendor::$variant),+];
 
             /// The short lowercase name, as in the crate names `report-<name>` and the specs
             /// `specs/<name>.yaml`.
             pub fn name(self) -> &'static str {
                 match self {
-                    $(Vendor::$variant => $name,)+
+                    $(Vendor::$variant => stringify!($module),)+
                 }
             }
         }
@@ -33,7 +57,7 @@ macro_rules! vendors {
         #[derive(Clone, Debug, Default, PartialEq, Eq)]
         #[allow(non_snake_case)]
         pub struct PerVendor<T> {
-            $(#[doc = concat!("The value of `", $name, "`.")] pub $variant: T,)+
+            $(#[doc = concat!("The value of `", stringify!($module), "`.")] pub $variant: T,)+
         }
 
         impl<T> PerVendor<T> {
@@ -52,18 +76,7 @@ macro_rules! vendors {
     };
 }
 
-vendors! {
-    /// ONLYOFFICE DocSpace: customer operations report (one task per portal user).
-    DocSpace = "docspace";
-    /// EvoVoice (ServiceStack): billing and the other report types.
-    EvoVoice = "evovoice";
-    /// CloudBlue Commerce Marketplace API, Reporting and Data Export.
-    CloudBlue = "cloudblue";
-    /// MetaKocka: asynchronous report printing.
-    MetaKocka = "metakocka";
-    /// OFD.ru «ИС Отчеты».
-    Ofd = "ofd";
-}
+for_each_vendor!(vendors);
 
 impl fmt::Display for Vendor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

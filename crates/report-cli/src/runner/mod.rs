@@ -60,6 +60,14 @@ pub struct WorkerArgs {
     /// How often the engine looks for due tasks, in milliseconds.
     #[arg(long, default_value_t = 500, value_name = "MS", hide = true)]
     pub fetch_ms: u64,
+    #[command(flatten)]
+    pub log: crate::cli::Logging,
+    #[command(flatten)]
+    pub deadline: crate::cli::Deadline,
+    #[command(flatten)]
+    pub profiles: crate::cli::Profiles,
+    #[command(flatten)]
+    pub http: crate::cli::Http,
 }
 
 /// How the worker writes its log lines.
@@ -76,6 +84,10 @@ pub struct JobsArgs {
     pub db: DbArg,
     #[command(subcommand)]
     pub action: Option<JobsAction>,
+    #[command(flatten)]
+    pub log: crate::cli::Logging,
+    #[command(flatten)]
+    pub output: crate::cli::Output,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,7 +114,7 @@ pub async fn submit(args: SubmitArgs, common: &Common) -> Result<(), Failure> {
     let Some(line) = line else {
         return Ok(()); // help was printed
     };
-    let json_out = common.json || line.json;
+    let json_out = common.output.json || line.json;
     let store = db::open(line.db.as_deref()).await?;
     let record = store
         .submit(NewJob {
@@ -125,7 +137,7 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
     // The global `--config` file: its profiles give connections, its [[schedule]] tables
     // ([[schedule]] name, vendor, connection, cron, period, timezone, options, out) queue jobs
     // while the worker runs.
-    let schedules = match &common.config {
+    let schedules = match &common.profiles.config {
         Some(path) => Some(load_schedules(path)?),
         None => None,
     };
@@ -141,7 +153,7 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
     if args.log_format == LogFormat::Json {
         // Standard error holds JSON lines only: collectors parse every line.
         tracing::info!(worker = worker.name(), "worker started");
-    } else if !common.quiet {
+    } else if !common.log.quiet {
         eprintln!("worker {} started", worker.name());
     }
     let exit_when_idle = args.exit_when_idle;
@@ -245,7 +257,7 @@ pub async fn jobs(args: JobsArgs, common: &Common) -> Result<(), Failure> {
     match args.action {
         None => {
             let jobs = store.list().await.map_err(local)?;
-            if common.json {
+            if common.output.json {
                 println!(
                     "{}",
                     serde_json::to_string(&jobs).expect("records serialize")
@@ -280,7 +292,7 @@ pub async fn jobs(args: JobsArgs, common: &Common) -> Result<(), Failure> {
 }
 
 fn print_state(job: &JobRecord, common: &Common) {
-    if common.json {
+    if common.output.json {
         println!(
             "{}",
             json!({ "id": job.id, "state": job.state, "cancel_requested": job.cancel_requested })

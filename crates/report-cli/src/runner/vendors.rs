@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
-use report_runner::{Limits, Registry};
+use report_runner::Registry;
 use report_sandbox::Vendor;
 
 use crate::cli::Common;
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect, check_destination};
-use crate::vendors::{by_name, cloudblue, docspace, evovoice, metakocka, ofd};
+use crate::vendors::{CliVendor, VendorVisitor, by_name, with_vendor};
 
 /// The connection whose credentials are the `run` variables (OFD_LOGIN, …).
 pub const DEFAULT_CONNECTION: &str = "default";
@@ -57,12 +57,17 @@ pub fn parse_submit(vendor: &str, args: &[String]) -> Result<Option<Submitted>, 
             crate::vendors::names()
         )));
     };
-    match vendor {
-        Vendor::DocSpace => parse::<docspace::Options, _>(args),
-        Vendor::EvoVoice => parse::<evovoice::Options, _>(args),
-        Vendor::CloudBlue => parse::<cloudblue::Options, _>(args),
-        Vendor::MetaKocka => parse::<metakocka::Options, _>(args),
-        Vendor::Ofd => parse::<ofd::Options, _>(args),
+    with_vendor(vendor, Submit(args))
+}
+
+/// `parse` with the vendor's run options.
+struct Submit<'a>(&'a [String]);
+
+impl VendorVisitor for Submit<'_> {
+    type Output = Result<Option<Submitted>, Failure>;
+
+    fn visit<V: CliVendor>(self) -> Self::Output {
+        parse::<V::Options, _>(self.0)
     }
 }
 
@@ -92,7 +97,7 @@ where
         out: out.display().to_string(),
         connection: line.connection,
         db: line.db,
-        json: line.common.json,
+        json: line.common.output.json,
         stored_args: without_db(args),
     }))
 }
@@ -143,52 +148,36 @@ struct ConnectionOnly<C: Args> {
 pub fn registry(common: &Common) -> Registry {
     let mut registry = Registry::new();
     for vendor in Vendor::ALL {
-        let name = vendor.name();
-        match vendor {
-            Vendor::DocSpace => {
-                register::<docspace::Connection, docspace::Options>(&mut registry, name, common);
-                // DocSpace keeps one report task per user: a connection's jobs go one after
-                // another.
-                registry.one_job_per_connection(name);
-                registry.limit(name, DOCSPACE_LIMITS);
-            }
-            Vendor::EvoVoice => {
-                register::<evovoice::Connection, evovoice::Options>(&mut registry, name, common)
-            }
-            Vendor::CloudBlue => {
-                register::<cloudblue::Connection, cloudblue::Options>(&mut registry, name, common)
-            }
-            Vendor::MetaKocka => {
-                register::<metakocka::Connection, metakocka::Options>(&mut registry, name, common)
-            }
-            Vendor::Ofd => register::<ofd::Connection, ofd::Options>(&mut registry, name, common),
-        }
-        // Report kinds learn their typical durations apart: a vendor's report types differ
-        // more than its date ranges do.
-        if let Some((flag, default)) = kind_flag(vendor) {
-            registry.report_kind(name, move |request| report_kind(request, flag, default));
-        }
+        with_vendor(
+            vendor,
+            Register {
+                registry: &mut registry,
+                common,
+            },
+        );
     }
     registry
 }
 
-/// What DocSpace publishes per portal: 15 concurrent POST/PUT, 50 concurrent GET, 1,500
-/// requests a minute. The other vendors publish no figures; their 429s are waited out.
-pub const DOCSPACE_LIMITS: Limits = Limits {
-    writes: Some(15),
-    reads: Some(50),
-    per_minute: Some(1500),
-};
+/// Registers one vendor with the worker's registry.
+struct Register<'a> {
+    registry: &'a mut Registry,
+    common: &'a Common,
+}
 
-/// The option naming a vendor's report kind, and the kind when it is absent; `None`: the
-/// vendor has one kind of report (DocSpace).
-fn kind_flag(vendor: Vendor) -> Option<(&'static str, &'static str)> {
-    match vendor {
-        Vendor::DocSpace => None,
-        Vendor::EvoVoice => Some(("--type", "billing")),
-        Vendor::Ofd => Some(("--type", "default")),
-        Vendor::MetaKocka => Some(("--report-id", "default")),
-        Vendor::CloudBlue => Some(("--format", "default")),
+impl VendorVisitor for Register<'_> {
+    type Output = ();
+
+    fn visit<V: CliVendor>(self) {
+        let name = V::VENDOR.name();
+        register::<V::Connection, V::Options>(self.registry, name, self.common);
+        V::configure_runner(self.registry);
+        // Report kinds learn their typical durations apart: a vendor's report types differ
+        // more than its date ranges do.
+        if let Some((flag, default)) = V::KIND_FLAG {
+            self.registry
+                .report_kind(name, move |request| report_kind(request, flag, default));
+        }
     }
 }
 
@@ -291,7 +280,10 @@ mod tests {
             (Some(15), Some(50), Some(1500))
         );
         for vendor in Vendor::ALL.iter().filter(|v| **v != Vendor::DocSpace) {
-            assert_eq!(registry.limits(vendor.name(), "default"), Limits::default());
+            assert_eq!(
+                registry.limits(vendor.name(), "default"),
+                report_runner::Limits::default()
+            );
         }
     }
 

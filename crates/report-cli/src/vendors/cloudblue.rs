@@ -4,13 +4,15 @@ use clap::Args;
 use report_cloudblue::{
     CloudBlueAdapter, CloudBlueClient, CloudBlueConfig, CloudBlueReportRequest, ReportFormat,
 };
+use report_core::HttpOptions;
+use report_sandbox::{Sandbox, Vendor};
 
-use crate::cli::Common;
+use crate::cli::{Common, VendorCommand};
 use crate::dates;
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect, ListReports};
 use crate::vendors::listed;
-use crate::vendors::{http_options, required, secret};
+use crate::vendors::{CliVendor, http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
@@ -126,30 +128,47 @@ impl BuildRequest<CloudBlueReportRequest> for Options {
     }
 }
 
-/// The sandbox's demo request (the same whichever port the sandbox serves on).
-pub fn sandbox_request() -> CloudBlueReportRequest {
-    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
-    CloudBlueReportRequest::new("demo", ReportFormat::Json, day(1, 1), day(1, 31))
-}
+/// CloudBlue in the CLI.
+pub struct Cli;
 
-/// The demo job against the sandbox: a JSON report (gzip on the wire) from the blob origin.
-pub fn for_sandbox(
-    sandbox: &report_sandbox::Sandbox,
-    mut http: report_core::HttpOptions,
-) -> Result<(CloudBlueAdapter, CloudBlueReportRequest), Failure> {
-    use report_sandbox::credentials as c;
-    http.timeout = report_cloudblue::DEFAULT_TIMEOUT;
-    let config = CloudBlueConfig::new(
-        c::CLOUDBLUE_USERNAME,
-        c::CLOUDBLUE_PASSWORD,
-        c::CLOUDBLUE_SUBSCRIPTION_KEY,
-    )
-    .with_base_url(sandbox.base_url(report_sandbox::Vendor::CloudBlue))
-    .with_marketplace(c::CLOUDBLUE_MARKETPLACE)
-    .with_http(http);
-    let request = sandbox_request();
-    Ok((
-        CloudBlueAdapter::new(CloudBlueClient::new(config)?),
-        request,
-    ))
+impl CliVendor for Cli {
+    const VENDOR: Vendor = Vendor::CloudBlue;
+    const ABOUT: &'static str = "CloudBlue Commerce RDE (CLOUDBLUE_USERNAME, CLOUDBLUE_PASSWORD, CLOUDBLUE_SUBSCRIPTION_KEY, CLOUDBLUE_MARKETPLACE)";
+    const DEMO_EXTENSION: &'static str = "json";
+    const KIND_FLAG: Option<(&'static str, &'static str)> = Some(("--format", "default"));
+    type Command = VendorCommand<Connection, Options, ListFilter>;
+    type Connection = Connection;
+    type Options = Options;
+
+    /// A JSON report (gzip on the wire) from the blob origin.
+    fn for_sandbox(sandbox: &Sandbox, mut http: HttpOptions) -> Result<CloudBlueAdapter, Failure> {
+        use report_sandbox::credentials as c;
+        http.timeout = report_cloudblue::DEFAULT_TIMEOUT;
+        let config = CloudBlueConfig::new(
+            c::CLOUDBLUE_USERNAME,
+            c::CLOUDBLUE_PASSWORD,
+            c::CLOUDBLUE_SUBSCRIPTION_KEY,
+        )
+        .with_base_url(sandbox.base_url(Vendor::CloudBlue))
+        .with_marketplace(c::CLOUDBLUE_MARKETPLACE)
+        .with_http(http);
+        Ok(CloudBlueAdapter::new(CloudBlueClient::new(config)?))
+    }
+
+    fn sandbox_request() -> CloudBlueReportRequest {
+        let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+        CloudBlueReportRequest::new("demo", ReportFormat::Json, day(1, 1), day(1, 31))
+    }
+
+    fn sandbox_env(sandbox: &Sandbox) -> String {
+        use report_sandbox::credentials as c;
+        format!(
+            "export CLOUDBLUE_BASE_URL={} CLOUDBLUE_USERNAME={} CLOUDBLUE_PASSWORD={} CLOUDBLUE_SUBSCRIPTION_KEY={} CLOUDBLUE_MARKETPLACE={}",
+            sandbox.base_url(Vendor::CloudBlue),
+            c::CLOUDBLUE_USERNAME,
+            c::CLOUDBLUE_PASSWORD,
+            c::CLOUDBLUE_SUBSCRIPTION_KEY,
+            c::CLOUDBLUE_MARKETPLACE
+        )
+    }
 }

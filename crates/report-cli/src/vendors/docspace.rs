@@ -2,14 +2,17 @@
 
 use clap::Args;
 use report_docspace::{DocSpaceAdapter, DocSpaceClient, DocSpaceConfig, DocSpaceReportRequest};
+use report_core::HttpOptions;
+use report_runner::{JobRecord, Limits, Registry};
+use report_sandbox::{Sandbox, Vendor};
 
-use crate::cli::Common;
+use crate::cli::{Common, VendorCommand};
 use crate::cli::NoFilter;
 use crate::dates::{self, DateArg};
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect, ListReports};
 use crate::vendors::listed;
-use crate::vendors::{http_options, required, secret};
+use crate::vendors::{CliVendor, http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
@@ -82,22 +85,62 @@ impl BuildRequest<DocSpaceReportRequest> for Options {
     }
 }
 
-/// The sandbox's demo request (the same whichever port the sandbox serves on).
-pub fn sandbox_request() -> DocSpaceReportRequest {
-    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
-    DocSpaceReportRequest::for_days(day(1, 1), day(1, 31))
+/// DocSpace in the CLI.
+pub struct Cli;
+
+impl CliVendor for Cli {
+    const VENDOR: Vendor = Vendor::DocSpace;
+    const ABOUT: &'static str =
+        "ONLYOFFICE DocSpace customer operations (DOCSPACE_BASE_URL, DOCSPACE_API_KEY)";
+    const DEMO_EXTENSION: &'static str = "xlsx";
+    const KIND_FLAG: Option<(&'static str, &'static str)> = None;
+    type Command = VendorCommand<Connection, Options>;
+    type Connection = Connection;
+    type Options = Options;
+
+    /// January's operations of the demo portal.
+    fn for_sandbox(sandbox: &Sandbox, http: HttpOptions) -> Result<DocSpaceAdapter, Failure> {
+        let config = DocSpaceConfig::new(
+            sandbox.base_url(Vendor::DocSpace),
+            report_sandbox::credentials::DOCSPACE_API_KEY,
+        )
+        .with_http(http);
+        Ok(DocSpaceAdapter::new(DocSpaceClient::new(config)?))
+    }
+
+    fn sandbox_request() -> DocSpaceReportRequest {
+        let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+        DocSpaceReportRequest::for_days(day(1, 1), day(1, 31))
+    }
+
+    /// The sandbox names DocSpace files by their result file id.
+    fn sandbox_key(record: &JobRecord) -> Option<String> {
+        record
+            .artifact
+            .as_ref()
+            .and_then(|a| a.data.get("file_id").cloned())
+    }
+
+    fn sandbox_env(sandbox: &Sandbox) -> String {
+        format!(
+            "export DOCSPACE_BASE_URL={} DOCSPACE_API_KEY={}",
+            sandbox.base_url(Vendor::DocSpace),
+            report_sandbox::credentials::DOCSPACE_API_KEY
+        )
+    }
+
+    /// DocSpace keeps one report task per user: a connection's jobs go one after another, within
+    /// the published limits.
+    fn configure_runner(registry: &mut Registry) {
+        registry.one_job_per_connection(Vendor::DocSpace.name());
+        registry.limit(Vendor::DocSpace.name(), LIMITS);
+    }
 }
 
-/// The demo job against the sandbox: January's operations of the demo portal.
-pub fn for_sandbox(
-    sandbox: &report_sandbox::Sandbox,
-    http: report_core::HttpOptions,
-) -> Result<(DocSpaceAdapter, DocSpaceReportRequest), Failure> {
-    let config = DocSpaceConfig::new(
-        sandbox.base_url(report_sandbox::Vendor::DocSpace),
-        report_sandbox::credentials::DOCSPACE_API_KEY,
-    )
-    .with_http(http);
-    let request = sandbox_request();
-    Ok((DocSpaceAdapter::new(DocSpaceClient::new(config)?), request))
-}
+/// What DocSpace publishes per portal: 15 concurrent POST/PUT, 50 concurrent GET, 1,500
+/// requests a minute. The other vendors publish no figures; their 429s are waited out.
+pub const LIMITS: Limits = Limits {
+    writes: Some(15),
+    reads: Some(50),
+    per_minute: Some(1500),
+};

@@ -5,13 +5,15 @@ use report_evovoice::{
     EvoVoiceAdapter, EvoVoiceClient, EvoVoiceConfig, EvoVoiceReportRequest, ReportKind,
     ReportOptions,
 };
+use report_core::HttpOptions;
+use report_sandbox::{Sandbox, Vendor};
 
-use crate::cli::Common;
+use crate::cli::{Common, VendorCommand};
 use crate::dates;
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect, ListReports};
 use crate::vendors::listed;
-use crate::vendors::{http_options, required, secret};
+use crate::vendors::{CliVendor, http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
@@ -140,25 +142,46 @@ impl BuildRequest<EvoVoiceReportRequest> for Options {
     }
 }
 
-/// The sandbox's demo request (the same whichever port the sandbox serves on).
-pub fn sandbox_request() -> EvoVoiceReportRequest {
-    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
-    EvoVoiceReportRequest::new(
-        report_sandbox::credentials::EVOVOICE_ACCOUNT_ID,
-        day(1, 1),
-        day(1, 31),
-    )
-}
+/// EvoVoice in the CLI.
+pub struct Cli;
 
-/// The demo job against the sandbox: January's billing of the demo account.
-pub fn for_sandbox(
-    sandbox: &report_sandbox::Sandbox,
-    http: report_core::HttpOptions,
-) -> Result<(EvoVoiceAdapter, EvoVoiceReportRequest), Failure> {
-    use report_sandbox::credentials as c;
-    let config = EvoVoiceConfig::new(c::EVOVOICE_USERNAME, c::EVOVOICE_PASSWORD)
-        .with_base_url(sandbox.base_url(report_sandbox::Vendor::EvoVoice))
-        .with_http(http);
-    let request = sandbox_request();
-    Ok((EvoVoiceAdapter::new(EvoVoiceClient::new(config)?), request))
+impl CliVendor for Cli {
+    const VENDOR: Vendor = Vendor::EvoVoice;
+    const ABOUT: &'static str = "EvoVoice billing (EVOVOICE_USERNAME, EVOVOICE_PASSWORD)";
+    const DEMO_EXTENSION: &'static str = "xlsx";
+    const KIND_FLAG: Option<(&'static str, &'static str)> = Some(("--type", "billing"));
+    type Command = VendorCommand<Connection, Options, ListFilter>;
+    type Connection = Connection;
+    type Options = Options;
+
+    /// The demo account.
+    fn for_sandbox(sandbox: &Sandbox, http: HttpOptions) -> Result<EvoVoiceAdapter, Failure> {
+        use report_sandbox::credentials as c;
+        let config = EvoVoiceConfig::new(c::EVOVOICE_USERNAME, c::EVOVOICE_PASSWORD)
+            .with_base_url(sandbox.base_url(Vendor::EvoVoice))
+            .with_http(http);
+        Ok(EvoVoiceAdapter::new(EvoVoiceClient::new(config)?))
+    }
+
+    /// January's billing of the demo account.
+    fn sandbox_request() -> EvoVoiceReportRequest {
+        let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+        EvoVoiceReportRequest::new(
+            report_sandbox::credentials::EVOVOICE_ACCOUNT_ID,
+            day(1, 1),
+            day(1, 31),
+        )
+    }
+
+    fn sandbox_env(sandbox: &Sandbox) -> String {
+        use report_sandbox::credentials as c;
+        format!(
+            "export EVOVOICE_BASE_URL={} EVOVOICE_USERNAME={} EVOVOICE_PASSWORD={}\n\
+             # EvoVoice account: --account-id {}",
+            sandbox.base_url(Vendor::EvoVoice),
+            c::EVOVOICE_USERNAME,
+            c::EVOVOICE_PASSWORD,
+            c::EVOVOICE_ACCOUNT_ID
+        )
+    }
 }

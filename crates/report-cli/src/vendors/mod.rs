@@ -1,16 +1,137 @@
 //! Each vendor's connection and report options, and how they become an adapter and a request.
+//!
+//! A vendor is one file here, `<name>.rs`, implementing [`CliVendor`] on its unit type `Cli`.
+//! The workspace's one list of vendors ([`report_sandbox::for_each_vendor!`]) declares the
+//! modules, the subcommands ([`VendorCommands`]) and every per-vendor dispatch
+//! ([`with_vendor`]), so a vendor in the list has its subcommand, its demo job, its runner
+//! registration and its sandbox lines once its file exists, and does not compile before.
 
-pub mod cloudblue;
-pub mod docspace;
-pub mod evovoice;
-pub mod metakocka;
-pub mod ofd;
+use std::future::Future;
 
-use report_core::HttpOptions;
-use report_sandbox::Vendor;
+use clap::Args;
+use report_core::{HttpOptions, ReportAdapter};
+use report_runner::{JobRecord, Registry};
+use report_sandbox::{Sandbox, Vendor};
 
-use crate::cli::Common;
+use crate::cli::{Common, VendorCommand};
 use crate::failure::Failure;
+use crate::jobs::{BuildRequest, Connect, ListReports};
+
+/// A vendor as the CLI drives it.
+pub trait CliVendor {
+    /// Its entry in the one list.
+    const VENDOR: Vendor;
+    /// The subcommand's one-line help, naming the variables it reads.
+    const ABOUT: &'static str;
+    /// The demo's file extension.
+    const DEMO_EXTENSION: &'static str;
+    /// The report options naming a report's kind and the kind when absent, so that the runner
+    /// learns each kind's durations apart; `None`: the vendor has one kind of report.
+    const KIND_FLAG: Option<(&'static str, &'static str)>;
+
+    /// `reports <vendor> …`: usually a [`VendorCommand`].
+    type Command: Args + VendorArgs + std::fmt::Debug;
+    /// Connection options (flags, environment) → adapter; the worker connects with them too.
+    type Connection: Connect + Args + Send + Sync + 'static;
+    /// The report options of `run`, `start` and `submit`.
+    type Options: Args + BuildRequest<Request<Self>> + 'static;
+
+    /// The demo's adapter, on the sandbox's built-in account.
+    fn for_sandbox(sandbox: &Sandbox, http: HttpOptions) -> Result<Adapter<Self>, Failure>;
+    /// The demo's request (the same whichever port the sandbox serves on).
+    fn sandbox_request() -> Request<Self>;
+    /// The name of a demo job's file at the sandbox (which computed its checksum).
+    fn sandbox_key(record: &JobRecord) -> Option<String> {
+        record.ticket.as_ref().map(|t| t.id.clone())
+    }
+    /// What `reports sandbox` prints to use the sandbox with this vendor: `export …` lines.
+    fn sandbox_env(sandbox: &Sandbox) -> String;
+    /// Settings of this vendor's jobs in the runner beyond its registration (limits).
+    fn configure_runner(_registry: &mut Registry) {}
+}
+
+/// The adapter of a [`CliVendor`].
+pub type Adapter<V> = <<V as CliVendor>::Connection as Connect>::Adapter;
+/// The start request of a [`CliVendor`].
+pub type Request<V> = <Adapter<V> as ReportAdapter>::Request;
+
+/// A vendor's parsed command line: its options and how it runs.
+pub trait VendorArgs {
+    fn common(&self) -> &Common;
+    fn execute(self) -> impl Future<Output = Result<(), Failure>>;
+}
+
+impl<C, O, L> VendorArgs for VendorCommand<C, O, L>
+where
+    C: Connect + ListReports<L> + Args,
+    O: Args + BuildRequest<<C::Adapter as ReportAdapter>::Request>,
+    L: Args,
+    <C::Adapter as ReportAdapter>::Request: std::fmt::Debug,
+{
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    async fn execute(self) -> Result<(), Failure> {
+        let common = self.common.clone();
+        crate::jobs::execute(self, &common).await
+    }
+}
+
+/// Something done with one vendor's [`CliVendor`] type, chosen by [`with_vendor`].
+pub trait VendorVisitor {
+    type Output;
+    fn visit<V: CliVendor>(self) -> Self::Output;
+}
+
+/// Declares the vendors' modules, their subcommands and [`with_vendor`] from the one list.
+macro_rules! cli_vendors {
+    ($($(#[doc = $doc:literal])* $variant:ident = $module:ident;)+) => {
+        $(pub mod $module;)+
+
+        /// `reports <vendor> …`, one subcommand per vendor of the list.
+        #[derive(Debug, clap::Subcommand)]
+        pub enum VendorCommands {
+            $(
+                #[command(name = stringify!($module), about = <$module::Cli as CliVendor>::ABOUT)]
+                $variant(Box<<$module::Cli as CliVendor>::Command>),
+            )+
+        }
+
+        impl VendorCommands {
+            /// The vendor of the command.
+            #[cfg_attr(not(test), allow(dead_code))]
+            pub fn vendor(&self) -> Vendor {
+                match self {
+                    $(VendorCommands::$variant(_) => <$module::Cli as CliVendor>::VENDOR,)+
+                }
+            }
+
+            /// Its options.
+            pub fn common(&self) -> &Common {
+                match self {
+                    $(VendorCommands::$variant(command) => command.common(),)+
+                }
+            }
+
+            /// Runs it.
+            pub async fn execute(self) -> Result<(), Failure> {
+                match self {
+                    $(VendorCommands::$variant(command) => command.execute().await,)+
+                }
+            }
+        }
+
+        /// Calls `visitor` with the [`CliVendor`] of `vendor`.
+        pub fn with_vendor<F: VendorVisitor>(vendor: Vendor, visitor: F) -> F::Output {
+            match vendor {
+                $(Vendor::$variant => visitor.visit::<$module::Cli>(),)+
+            }
+        }
+    };
+}
+
+report_sandbox::for_each_vendor!(cli_vendors);
 
 /// The vendor of the one list ([`Vendor::ALL`]) called exactly `name`. Exact, unlike
 /// `Vendor::from_str`: queued jobs and profile keys are matched by this spelling.
@@ -26,7 +147,7 @@ pub fn names() -> String {
 /// HTTP options from the common flags.
 pub fn http_options(common: &Common) -> HttpOptions {
     HttpOptions::default()
-        .allow_insecure_http(common.allow_insecure_http)
+        .allow_insecure_http(common.http.allow_insecure_http)
         .with_user_agent(concat!("reports/", env!("CARGO_PKG_VERSION")))
 }
 
@@ -78,7 +199,7 @@ pub fn secret(
     env: &str,
     common: &Common,
 ) -> Result<String, Failure> {
-    if !common.password_stdin {
+    if !common.secrets.password_stdin {
         return required(value, flag, env);
     }
     let text = read_secret(std::io::stdin().lock(), "standard input")?;
@@ -135,34 +256,29 @@ mod tests {
     use clap::Parser;
     use report_sandbox::Vendor;
 
+    use super::{CliVendor, VendorVisitor, with_vendor};
     use crate::cli::{Cli, Command};
 
-    /// The vendor a command works with. Exhaustive over the CLI's commands, so a new command is
-    /// classified here.
-    fn vendor_of(command: &Command) -> Option<Vendor> {
-        match command {
-            Command::Docspace(_) => Some(Vendor::DocSpace),
-            Command::Evovoice(_) => Some(Vendor::EvoVoice),
-            Command::Cloudblue(_) => Some(Vendor::CloudBlue),
-            Command::Metakocka(_) => Some(Vendor::MetaKocka),
-            Command::Ofd(_) => Some(Vendor::Ofd),
-            Command::Demo(_)
-            | Command::Sandbox(_)
-            | Command::Completions { .. }
-            | Command::Submit(_)
-            | Command::Worker(_)
-            | Command::Jobs(_) => None,
-        }
-    }
-
-    /// Every vendor of the workspace's one list has its subcommand, named after it.
+    /// Every vendor of the workspace's one list has its subcommand, named after it, and its
+    /// implementation is the one of that vendor.
     #[test]
     fn every_vendor_has_its_subcommand() {
+        struct Listed;
+        impl VendorVisitor for Listed {
+            type Output = Vendor;
+            fn visit<V: CliVendor>(self) -> Vendor {
+                V::VENDOR
+            }
+        }
         for vendor in Vendor::ALL {
+            assert_eq!(with_vendor(vendor, Listed), vendor);
             let args = ["reports", vendor.name(), "status", "--ticket", "{}"];
             let cli = Cli::try_parse_from(args)
                 .unwrap_or_else(|e| panic!("`reports {}` is not a command: {e}", vendor.name()));
-            assert_eq!(vendor_of(&cli.command), Some(vendor));
+            let Command::Vendor(command) = cli.command else {
+                panic!("`reports {}` is not a vendor's command", vendor.name());
+            };
+            assert_eq!(command.vendor(), vendor);
         }
     }
 }

@@ -4,14 +4,16 @@ use clap::Args;
 use report_ofd::{
     Agreement, OfdAdapter, OfdClient, OfdConfig, OfdReportRequest, Registers, ReportType,
 };
+use report_core::HttpOptions;
+use report_sandbox::{Sandbox, Vendor};
 
-use crate::cli::Common;
+use crate::cli::{Common, VendorCommand};
 use crate::cli::NoFilter;
 use crate::dates::{self, DateArg};
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect, ListReports};
 use crate::vendors::listed;
-use crate::vendors::{http_options, required, secret};
+use crate::vendors::{CliVendor, http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
@@ -112,31 +114,52 @@ impl BuildRequest<OfdReportRequest> for Options {
     }
 }
 
-/// The sandbox's demo request (the same whichever port the sandbox serves on).
-pub fn sandbox_request() -> OfdReportRequest {
-    use report_sandbox::credentials as c;
-    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
-    OfdReportRequest::for_days(
-        ReportType::ReceiptReport,
-        day(1, 1),
-        day(1, 31),
-        Registers::All,
-    )
-    .with_agreement(Agreement::Lookup {
-        inn: c::OFD_INN.into(),
-        kpp: c::OFD_KPP.into(),
-    })
-}
+/// OFD.ru in the CLI.
+pub struct Cli;
 
-/// The demo job against the sandbox: a month's receipts of the demo account, looked up by INN.
-pub fn for_sandbox(
-    sandbox: &report_sandbox::Sandbox,
-    http: report_core::HttpOptions,
-) -> Result<(OfdAdapter, OfdReportRequest), Failure> {
-    use report_sandbox::credentials as c;
-    let config = OfdConfig::new(c::OFD_LOGIN, c::OFD_PASSWORD)
-        .with_base_url(sandbox.base_url(report_sandbox::Vendor::Ofd))
-        .with_http(http);
-    let request = sandbox_request();
-    Ok((OfdAdapter::new(OfdClient::new(config)?), request))
+impl CliVendor for Cli {
+    const VENDOR: Vendor = Vendor::Ofd;
+    const ABOUT: &'static str = "OFD.ru «ИС Отчеты» (OFD_LOGIN, OFD_PASSWORD)";
+    const DEMO_EXTENSION: &'static str = "zip";
+    const KIND_FLAG: Option<(&'static str, &'static str)> = Some(("--type", "default"));
+    type Command = VendorCommand<Connection, Options>;
+    type Connection = Connection;
+    type Options = Options;
+
+    fn for_sandbox(sandbox: &Sandbox, http: HttpOptions) -> Result<OfdAdapter, Failure> {
+        use report_sandbox::credentials as c;
+        let config = OfdConfig::new(c::OFD_LOGIN, c::OFD_PASSWORD)
+            .with_base_url(sandbox.base_url(Vendor::Ofd))
+            .with_http(http);
+        Ok(OfdAdapter::new(OfdClient::new(config)?))
+    }
+
+    /// A month's receipts of the demo account, looked up by INN.
+    fn sandbox_request() -> OfdReportRequest {
+        use report_sandbox::credentials as c;
+        let day = |m, d| chrono::NaiveDate::from_ymd_opt(2024, m, d).expect("valid date");
+        OfdReportRequest::for_days(
+            ReportType::ReceiptReport,
+            day(1, 1),
+            day(1, 31),
+            Registers::All,
+        )
+        .with_agreement(Agreement::Lookup {
+            inn: c::OFD_INN.into(),
+            kpp: c::OFD_KPP.into(),
+        })
+    }
+
+    fn sandbox_env(sandbox: &Sandbox) -> String {
+        use report_sandbox::credentials as c;
+        format!(
+            "export OFD_BASE_URL={} OFD_LOGIN={} OFD_PASSWORD={}\n\
+             # OFD demo account: --inn {} --kpp {}",
+            sandbox.base_url(Vendor::Ofd),
+            c::OFD_LOGIN,
+            c::OFD_PASSWORD,
+            c::OFD_INN,
+            c::OFD_KPP
+        )
+    }
 }
