@@ -141,6 +141,14 @@ fn get(port: u16, path: &str) -> Option<String> {
     Some(text)
 }
 
+/// The jobs `GET /api/jobs` lists, once the board answers.
+fn api_jobs(port: u16) -> Option<Vec<serde_json::Value>> {
+    let answer = get(port, "/api/jobs")?;
+    let (_, body) = answer.split_once("\r\n\r\n")?;
+    let board: serde_json::Value = serde_json::from_str(body).ok()?;
+    board["jobs"].as_array().cloned()
+}
+
 fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let began = Instant::now();
     while !ready() {
@@ -277,12 +285,15 @@ async fn the_job_board_renders_jobs_in_headless_chromium() {
             .spawn()
             .unwrap(),
     );
+    // Polled through the board: `reports jobs` beside a busy worker can meet a locked SQLite.
     wait_for("three finished jobs", || {
-        jobs_json(&db)
-            .iter()
-            .all(|j| j["state"] == "done" || j["state"] == "failed")
+        api_jobs(port).is_some_and(|jobs| {
+            jobs.len() == 3
+                && jobs
+                    .iter()
+                    .all(|j| j["state"] == "done" || j["state"] == "failed")
+        })
     });
-    let jobs = jobs_json(&db);
     let api = get(port, "/api/jobs").expect("the board answers");
     assert!(api.starts_with("HTTP/1.1 200"), "{api}");
     let head = api.to_ascii_lowercase();
@@ -301,6 +312,8 @@ async fn the_job_board_renders_jobs_in_headless_chromium() {
     assert_eq!(dom.matches("<script").count(), 1, "only board.js:\n{dom}");
     assert!(!dom.contains("<b>bold"), "{dom}");
     assert_no_secret(&dom);
+    drop(worker);
+    let jobs = jobs_json(&db);
     for job in &jobs {
         let id = job["id"].as_str().unwrap();
         let tr = row(&dom, id);
@@ -325,7 +338,6 @@ async fn the_job_board_renders_jobs_in_headless_chromium() {
             }
         }
     }
-    drop(worker);
 
     // `jobs --ui`: the board without a worker; a new job stays queued.
     let out = dir.path().join("metakocka.out");
