@@ -393,3 +393,41 @@ fn a_board_address_in_use_is_exit_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("--ui {addr}")), "{stderr}");
 }
+
+#[test]
+fn a_board_on_port_0_prints_its_url_and_serves_there() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut board = Running(
+        Command::new(assert_cmd::cargo::cargo_bin("reports"))
+            .env_clear()
+            .env("REPORTS_DB", dir.path().join("jobs.sqlite"))
+            .args(["jobs", "--ui", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = board.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stderr).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the board says where it is");
+    let port: u16 = line
+        .trim()
+        .strip_prefix("job board on http://127.0.0.1:")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let page = get(port, "/").expect("the board answers");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("<title>Report jobs</title>"), "{page}");
+    let jobs = api_jobs(port).expect("jobs as JSON");
+    assert!(jobs.is_empty());
+    let missing = get(port, "/nothing-here").unwrap();
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+}
