@@ -128,12 +128,17 @@ fn free_port() -> u16 {
 /// `GET path` over a plain socket: the whole answer (head and body), or `None` while nothing
 /// listens.
 fn get(port: u16, path: &str) -> Option<String> {
+    get_as(port, path, "127.0.0.1")
+}
+
+/// `GET path` with this `Host` header.
+fn get_as(port: u16, path: &str, host: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     socket.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         socket,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut text = String::new();
@@ -395,7 +400,7 @@ fn a_board_address_in_use_is_exit_2() {
 }
 
 #[test]
-fn a_board_on_port_0_prints_its_url_and_serves_there() {
+fn a_board_on_port_0_prints_its_url_and_serves_loopback_names_only() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let mut board = Running(
@@ -430,4 +435,9 @@ fn a_board_on_port_0_prints_its_url_and_serves_there() {
     assert!(jobs.is_empty());
     let missing = get(port, "/nothing-here").unwrap();
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    // A page elsewhere that rebinds its name to 127.0.0.1 (DNS rebinding) reads nothing.
+    let rebound = get_as(port, "/api/jobs", &format!("evil.example:{port}")).unwrap();
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    let by_name = get_as(port, "/api/jobs", &format!("localhost:{port}")).unwrap();
+    assert!(by_name.starts_with("HTTP/1.1 200"), "{by_name}");
 }

@@ -8,11 +8,12 @@
 //! left out of the JSON (none holds a secret, but none is needed to follow a job). Its script
 //! sets every value as text, never as markup: a vendor's message is shown, never run.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
@@ -37,14 +38,14 @@ pub fn serve(addr: SocketAddr, store: Store) -> Result<SocketAddr, Failure> {
     let bound = listener.local_addr().map_err(bind)?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(bind)?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(store)).await {
+        if let Err(e) = axum::serve(listener, router(store, bound)).await {
             tracing::error!(error = %e, "the job board stopped");
         }
     });
     Ok(bound)
 }
 
-fn router(store: Store) -> Router {
+fn router(store: Store, bound: SocketAddr) -> Router {
     Router::new()
         .route(
             "/",
@@ -60,6 +61,39 @@ fn router(store: Store) -> Router {
         )
         .route("/api/jobs", get(jobs))
         .with_state(store)
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| async move {
+                if host_allowed(bound, request.headers().get(header::HOST)) {
+                    next.run(request).await
+                } else {
+                    let text = "this board answers to localhost and loopback addresses only";
+                    guarded(
+                        "text/plain; charset=utf-8",
+                        StatusCode::FORBIDDEN,
+                        text.into(),
+                    )
+                }
+            },
+        ))
+}
+
+/// On a loopback address, only loopback names: a web page elsewhere whose own name it rebinds
+/// to 127.0.0.1 (DNS rebinding) sends that name and is refused. Bound to a network address,
+/// the board is reached by whatever name the operator gives it.
+fn host_allowed(bound: SocketAddr, host: Option<&HeaderValue>) -> bool {
+    if !bound.ip().is_loopback() {
+        return true;
+    }
+    let Some(host) = host.and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Headers every answer carries: no inline or foreign script, style or connection may run
@@ -212,6 +246,33 @@ mod tests {
             artifact: None,
             seq: 0,
         }
+    }
+
+    #[test]
+    fn on_loopback_only_loopback_host_names_are_served() {
+        let loopback: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let host = |h: &str| host_allowed(loopback, Some(&HeaderValue::from_str(h).unwrap()));
+        for good in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "[::1]",
+        ] {
+            assert!(host(good), "{good}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "10.0.0.1:8080",
+        ] {
+            assert!(!host(bad), "{bad}");
+        }
+        assert!(!host_allowed(loopback, None));
+        let network: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let proxied = HeaderValue::from_static("reports.example.com");
+        assert!(host_allowed(network, Some(&proxied)));
     }
 
     #[test]
