@@ -1,6 +1,7 @@
 //! `reports submit | worker | jobs`: durable jobs in a database, run by workers
 //! (`report-runner` on the apalis job engine).
 
+mod board;
 mod db;
 mod vendors;
 
@@ -50,6 +51,10 @@ pub struct WorkerArgs {
     /// last pending status to the poll that found the report ready).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Serve the job board on this address (e.g. 127.0.0.1:8080) while the worker runs: jobs
+    /// with state, progress, times, files and their sha256; `/api/jobs` as JSON.
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<std::net::SocketAddr>,
     /// Seconds a step stays this worker's without renewal (a crashed worker's steps are
     /// taken over after it).
     #[arg(long, default_value_t = 60, value_name = "SECS", hide = true)]
@@ -82,6 +87,10 @@ pub enum LogFormat {
 pub struct JobsArgs {
     #[command(flatten)]
     pub db: DbArg,
+    /// Serve the job board on this address instead of listing (until SIGINT/SIGTERM); it runs
+    /// no job.
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<std::net::SocketAddr>,
     #[command(subcommand)]
     pub action: Option<JobsAction>,
     #[command(flatten)]
@@ -160,6 +169,10 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
     if let Some(addr) = args.metrics {
         serve_metrics(addr, store.clone())?;
     }
+    if let Some(addr) = args.ui {
+        let bound = board::serve(addr, store.clone())?;
+        announce_board(bound, args.log_format, common);
+    }
     if let Some(file) = schedules {
         let store = store.clone();
         tokio::spawn(async move {
@@ -182,6 +195,16 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
         }
     };
     worker.run_until(stop).await.map_err(local)
+}
+
+/// Where the board is (with port 0, the port picked).
+fn announce_board(bound: std::net::SocketAddr, format: LogFormat, common: &Common) {
+    let url = format!("http://{bound}/");
+    if format == LogFormat::Json {
+        tracing::info!(url = %url, "job board");
+    } else if !common.quiet {
+        eprintln!("job board on {url}");
+    }
 }
 
 /// The Prometheus exporter, and a gauge of jobs by vendor and state refreshed every 2 s.
@@ -253,6 +276,17 @@ async fn shutdown_signal() {
 
 pub async fn jobs(args: JobsArgs, common: &Common) -> Result<(), Failure> {
     let store = db::open(args.db.db.as_deref()).await?;
+    if let Some(addr) = args.ui {
+        if args.action.is_some() {
+            return Err(Failure::Usage(
+                "`jobs --ui` serves the board; drop --ui to show, cancel or retry a job".into(),
+            ));
+        }
+        let bound = board::serve(addr, store)?;
+        announce_board(bound, LogFormat::Text, common);
+        shutdown_signal().await;
+        return Ok(());
+    }
     let one = |r: Result<JobRecord, report_runner::Error>| r.map_err(job_error);
     match args.action {
         None => {
