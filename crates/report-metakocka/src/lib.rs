@@ -76,7 +76,6 @@ pub use secret::SecretKey;
 
 pub use chrono;
 pub use generated_kit::*;
-pub use report_core::SecretString;
 
 /// Vendor-specific fuzz entry points (re-exported in `__fuzz`).
 mod fuzz_extras {

@@ -202,7 +202,7 @@ fn announce_board(bound: std::net::SocketAddr, format: LogFormat, common: &Commo
     let url = format!("http://{bound}/");
     if format == LogFormat::Json {
         tracing::info!(url = %url, "job board");
-    } else if !common.quiet {
+    } else if !common.log.quiet {
         eprintln!("job board on {url}");
     }
 }
