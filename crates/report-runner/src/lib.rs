@@ -19,13 +19,15 @@ mod record;
 mod registry;
 mod schedule;
 mod store;
+mod webhook;
 mod worker;
 
 pub use limits::{Access, Limits};
 pub use record::{JobRecord, JobState, NewJob};
-pub use registry::{DEFAULT_KIND, KindFn, Registry, Stepped, Vendor};
+pub use registry::{DEFAULT_KIND, KindFn, Registry, Stepped, Vendor, WebhookFn};
 pub use schedule::{Definition, Period, ScheduleFile, run_schedules};
 pub use store::{Claim, QUEUE, StepTask, Store};
+pub use webhook::{Nudged, serve_webhooks};
 pub use worker::{Worker, WorkerOptions, idle};
 
 /// The runner's errors (database and bookkeeping; vendor errors end in the job record).

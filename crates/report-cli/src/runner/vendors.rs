@@ -153,7 +153,14 @@ pub fn registry(common: &Common) -> Registry {
                 registry.limit(name, DOCSPACE_LIMITS);
             }
             Vendor::EvoVoice => {
-                register::<evovoice::Connection, evovoice::Options>(&mut registry, name, common)
+                // EvoVoice calls a report's webhookUrl when it is done: the job's own URL, when
+                // the worker has a --webhook-url-base.
+                register_webhook::<evovoice::Connection, evovoice::Options>(
+                    &mut registry,
+                    name,
+                    common,
+                    evovoice_webhook,
+                );
             }
             Vendor::CloudBlue => {
                 register::<cloudblue::Connection, cloudblue::Options>(&mut registry, name, common)
@@ -208,14 +215,58 @@ fn report_kind(request: &serde_json::Value, flag: &str, default: &str) -> String
     kind.unwrap_or_else(|| default.to_string())
 }
 
+/// The job's webhook URL for an EvoVoice report, unless the submitted options name a webhook
+/// of their own (the user's choice stands; the job then finishes by polling).
+fn evovoice_webhook(
+    request: report_evovoice::EvoVoiceReportRequest,
+    url: &str,
+) -> report_evovoice::EvoVoiceReportRequest {
+    if request.webhook_url.is_some() {
+        request
+    } else {
+        request.with_webhook_url(url)
+    }
+}
+
+type Request<C> = <<C as Connect>::Adapter as report_core::ReportAdapter>::Request;
+
 fn register<C, O>(registry: &mut Registry, vendor: &str, common: &Common)
 where
     C: Connect + Args + Send + Sync + 'static,
-    O: Args + BuildRequest<<C::Adapter as report_core::ReportAdapter>::Request> + 'static,
+    O: Args + BuildRequest<Request<C>> + 'static,
+{
+    let (connect, request) = connect_and_request::<C, O>(common);
+    registry.register::<C::Adapter>(vendor, connect, request);
+}
+
+/// Registers a vendor whose start request takes a job's webhook URL.
+fn register_webhook<C, O>(
+    registry: &mut Registry,
+    vendor: &str,
+    common: &Common,
+    with_webhook: fn(Request<C>, &str) -> Request<C>,
+) where
+    C: Connect + Args + Send + Sync + 'static,
+    O: Args + BuildRequest<Request<C>> + 'static,
+{
+    let (connect, request) = connect_and_request::<C, O>(common);
+    registry.register_with_webhook::<C::Adapter>(vendor, connect, request, with_webhook);
+}
+
+/// How a worker connects to a vendor (its environment) and rebuilds a job's request.
+#[allow(clippy::type_complexity)]
+fn connect_and_request<C, O>(
+    common: &Common,
+) -> (
+    impl Fn(&str) -> Result<C::Adapter, String> + Send + Sync + 'static,
+    impl Fn(&serde_json::Value) -> Result<Request<C>, String> + Send + Sync + 'static,
+)
+where
+    C: Connect + Args + Send + Sync + 'static,
+    O: Args + BuildRequest<Request<C>> + 'static,
 {
     let common = common.clone();
-    registry.register::<C::Adapter>(
-        vendor,
+    (
         move |connection: &str| {
             if connection != DEFAULT_CONNECTION {
                 return Err(format!(
@@ -236,7 +287,7 @@ where
                 SubmitLine::<O>::try_parse_from(line_argv(&args)).map_err(|e| clap_message(&e))?;
             line.options.build().map_err(|f| failure_text(&f))
         },
-    );
+    )
 }
 
 #[cfg(test)]
