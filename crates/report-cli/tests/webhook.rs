@@ -85,9 +85,8 @@ async fn a_worker_with_a_webhook_endpoint_finishes_an_evovoice_job_when_called()
 
     let jobs = jobs_json(&db);
     verify_done(&sandbox, &jobs[0]);
-    let at = |name: &str| {
-        chrono::DateTime::parse_from_rfc3339(jobs[0][name].as_str().unwrap()).unwrap()
-    };
+    let at =
+        |name: &str| chrono::DateTime::parse_from_rfc3339(jobs[0][name].as_str().unwrap()).unwrap();
     let took = (at("finished_at") - at("started_at")).to_std().unwrap();
     assert!(
         took < REPORT_TAKES + Duration::from_millis(1500),

@@ -274,13 +274,24 @@ async fn an_early_call_costs_one_poll_however_often_it_is_repeated() {
     // Bodies are read (bounded) and ignored; a body over the bound is refused.
     assert_eq!(post(setup.endpoint, &path, "not even JSON").await, 202);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(setup.polls(), 1, "the call's poll (the report is still pending)");
+    assert_eq!(
+        setup.polls(),
+        1,
+        "the call's poll (the report is still pending)"
+    );
     for _ in 0..3 {
         assert_eq!(post(setup.endpoint, &path, "{}").await, 202);
     }
-    assert_eq!(post_claiming(setup.endpoint, &path, "", 10 << 20).await, 413);
+    assert_eq!(
+        post_claiming(setup.endpoint, &path, "", 10 << 20).await,
+        413
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(setup.polls(), 1, "the job has had its call: repeats cost nothing");
+    assert_eq!(
+        setup.polls(),
+        1,
+        "the job has had its call: repeats cost nothing"
+    );
 
     worker.await.unwrap();
     let job = setup.store.get(&id).await.unwrap().unwrap();

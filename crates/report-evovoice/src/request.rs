@@ -355,8 +355,15 @@ mod tests {
         // Plain HTTP stays on this machine only; an error never repeats the URL's path (it may
         // hold a token).
         let leaked = invalid(base().with_webhook_url("http://10.0.0.1:80/hooks/t0k3n"));
-        assert!(leaked.contains("https://") && !leaked.contains("t0k3n"), "{leaked}");
-        for local in ["http://127.0.0.1:8080/hooks/t", "http://localhost:1/t", "http://[::1]:9/t"] {
+        assert!(
+            leaked.contains("https://") && !leaked.contains("t0k3n"),
+            "{leaked}"
+        );
+        for local in [
+            "http://127.0.0.1:8080/hooks/t",
+            "http://localhost:1/t",
+            "http://[::1]:9/t",
+        ] {
             assert!(base().with_webhook_url(local).validate().is_ok(), "{local}");
         }
     }

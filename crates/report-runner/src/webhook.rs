@@ -107,16 +107,14 @@ impl Store {
         let text = "UPDATE report_jobs SET webhook_sha256 = ?, nudged_at = NULL
                     WHERE id = ? AND seq = ? AND lease_owner = ?";
         let n = match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query(text)
-                    .bind(&digest)
-                    .bind(id)
-                    .bind(seq)
-                    .bind(owner)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
+            Db::Sqlite(pool) => sqlx::query(text)
+                .bind(&digest)
+                .bind(id)
+                .bind(seq)
+                .bind(owner)
+                .execute(pool)
+                .await?
+                .rows_affected(),
             #[cfg(feature = "postgres")]
             Db::Postgres(pool) => sqlx::query(
                 "UPDATE report_jobs SET webhook_sha256 = $1, nudged_at = NULL
@@ -325,15 +323,16 @@ struct Endpoint {
 /// whose last segment is a job's token (so a proxy may keep or strip a prefix). Answers 202
 /// to a known token, 404 to any other, 405 to other methods, 503 when the database fails or
 /// too many calls are under way.
-pub async fn serve_webhooks(listener: tokio::net::TcpListener, store: Store) -> std::io::Result<()> {
+pub async fn serve_webhooks(
+    listener: tokio::net::TcpListener,
+    store: Store,
+) -> std::io::Result<()> {
     let endpoint = Arc::new(Endpoint {
         store,
         calls: tokio::sync::Semaphore::new(MAX_CALLS),
         retrying: Mutex::new(HashSet::new()),
     });
-    let app = axum::Router::new()
-        .fallback(call)
-        .with_state(endpoint);
+    let app = axum::Router::new().fallback(call).with_state(endpoint);
     axum::serve(listener, app).await
 }
 

@@ -383,7 +383,12 @@ impl Shared {
             _ => None,
         };
         let started = vendor
-            .start(&record.connection, &record.request, policy, webhook.as_deref())
+            .start(
+                &record.connection,
+                &record.request,
+                policy,
+                webhook.as_deref(),
+            )
             .await;
         match started {
             Ok((ticket, wait)) => {

@@ -121,17 +121,17 @@ async fn the_first_eta_is_learnt_with_the_duration() {
     .expect("the queue drains in time")
     .unwrap();
     for id in ids {
-        assert_eq!(
-            store.get(&id).await.unwrap().unwrap().state,
-            JobState::Done
-        );
+        assert_eq!(store.get(&id).await.unwrap().unwrap().state, JobState::Done);
     }
 
     let prior = store.prior("eta", DEFAULT_KIND).await.unwrap().unwrap();
     assert_eq!(prior.count(), 3);
     // Dated midway: within half a poll interval (plus the engine's rounding) of the truth.
     let typical = prior.typical().unwrap().as_secs_f64();
-    assert!((2.4..=3.7).contains(&typical), "learnt {typical} s; took 3 s");
+    assert!(
+        (2.4..=3.7).contains(&typical),
+        "learnt {typical} s; took 3 s"
+    );
     // The vendor's ETAs said 6 s for 3 s reports: ready from about half the ETA on.
     let ratio = prior
         .eta_ratio_floor()

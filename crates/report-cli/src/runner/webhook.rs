@@ -10,14 +10,15 @@ use crate::failure::Failure;
 pub fn url_base(text: &str) -> Result<url::Url, Failure> {
     let bad = |why: &str| Failure::Usage(format!("--webhook-url-base: {why}"));
     let url = url::Url::parse(text).map_err(|e| bad(&format!("not a URL: {e}")))?;
-    let loopback = matches!(
-        url.host_str(),
-        Some("127.0.0.1" | "[::1]" | "localhost")
-    );
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
-        _ => return Err(bad("must be https:// (or http:// to 127.0.0.1, [::1] or localhost)")),
+        _ => {
+            return Err(bad(
+                "must be https:// (or http:// to 127.0.0.1, [::1] or localhost)",
+            ));
+        }
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("no query or fragment: each job's token ends the path"));
