@@ -2,6 +2,8 @@
 //! job's own URL when its report is done, the endpoint turns the call into a poll at once, and
 //! that poll decides. Forged, repeated, early and lost calls: polls counted at the sandbox.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -72,14 +74,21 @@ struct Setup {
 }
 
 async fn setup(delivery: WebhookDelivery) -> Setup {
-    let sandbox = sandbox(delivery).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite:{}", dir.path().join("jobs.db").display()))
-        .await
-        .unwrap();
+    let db = format!("sqlite:{}", dir.path().join("jobs.db").display());
+    setup_on(delivery, dir, &db).await
+}
+
+/// The endpoint has a database pool of its own, as in another process.
+async fn setup_on(delivery: WebhookDelivery, dir: tempfile::TempDir, db: &str) -> Setup {
+    let sandbox = sandbox(delivery).await;
+    let store = Store::open(db).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = listener.local_addr().unwrap();
-    tokio::spawn(report_runner::serve_webhooks(listener, store.clone()));
+    tokio::spawn(report_runner::serve_webhooks(
+        listener,
+        Store::open(db).await.unwrap(),
+    ));
     Setup {
         sandbox,
         store,
@@ -298,4 +307,34 @@ async fn an_early_call_costs_one_poll_however_often_it_is_repeated() {
     assert_eq!(job.state, JobState::Done, "{job:?}");
     // Then on its schedule: one poll 3 s after the call's, which finds the 2 s report ready.
     assert_eq!(setup.polls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_nudges_a_job_on_postgresql_too() {
+    let Some(cluster) = support::postgres::Cluster::start() else {
+        return;
+    };
+    let setup = setup_on(
+        WebhookDelivery {
+            copies: 2,
+            ..WebhookDelivery::default()
+        },
+        tempfile::tempdir().unwrap(),
+        &cluster.url,
+    )
+    .await;
+    let id = setup.submit().await;
+    let began = Instant::now();
+    let worker = setup.worker(Duration::from_secs(60));
+    let path = path_of(&setup.given_url().await);
+    assert_eq!(
+        post(setup.endpoint, &format!("/hooks/{}", "ab".repeat(32)), "{}").await,
+        404
+    );
+    worker.await.unwrap();
+    let job = setup.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Done, "{job:?}");
+    assert!(began.elapsed() < REPORT_TAKES + Duration::from_millis(1500));
+    assert_eq!(setup.polls(), 1);
+    assert_eq!(post(setup.endpoint, &path, "{}").await, 202);
 }
