@@ -2,8 +2,8 @@
 //! back when a report is done (EvoVoice's `webhookUrl`); a call makes the job poll at once.
 //!
 //! - A call is a hint, never a status: it moves the job's next poll to now and that poll
-//!   decides. The payload is not read (its format is not public): bodies are bounded and
-//!   dropped.
+//!   decides. The payload is not interpreted (its format is not public): bodies are read up
+//!   to a bound and dropped.
 //! - The URL is a capability: `<base>/<token>` with 256 random bits. The database keeps only
 //!   the token's SHA-256 (a database dump holds no usable URL); logs name the job, never the
 //!   token; `reports jobs --json` shows neither.
