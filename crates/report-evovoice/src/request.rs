@@ -164,7 +164,7 @@ impl EvoVoiceReportRequest {
         self
     }
 
-    /// Calls this `https://` webhook when the report is complete.
+    /// Calls this `https://` webhook (or `http://` on loopback) when the report is complete.
     pub fn with_webhook_url(mut self, url: impl Into<String>) -> Self {
         self.webhook_url = Some(url.into());
         self
@@ -262,18 +262,23 @@ fn looks_like_email(text: &str) -> bool {
         && !domain.contains("..")
 }
 
-/// EvoVoice posts the report's data to the webhook: only an `https://` URL keeps it encrypted.
+/// EvoVoice posts the report's data to the webhook: only an `https://` URL keeps it encrypted
+/// (plain `http://` only to this machine's loopback, where nothing crosses a network). A
+/// webhook URL may be a capability (a token in its path): errors name its scheme and host only.
 fn check_webhook(text: &str) -> Result<()> {
     let url = url::Url::parse(text)
-        .map_err(|e| Error::InvalidInput(format!("webhook URL {text:?} is not a URL: {e}")))?;
-    if url.scheme() != "https" {
+        .map_err(|e| Error::InvalidInput(format!("the webhook URL is not a URL: {e}")))?;
+    let host = url.host_str().unwrap_or_default();
+    let shown = format!("{}://{host}", url.scheme());
+    let loopback = matches!(host, "127.0.0.1" | "[::1]" | "localhost");
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
         return Err(Error::InvalidInput(format!(
-            "webhook URL {text:?} must use https:// (EvoVoice sends the report's data to it)"
+            "webhook URL {shown}/… must use https:// (EvoVoice sends the report's data to it)"
         )));
     }
-    if url.host_str().is_none_or(str::is_empty) {
+    if host.is_empty() {
         return Err(Error::InvalidInput(format!(
-            "webhook URL {text:?} has no host"
+            "webhook URL {shown}/… has no host"
         )));
     }
     Ok(())
@@ -347,5 +352,19 @@ mod tests {
         assert!(invalid(base().with_webhook_url("http://hooks.example.com")).contains("https://"));
         assert!(invalid(base().with_webhook_url("hooks.example.com/x")).contains("not a URL"));
         assert!(invalid(base().with_webhook_url("ftp://hooks.example.com")).contains("https://"));
+        // Plain HTTP stays on this machine only; an error never repeats the URL's path (it may
+        // hold a token).
+        let leaked = invalid(base().with_webhook_url("http://10.0.0.1:80/hooks/t0k3n"));
+        assert!(
+            leaked.contains("https://") && !leaked.contains("t0k3n"),
+            "{leaked}"
+        );
+        for local in [
+            "http://127.0.0.1:8080/hooks/t",
+            "http://localhost:1/t",
+            "http://[::1]:9/t",
+        ] {
+            assert!(base().with_webhook_url(local).validate().is_ok(), "{local}");
+        }
     }
 }

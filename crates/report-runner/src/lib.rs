@@ -12,6 +12,9 @@
 //!   ([`report_core::ReportAdapter::find_started`]) or fails with "start outcome unknown".
 //! - No credential is stored: a job names a connection; the worker's [`Registry`] (supplied by
 //!   the caller) builds adapters from its own environment.
+//! - A vendor that calls back when a report is done ([`Registry::register_with_webhook`])
+//!   gets each job's own URL from a worker with [`Worker::with_webhook_url_base`];
+//!   [`serve_webhooks`] turns a call into a poll at once (a hint: that poll decides).
 //! - It knows no vendor.
 
 mod limits;
@@ -20,13 +23,15 @@ mod registry;
 mod schedule;
 mod setup_lock;
 mod store;
+mod webhook;
 mod worker;
 
 pub use limits::{Access, Limits};
 pub use record::{JobRecord, JobState, NewJob};
-pub use registry::{DEFAULT_KIND, KindFn, Registry, Stepped, Vendor};
+pub use registry::{DEFAULT_KIND, KindFn, Registry, Stepped, Vendor, WebhookFn};
 pub use schedule::{Definition, Period, ScheduleFile, run_schedules};
 pub use store::{Claim, QUEUE, StepTask, Store};
+pub use webhook::{Nudged, serve_webhooks};
 pub use worker::{Worker, WorkerOptions, idle};
 
 /// The runner's errors (database and bookkeeping; vendor errors end in the job record).

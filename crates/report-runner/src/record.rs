@@ -119,6 +119,9 @@ pub struct JobRecord {
     /// recognised by it and does nothing.
     #[serde(skip)]
     pub seq: i64,
+    /// The first ETA the vendor gave (learnt with the duration: how far its ETAs are off).
+    #[serde(skip)]
+    pub first_eta_at: Option<DateTime<Utc>>,
 }
 
 fn redacted<S: serde::Serializer>(artifact: &Option<Artifact>, s: S) -> Result<S::Ok, S::Error> {

@@ -20,6 +20,9 @@ use report_core::{
 pub type ConnectFn<A> = dyn Fn(&str) -> Result<A, String> + Send + Sync;
 /// Builds a vendor's start request from the options stored with the job (checked again).
 pub type RequestFn<R> = dyn Fn(&serde_json::Value) -> Result<R, String> + Send + Sync;
+/// Gives a vendor's start request the job's webhook URL (the vendor calls it when the report
+/// is done, and the call makes the job poll at once).
+pub type WebhookFn<R> = dyn Fn(R, &str) -> R + Send + Sync;
 /// Names a job's report kind from its stored options: jobs of one kind share learned durations.
 pub type KindFn = dyn Fn(&serde_json::Value) -> String + Send + Sync;
 
@@ -37,12 +40,21 @@ pub struct Stepped {
 /// One vendor, with its types erased so the worker can hold all of them.
 pub trait Vendor: Send + Sync {
     /// Starts the report: the ticket and the state of its wait. Never retried by the runner.
+    /// `webhook_url`: the job's own URL for the vendor to call when the report is done
+    /// (given only to a vendor that [takes webhooks](Vendor::takes_webhook)).
     fn start<'a>(
         &'a self,
         connection: &'a str,
         request: &'a serde_json::Value,
         policy: &'a WaitPolicy,
+        webhook_url: Option<&'a str>,
     ) -> BoxFuture<'a, report_core::Result<(Ticket, WaitState)>>;
+
+    /// Whether the vendor can call a webhook when a report is done
+    /// ([`Registry::register_with_webhook`]).
+    fn takes_webhook(&self) -> bool {
+        false
+    }
 
     /// Looks for a report this request started at or after `since` (a start whose answer
     /// was lost), with a fresh wait state for it. `Ok(None)`: the vendor has none;
@@ -127,11 +139,44 @@ impl Registry {
     where
         A: ReportAdapter + 'static,
     {
+        self.insert::<A>(vendor, Box::new(connect), Box::new(request), None)
+    }
+
+    /// Registers a vendor that calls a webhook when a report is done: `with_webhook` puts a
+    /// job's webhook URL into its start request (a worker with
+    /// [`Worker::with_webhook_url_base`](crate::Worker::with_webhook_url_base) gives each job
+    /// its own).
+    pub fn register_with_webhook<A>(
+        &mut self,
+        vendor: &str,
+        connect: impl Fn(&str) -> Result<A, String> + Send + Sync + 'static,
+        request: impl Fn(&serde_json::Value) -> Result<A::Request, String> + Send + Sync + 'static,
+        with_webhook: impl Fn(A::Request, &str) -> A::Request + Send + Sync + 'static,
+    ) -> &mut Self
+    where
+        A: ReportAdapter + 'static,
+    {
+        self.insert::<A>(
+            vendor,
+            Box::new(connect),
+            Box::new(request),
+            Some(Box::new(with_webhook)),
+        )
+    }
+
+    fn insert<A: ReportAdapter + 'static>(
+        &mut self,
+        vendor: &str,
+        connect: Box<ConnectFn<A>>,
+        request: Box<RequestFn<A::Request>>,
+        webhook: Option<Box<WebhookFn<A::Request>>>,
+    ) -> &mut Self {
         self.vendors.insert(
             vendor.to_string(),
             Arc::new(Registered::<A> {
-                connect: Box::new(connect),
-                request: Box::new(request),
+                connect,
+                request,
+                webhook,
                 adapters: Mutex::new(HashMap::new()),
             }),
         );
@@ -217,6 +262,7 @@ impl Registry {
 struct Registered<A: ReportAdapter> {
     connect: Box<ConnectFn<A>>,
     request: Box<RequestFn<A::Request>>,
+    webhook: Option<Box<WebhookFn<A::Request>>>,
     adapters: Mutex<HashMap<String, Arc<A>>>,
 }
 
@@ -253,10 +299,14 @@ impl<A: ReportAdapter + 'static> Vendor for Registered<A> {
         connection: &'a str,
         request: &'a serde_json::Value,
         policy: &'a WaitPolicy,
+        webhook_url: Option<&'a str>,
     ) -> BoxFuture<'a, report_core::Result<(Ticket, WaitState)>> {
         Box::pin(async move {
             let adapter = self.adapter(connection)?;
-            let request = self.request(request)?;
+            let mut request = self.request(request)?;
+            if let (Some(with_webhook), Some(url)) = (&self.webhook, webhook_url) {
+                request = with_webhook(request, url);
+            }
             let job = Job::<A>::start(adapter, &request, policy.clone()).await?;
             let state = job.wait_state();
             Ok((job.ticket().clone(), state))
@@ -314,6 +364,10 @@ impl<A: ReportAdapter + 'static> Vendor for Registered<A> {
             job.download_to(artifact, out, DownloadOptions::default())
                 .await
         })
+    }
+
+    fn takes_webhook(&self) -> bool {
+        self.webhook.is_some()
     }
 
     fn start_is_idempotent(&self, connection: &str) -> bool {

@@ -199,7 +199,7 @@ macro_rules! write_record {
             "UPDATE report_jobs SET state = ?, progress = ?, message = ?, polls = ?, retries = ?,
                  started_at = ?, finished_at = ?, bytes = ?, sha256 = ?, error = ?, ticket = ?,
                  wait_state = ?, artifact = ?, start_intent_at = ?, next_poll_at = ?,
-                 seq = seq + ?,
+                 first_eta_at = ?, seq = seq + ?,
                  lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END,
                  lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
              WHERE id = ? AND seq = ? AND lease_owner = ?
@@ -231,6 +231,7 @@ macro_rules! write_record {
         )
         .bind(r.start_intent_at.map(|t| t.to_rfc3339()))
         .bind(r.next_poll_at.map(|t| t.to_rfc3339()))
+        .bind(r.first_eta_at.map(|t| t.to_rfc3339()))
         .bind(i64::from(next_step))
         .bind(next_step)
         .bind(next_step)
@@ -284,10 +285,12 @@ impl Store {
             .await
             .map_err(|e| Error::Database(format!("cannot set up the queue: {e}")))?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        drop(setup);
-        Ok(Store {
+        let store = Store {
             db: Db::Sqlite(pool),
-        })
+        };
+        store.add_columns().await?;
+        drop(setup);
+        Ok(store)
     }
 
     #[cfg(feature = "postgres")]
@@ -302,9 +305,11 @@ impl Store {
             .await
             .map_err(|e| Error::Database(format!("cannot set up the queue: {e}")))?;
         sqlx::raw_sql(PG_SCHEMA).execute(&pool).await?;
-        Ok(Store {
+        let store = Store {
             db: Db::Postgres(pool),
-        })
+        };
+        store.add_columns().await?;
+        Ok(store)
     }
 
     #[cfg(not(feature = "postgres"))]
@@ -352,6 +357,7 @@ impl Store {
             wait: None,
             artifact: None,
             seq: 0,
+            first_eta_at: None,
         };
         let inserted = with_db!(&self.db, pool, kind => {
             let mut tx = pool.begin().await?;
@@ -710,6 +716,63 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Adds the columns later versions brought to a database made by an earlier one (its
+    /// `CREATE TABLE IF NOT EXISTS` left the table as it was).
+    async fn add_columns(&self) -> Result<()> {
+        for column in ADDED_COLUMNS {
+            match &self.db {
+                Db::Sqlite(pool) => {
+                    let present: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM pragma_table_info('report_jobs') WHERE name = ?",
+                    )
+                    .bind(column)
+                    .fetch_one(pool)
+                    .await?;
+                    if present == 0 {
+                        let added = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "ALTER TABLE report_jobs ADD COLUMN {column} TEXT"
+                        )))
+                        .execute(pool)
+                        .await;
+                        // Another process may have added it meanwhile.
+                        if let Err(e) = added
+                            && !e.to_string().contains("duplicate column")
+                        {
+                            return Err(e.into());
+                        }
+                    }
+                }
+                #[cfg(feature = "postgres")]
+                Db::Postgres(pool) => {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "ALTER TABLE report_jobs ADD COLUMN IF NOT EXISTS {column} TEXT"
+                    )))
+                    .execute(pool)
+                    .await?;
+                }
+            }
+        }
+        let index = "CREATE UNIQUE INDEX IF NOT EXISTS report_jobs_webhook
+                     ON report_jobs (webhook_sha256)";
+        match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::raw_sql(index).execute(pool).await?;
+            }
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => {
+                sqlx::raw_sql(index).execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Columns of `report_jobs` newer than its `CREATE TABLE` (all `TEXT`, `NULL` by default):
+/// the SHA-256 of the job's webhook token, when a webhook call nudged it, the vendor's first
+/// ETA.
+const ADDED_COLUMNS: [&str; 3] = ["webhook_sha256", "nudged_at", "first_eta_at"];
+
 /// The engine task of step `seq` of `job`, due at `at` (now if `None`).
 fn step_task(job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Task<Vec<u8>> {
     let payload = serde_json::to_vec(&StepTask {
@@ -776,6 +839,7 @@ struct RawJob {
     start_intent_at: Option<String>,
     next_poll_at: Option<String>,
     cancel_requested: i64,
+    first_eta_at: Option<String>,
 }
 
 impl RawJob {
@@ -817,6 +881,7 @@ impl RawJob {
                 .transpose()
                 .map_err(|e| Error::Database(format!("bad ticket: {e}")))?,
             next_poll_at: time("next_poll_at", self.next_poll_at)?,
+            first_eta_at: time("first_eta_at", self.first_eta_at)?,
             cancel_requested: self.cancel_requested != 0,
             start_intent_at: time("start_intent_at", self.start_intent_at)?,
             wait: json("wait state", self.wait_state)?,

@@ -51,6 +51,7 @@ pub struct Worker {
     registry: Registry,
     options: WorkerOptions,
     name: String,
+    webhook_base: Option<url::Url>,
 }
 
 /// What the handler needs, shared by the engine's concurrent calls.
@@ -60,6 +61,8 @@ struct Shared {
     registry: Registry,
     options: WorkerOptions,
     name: String,
+    /// Where jobs' webhook URLs begin (`None`: jobs get none).
+    webhook_base: Option<url::Url>,
     /// Learning reads a summary and writes it back: one at a time in this process, so jobs
     /// finishing together each count (two processes may still lose a sample, harmlessly).
     learning: tokio::sync::Mutex<()>,
@@ -73,7 +76,17 @@ impl Worker {
             registry,
             options,
             name: format!("reports-worker-{}", uuid::Uuid::new_v4()),
+            webhook_base: None,
         }
+    }
+
+    /// Gives each job this worker starts at a vendor that takes webhooks
+    /// ([`Registry::register_with_webhook`]) its own URL, `<base>/<token>`: a call to it
+    /// makes the job poll at once (served by [`serve_webhooks`](crate::serve_webhooks), in
+    /// this process or another on the same database).
+    pub fn with_webhook_url_base(mut self, base: url::Url) -> Self {
+        self.webhook_base = Some(base);
+        self
     }
 
     /// This worker's name in the engine and in leases.
@@ -94,6 +107,7 @@ impl Worker {
             registry: self.registry,
             options: self.options,
             name: self.name,
+            webhook_base: self.webhook_base,
             learning: tokio::sync::Mutex::new(()),
         });
         let stop = async move {
@@ -247,6 +261,9 @@ impl Shared {
                         next_poll_at,
                     }) => {
                         record.progress = progress.fraction;
+                        if record.first_eta_at.is_none() {
+                            record.first_eta_at = progress.eta;
+                        }
                         record.message = Some(progress.message.unwrap_or(progress.vendor_state));
                         record.next_poll_at = Some(next_poll_at);
                         self.store
@@ -278,7 +295,7 @@ impl Shared {
                         record.next_poll_at = None;
                         // Learnt within the step (before the next one can begin elsewhere); a
                         // step repeated after a crash may count its report twice: a hint only.
-                        self.learn(&record).await;
+                        self.learn(&record, pending_since).await;
                         self.store.advance(&mut record, &self.name, None).await
                     }
                     Ok(Step::Failed { code, message }) => {
@@ -353,8 +370,25 @@ impl Shared {
             .registry
             .enter(&record.vendor, &record.connection, Access::Write)
             .await;
+        // A new token for each start request, its digest saved before the request is sent: a
+        // call cannot come before the job knows its token.
+        let webhook = match &self.webhook_base {
+            Some(base) if vendor.takes_webhook() => {
+                let token = crate::webhook::new_token();
+                self.store
+                    .set_webhook(&record.id, record.seq, &self.name, &token)
+                    .await?;
+                Some(crate::webhook::webhook_url(base, &token))
+            }
+            _ => None,
+        };
         let started = vendor
-            .start(&record.connection, &record.request, policy)
+            .start(
+                &record.connection,
+                &record.request,
+                policy,
+                webhook.as_deref(),
+            )
             .await;
         match started {
             Ok((ticket, wait)) => {
@@ -493,21 +527,26 @@ impl Shared {
         self.options.policy.clone().with_prior(prior)
     }
 
-    /// Records how long a report that just became ready took, from its start (as the worker
-    /// saw it: at most one poll interval late) to now.
-    async fn learn(&self, record: &JobRecord) {
+    /// Records how long a report that just became ready took from its start, and how that
+    /// compares with the first ETA its vendor gave. The poll finding it ready may be up to one
+    /// poll interval late: the report is dated midway since the last pending status.
+    async fn learn(&self, record: &JobRecord, last_pending: Option<chrono::DateTime<Utc>>) {
         let Some(started) = record.started_at else {
             return;
         };
-        let Ok(took) = (Utc::now() - started).to_std() else {
+        let ready = ready_estimate(last_pending, started, Utc::now());
+        let Ok(took) = (ready - started).to_std() else {
             return;
         };
+        let predicted = record
+            .first_eta_at
+            .and_then(|eta| (eta - started).to_std().ok());
         let kind = self.registry.kind_of(&record.vendor, &record.request);
         let _one_at_a_time = self.learning.lock().await;
         // A lost sample only makes the prior a little less sure; the job is not affected.
         if let Err(e) = self
             .store
-            .learn_duration(&record.vendor, &kind, took, None)
+            .learn_duration(&record.vendor, &kind, took, predicted)
             .await
         {
             tracing::warn!(job = %record.id, error = %e, "duration not learned");
@@ -521,6 +560,18 @@ impl Shared {
         record.finished_at = Some(Utc::now());
         self.store.advance(record, &self.name, None).await
     }
+}
+
+/// When a report found ready was most likely done: midway between the last status that said
+/// pending (or the start) and the poll that found it ready.
+fn ready_estimate(
+    last_pending: Option<chrono::DateTime<Utc>>,
+    started: chrono::DateTime<Utc>,
+    found: chrono::DateTime<Utc>,
+) -> chrono::DateTime<Utc> {
+    // Not `clamp`: clocks of two machines may disagree, and this must not panic.
+    let before = last_pending.unwrap_or(started).max(started).min(found);
+    before + (found - before) / 2
 }
 
 /// The wait state of a job retried from its ticket: a new deadline, a poll at once.
@@ -548,5 +599,20 @@ pub async fn idle(store: Store, every: Duration) {
             Err(e) => tracing::warn!(error = %e, "cannot count unfinished jobs"),
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ready_report_is_dated_midway_since_the_last_pending_status() {
+        let t = |s: i64| chrono::DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap();
+        assert_eq!(ready_estimate(Some(t(60)), t(0), t(120)), t(90));
+        // Ready at the first poll: midway since the start.
+        assert_eq!(ready_estimate(None, t(0), t(10)), t(5));
+        // A pending status dated before the start (another clock) counts from the start.
+        assert_eq!(ready_estimate(Some(t(-5)), t(0), t(10)), t(5));
     }
 }

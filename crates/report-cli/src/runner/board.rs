@@ -242,6 +242,7 @@ mod tests {
             next_poll_at: None,
             cancel_requested: false,
             start_intent_at: None,
+            first_eta_at: None,
             wait: None,
             artifact: None,
             seq: 0,

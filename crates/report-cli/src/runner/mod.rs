@@ -4,6 +4,7 @@
 mod board;
 mod db;
 mod vendors;
+mod webhook;
 
 use std::time::Duration;
 
@@ -55,6 +56,15 @@ pub struct WorkerArgs {
     /// with state, progress, times, files and their sha256; `/api/jobs` as JSON.
     #[arg(long, value_name = "ADDR")]
     pub ui: Option<std::net::SocketAddr>,
+    /// Serve the webhook endpoint on this address (e.g. 127.0.0.1:8787): a call to a job's
+    /// URL makes that job poll at once, whichever worker holds it.
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_listen: Option<std::net::SocketAddr>,
+    /// Give each job started at a vendor that calls webhooks (EvoVoice) its own URL,
+    /// URL/<token>: how the vendor reaches a --webhook-listen endpoint (https://, or http://
+    /// on loopback).
+    #[arg(long, value_name = "URL")]
+    pub webhook_url_base: Option<String>,
     /// Seconds a step stays this worker's without renewal (a crashed worker's steps are
     /// taken over after it).
     #[arg(long, default_value_t = 60, value_name = "SECS", hide = true)]
@@ -158,7 +168,13 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
         fetch_interval: Duration::from_millis(args.fetch_ms.max(10)),
         policy: crate::jobs::policy(common),
     };
-    let worker = Worker::new(store.clone(), vendors::registry(common), options);
+    let mut worker = Worker::new(store.clone(), vendors::registry(common), options);
+    if let Some(base) = &args.webhook_url_base {
+        worker = worker.with_webhook_url_base(webhook::url_base(base)?);
+    }
+    if let Some(addr) = args.webhook_listen {
+        webhook::listen(addr, store.clone()).await?;
+    }
     if args.log_format == LogFormat::Json {
         // Standard error holds JSON lines only: collectors parse every line.
         tracing::info!(worker = worker.name(), "worker started");

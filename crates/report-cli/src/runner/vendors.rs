@@ -170,7 +170,15 @@ impl VendorVisitor for Register<'_> {
 
     fn visit<V: CliVendor>(self) {
         let name = V::VENDOR.name();
-        register::<V::Connection, V::Options>(self.registry, name, self.common);
+        match V::WEBHOOK {
+            Some(with_webhook) => register_webhook::<V::Connection, V::Options>(
+                self.registry,
+                name,
+                self.common,
+                with_webhook,
+            ),
+            None => register::<V::Connection, V::Options>(self.registry, name, self.common),
+        }
         V::configure_runner(self.registry);
         // Report kinds learn their typical durations apart: a vendor's report types differ
         // more than its date ranges do.
@@ -197,14 +205,45 @@ fn report_kind(request: &serde_json::Value, flag: &str, default: &str) -> String
     kind.unwrap_or_else(|| default.to_string())
 }
 
+type Request<C> = <<C as Connect>::Adapter as report_core::ReportAdapter>::Request;
+
 fn register<C, O>(registry: &mut Registry, vendor: &str, common: &Common)
 where
     C: Connect + Args + Send + Sync + 'static,
-    O: Args + BuildRequest<<C::Adapter as report_core::ReportAdapter>::Request> + 'static,
+    O: Args + BuildRequest<Request<C>> + 'static,
+{
+    let (connect, request) = connect_and_request::<C, O>(common);
+    registry.register::<C::Adapter>(vendor, connect, request);
+}
+
+/// Registers a vendor whose start request takes a job's webhook URL.
+fn register_webhook<C, O>(
+    registry: &mut Registry,
+    vendor: &str,
+    common: &Common,
+    with_webhook: fn(Request<C>, &str) -> Request<C>,
+) where
+    C: Connect + Args + Send + Sync + 'static,
+    O: Args + BuildRequest<Request<C>> + 'static,
+{
+    let (connect, request) = connect_and_request::<C, O>(common);
+    registry.register_with_webhook::<C::Adapter>(vendor, connect, request, with_webhook);
+}
+
+/// How a worker connects to a vendor (its environment) and rebuilds a job's request.
+#[allow(clippy::type_complexity)]
+fn connect_and_request<C, O>(
+    common: &Common,
+) -> (
+    impl Fn(&str) -> Result<C::Adapter, String> + Send + Sync + 'static,
+    impl Fn(&serde_json::Value) -> Result<Request<C>, String> + Send + Sync + 'static,
+)
+where
+    C: Connect + Args + Send + Sync + 'static,
+    O: Args + BuildRequest<Request<C>> + 'static,
 {
     let common = common.clone();
-    registry.register::<C::Adapter>(
-        vendor,
+    (
         move |connection: &str| {
             if connection != DEFAULT_CONNECTION {
                 return Err(format!(
@@ -225,7 +264,7 @@ where
                 SubmitLine::<O>::try_parse_from(line_argv(&args)).map_err(|e| clap_message(&e))?;
             line.options.build().map_err(|f| failure_text(&f))
         },
-    );
+    )
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::dates;
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect, ListReports};
 use crate::vendors::listed;
-use crate::vendors::{CliVendor, http_options, required, secret};
+use crate::vendors::{CliVendor, WithWebhook, http_options, required, secret};
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
@@ -150,6 +150,16 @@ impl CliVendor for Cli {
     const ABOUT: &'static str = "EvoVoice billing (EVOVOICE_USERNAME, EVOVOICE_PASSWORD)";
     const DEMO_EXTENSION: &'static str = "xlsx";
     const KIND_FLAG: Option<(&'static str, &'static str)> = Some(("--type", "billing"));
+    /// EvoVoice calls a report's webhookUrl when it is done: the job's own URL, unless the
+    /// submitted options name a webhook of their own (the user's choice stands; the job then
+    /// finishes by polling).
+    const WEBHOOK: Option<WithWebhook<Self>> = Some(|request, url| {
+            if request.webhook_url.is_some() {
+                request
+            } else {
+                request.with_webhook_url(url)
+            }
+        });
     type Command = VendorCommand<Connection, Options, ListFilter>;
     type Connection = Connection;
     type Options = Options;

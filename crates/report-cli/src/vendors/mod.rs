@@ -46,6 +46,9 @@ pub trait CliVendor {
     }
     /// What `reports sandbox` prints to use the sandbox with this vendor: `export …` lines.
     fn sandbox_env(sandbox: &Sandbox) -> String;
+    /// How the worker puts a job's own webhook URL into its start request (`--webhook-url-base`);
+    /// `None`: the vendor calls no webhooks.
+    const WEBHOOK: Option<WithWebhook<Self>> = None;
     /// Settings of this vendor's jobs in the runner beyond its registration (limits).
     fn configure_runner(_registry: &mut Registry) {}
 }
@@ -54,6 +57,8 @@ pub trait CliVendor {
 pub type Adapter<V> = <<V as CliVendor>::Connection as Connect>::Adapter;
 /// The start request of a [`CliVendor`].
 pub type Request<V> = <Adapter<V> as ReportAdapter>::Request;
+/// How a job's webhook URL goes into a [`CliVendor`]'s start request.
+pub type WithWebhook<V> = fn(Request<V>, &str) -> Request<V>;
 
 /// A vendor's parsed command line: its options and how it runs.
 pub trait VendorArgs {
