@@ -139,9 +139,11 @@ pub mod types {
     }
     /// One report parameter, a typed pair of strings. Known types: `REPORT_TYPE` (a
     /// `ReportFormat`), `ADD_ATT_HIDDEN_DEFAULT_LOCALE` (sl, en, de, it, hr, sr_RS, sr_ba, ro_RO,
-    /// pt_PT, es_ES, cz_CZ, sk_SK, hu_HU, pl_PL, mk_MK, nl, gr, fr), `ADD_ATT_DATE_…` dates
-    /// written `dd.MM.yyyy` (e.g. `ADD_ATT_DATE_MK_DATUM_FROM`), and the report's own
-    /// `ADD_ATT_HIDDEN_…` switches. The web application prints a report's parameters when its
+    /// pt_PT, es_ES, cz_CZ, sk_SK, hu_HU, pl_PL, mk_MK, nl, gr, fr, bg), `ADD_ATT_DATE_…` dates
+    /// written `dd.MM.yyyy`, and the report's own `ADD_ATT_HIDDEN_…` switches. The period is
+    /// spelled two ways, as the report template names it: `ADD_ATT_DATE_MK_DATUM_FROM` /
+    /// `ADD_ATT_DATE_MK_DATUM_TO`, or (Slovenian "od"/"do") `ADD_ATT_DATE_MK_DATUM_OD` /
+    /// `ADD_ATT_DATE_MK_DATUM_DO`; a template reads only its own spelling. The web application prints a report's parameters when its
     /// URL gets `&dump_for_report_rest=true`.
     #[derive(
         ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
