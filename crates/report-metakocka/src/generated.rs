@@ -160,6 +160,76 @@ pub mod types {
             Default::default()
         }
     }
+    /// The parameter names this client knows (`ReportParam.type` takes any name: a report's own
+    /// switches are not listed). The period has two spellings, as the report template names
+    /// it: `…_FROM`/`…_TO`, or the Slovenian `…_OD`/`…_DO`; a template reads only its own.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema,
+    )]
+    pub enum ReportParamName {
+        #[serde(rename = "REPORT_TYPE")]
+        ReportType,
+        #[serde(rename = "ADD_ATT_HIDDEN_DEFAULT_LOCALE")]
+        AddAttHiddenDefaultLocale,
+        #[serde(rename = "ADD_ATT_DATE_MK_DATUM_FROM")]
+        AddAttDateMkDatumFrom,
+        #[serde(rename = "ADD_ATT_DATE_MK_DATUM_TO")]
+        AddAttDateMkDatumTo,
+        #[serde(rename = "ADD_ATT_DATE_MK_DATUM_OD")]
+        AddAttDateMkDatumOd,
+        #[serde(rename = "ADD_ATT_DATE_MK_DATUM_DO")]
+        AddAttDateMkDatumDo,
+    }
+    impl ::std::fmt::Display for ReportParamName {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ReportType => f.write_str("REPORT_TYPE"),
+                Self::AddAttHiddenDefaultLocale => f.write_str("ADD_ATT_HIDDEN_DEFAULT_LOCALE"),
+                Self::AddAttDateMkDatumFrom => f.write_str("ADD_ATT_DATE_MK_DATUM_FROM"),
+                Self::AddAttDateMkDatumTo => f.write_str("ADD_ATT_DATE_MK_DATUM_TO"),
+                Self::AddAttDateMkDatumOd => f.write_str("ADD_ATT_DATE_MK_DATUM_OD"),
+                Self::AddAttDateMkDatumDo => f.write_str("ADD_ATT_DATE_MK_DATUM_DO"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ReportParamName {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "REPORT_TYPE" => Ok(Self::ReportType),
+                "ADD_ATT_HIDDEN_DEFAULT_LOCALE" => Ok(Self::AddAttHiddenDefaultLocale),
+                "ADD_ATT_DATE_MK_DATUM_FROM" => Ok(Self::AddAttDateMkDatumFrom),
+                "ADD_ATT_DATE_MK_DATUM_TO" => Ok(Self::AddAttDateMkDatumTo),
+                "ADD_ATT_DATE_MK_DATUM_OD" => Ok(Self::AddAttDateMkDatumOd),
+                "ADD_ATT_DATE_MK_DATUM_DO" => Ok(Self::AddAttDateMkDatumDo),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ReportParamName {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ReportParamName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     /// A print request. Start: `report_id` (and `mk_id` for a document), `params`,
     /// `"async":"true"`, no `token`. Poll: `report_id`, `"async":"true"` and the `token` the
     /// start returned. Without `async` the answer is the file itself (synchronous mode, see the
