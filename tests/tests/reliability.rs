@@ -65,6 +65,7 @@ fn mixed_faults() -> Faults {
         slow: 0.045,
         slow_delay: Duration::from_millis(100),
         download_cut: 0.10,
+        ..Faults::none()
     }
 }
 

@@ -1,7 +1,7 @@
 //! CloudBlue RDE as a [`report_core::ReportAdapter`]: ask for a one-time report, read its
 //! state by id, download the file from its pre-signed URL without credentials.
 
-use chrono::{NaiveDate, NaiveTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, SubsecRound, Utc};
 use report_core::{
     Artifact, Compression, Download, Error, Progress, ReportAdapter, Result, Started, Status,
     Ticket,
@@ -9,6 +9,7 @@ use report_core::{
 
 use crate::VENDOR;
 use crate::client::CloudBlueClient;
+use crate::filter::ReportFilter;
 use crate::generated::types;
 use crate::lenient::{ReportFormat, ReportStatus};
 
@@ -249,6 +250,36 @@ impl ReportAdapter for CloudBlueAdapter {
         })
     }
 
+    /// The reports of this name and format created since `since` (the list's `from`/`to`
+    /// filter creation days and return every match), narrowed to this request's period.
+    async fn find_started(
+        &self,
+        request: &CloudBlueReportRequest,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Ticket>> {
+        request.validate()?;
+        let today = Utc::now().date_naive();
+        let filter = ReportFilter {
+            name: Some(request.name.trim().to_string()),
+            ..ReportFilter::period(since.date_naive().min(today), today)
+        }
+        .with_format(request.format.clone());
+        let body = request.body();
+        let candidates = self
+            .client
+            .reports(&filter)
+            .await?
+            .data
+            .into_iter()
+            .filter(|report| made(&body, report))
+            .filter_map(|report| {
+                let id = report.id.filter(|id| !id.trim().is_empty())?;
+                let created = report.creation_date.as_deref().and_then(instant);
+                Some((created, Ticket::new(VENDOR, id, Utc::now())))
+            });
+        report_core::__private::one_started(VENDOR, since, candidates)
+    }
+
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
         ticket.expect_vendor(VENDOR)?;
         let report = self.client.report(&ticket.id).await?;
@@ -259,6 +290,40 @@ impl ReportAdapter for CloudBlueAdapter {
         let gzip = artifact.compression == Compression::Gzip;
         self.client.open(&artifact.url, offset, gzip).await
     }
+}
+
+/// Whether a listed report may be what `body` started: the same name, format, period and
+/// customization. A field the listing lacks does not rule it out.
+fn made(body: &types::CreateReportRequest, report: &types::ReportItem) -> bool {
+    let same = |listed: &Option<String>, sent: Option<&str>| match (listed, sent) {
+        (Some(listed), Some(sent)) => match (instant(listed), instant(sent)) {
+            (Some(a), Some(b)) => a == b,
+            _ => listed.trim() == sent.trim(),
+        },
+        _ => true,
+    };
+    report
+        .name
+        .as_deref()
+        .is_none_or(|name| name.trim() == body.name)
+        && report
+            .format
+            .as_ref()
+            .zip(body.format.as_ref())
+            .is_none_or(|(a, b)| a.as_str().eq_ignore_ascii_case(b.as_str()))
+        && same(&report.start_date, Some(&body.start_date))
+        && same(&report.end_date, body.end_date.as_deref())
+        && same(
+            &report.customization_name,
+            body.customization_name.as_deref(),
+        )
+}
+
+/// An RFC 3339 time to the second (listings may drop the milliseconds sent).
+fn instant(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|at| at.with_timezone(&Utc).trunc_subsecs(0))
 }
 
 fn missing(operation: &str, field: &str) -> Error {

@@ -575,3 +575,79 @@ async fn the_region_path_of_the_base_url_is_kept() {
     assert_eq!(token.calls_async().await, 1);
     assert_eq!(get.calls_async().await, 1);
 }
+
+/// A listed report of the lost-start tests: the request's name, format and period.
+fn listed(id: &str, created: &str) -> ReportItem {
+    ReportItem {
+        id: Some(id.into()),
+        creation_date: Some(created.into()),
+        ..report("processing", None)
+    }
+}
+
+/// `find_started` (a start whose answer was lost): the reports of this name and format listed
+/// since the start's day, narrowed to the ones created since the start with the request's
+/// period. One is adopted, none is `None`, two are an error naming both; nothing is started.
+#[tokio::test]
+async fn a_lost_start_is_found_in_the_report_list() {
+    use report_core::ReportAdapter;
+
+    let api = MockServer::start_async().await;
+    token_mock(&api, "jwt-1", 1500);
+    let create = create_mock(&api, "jwt-1");
+    let since: DateTime<report_cloudblue::chrono::Utc> =
+        "2019-11-21T13:02:20.400Z".parse().unwrap();
+    let older = listed("older", "2019-11-21T13:02:19Z");
+    // Written in whole seconds: made 100 ms after the start was sent.
+    let ours = listed(ID, "2019-11-21T13:02:20Z");
+    let other_period = ReportItem {
+        end_date: Some("2019-11-30T23:59:59.999Z".into()),
+        ..listed("period", "2019-11-21T13:02:21Z")
+    };
+    let twin = listed("twin", "2019-11-21T13:02:21.000Z");
+    let list = |items: Vec<ReportItem>| ReportList {
+        data: items,
+        ..ReportList::default()
+    };
+    let adapter = CloudBlueAdapter::new(client(&api));
+
+    let found = api.get_reports(|when, then| {
+        when.into_inner()
+            .query_param("name", "Daily report")
+            .query_param("format", "json")
+            .query_param("from", "2019-11-21")
+            .header("authorization", "Bearer jwt-1");
+        then.ok(&list(vec![
+            older.clone(),
+            other_period.clone(),
+            ours.clone(),
+        ]));
+    });
+    let ticket = adapter
+        .find_started(&request(), since)
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(
+        (ticket.vendor.as_str(), ticket.id.as_str()),
+        ("cloudblue", ID)
+    );
+    found.assert_calls_async(1).await;
+    found.delete_async().await;
+
+    let none = api.get_reports(|_, then| {
+        then.ok(&list(vec![older.clone(), other_period.clone()]));
+    });
+    assert_eq!(adapter.find_started(&request(), since).await.unwrap(), None);
+    none.delete_async().await;
+
+    api.get_reports(|_, then| {
+        then.ok(&list(vec![older, ours, twin]));
+    });
+    let err = adapter.find_started(&request(), since).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Ticket(m) if m.contains(ID) && m.contains("twin")),
+        "{err}"
+    );
+    create.assert_calls_async(0).await;
+}

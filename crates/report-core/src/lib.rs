@@ -25,6 +25,7 @@ mod error;
 mod http;
 mod job;
 mod lenient;
+mod lost_start;
 mod mask;
 mod policy;
 mod prior;
@@ -40,6 +41,7 @@ mod vendor_kit;
 pub mod __private {
     pub use crate::auth::{Token, TokenCache};
     pub use crate::http::*;
+    pub use crate::lost_start::one_started;
     pub use crate::vendor_kit::*;
 }
 

@@ -1,8 +1,9 @@
-//! EvoVoice as a [`report_core::ReportAdapter`]: start a billing report, find it in the
-//! account's report list, download `/reports/{id}.xlsx`, delete it. EvoVoice cannot cancel a
-//! report: the trait's default `cancel` answers [`Error::Unsupported`].
+//! EvoVoice as a [`report_core::ReportAdapter`]: start a report (billing, another type, or the
+//! endpoints report), find it in the account's report list, download `/reports/{id}.xlsx`,
+//! delete it. EvoVoice cannot cancel a report: the trait's default `cancel` answers
+//! [`Error::Unsupported`].
 
-use chrono::Utc;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use report_core::{
     Artifact, Compression, Download, Error, Progress, ReportAdapter, Result, Started, Status,
     Ticket,
@@ -116,6 +117,31 @@ impl EvoVoiceAdapter {
     }
 }
 
+/// A ServiceStack date as the list writes it: ISO 8601 (without an offset: UTC) or the WCF
+/// form `/Date(1700000000000-0000)/` (milliseconds since the epoch, then the offset it was
+/// shown in).
+fn parse_date(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Some(inner) = text
+        .strip_prefix("/Date(")
+        .and_then(|rest| rest.split_once(')'))
+        .map(|(inner, _)| inner)
+    {
+        let digits = inner
+            .char_indices()
+            .find(|&(i, c)| i > 0 && (c == '+' || c == '-'))
+            .map_or(inner, |(i, _)| &inner[..i]);
+        return DateTime::from_timestamp_millis(digits.parse().ok()?);
+    }
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.with_timezone(&Utc));
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|naive| naive.and_utc())
+}
+
 /// Refuses report ids that could not have come from EvoVoice and would change the path.
 fn check_report_id(ticket: &Ticket) -> Result<&str> {
     let id = ticket.id.as_str();
@@ -142,6 +168,12 @@ impl ReportAdapter for EvoVoiceAdapter {
                     .start_billing_report(&request.billing_report())
                     .await?,
                 "createBillingReport",
+            ),
+            ReportKind::Endpoints => (
+                self.client
+                    .start_endpoints_report(&request.report_request())
+                    .await?,
+                "createEndpointsReport",
             ),
             ReportKind::Other(kind) => (
                 self.client
@@ -170,6 +202,40 @@ impl ReportAdapter for EvoVoiceAdapter {
         })
     }
 
+    /// The account's reports created since `since` (`dateCreated`): the list says neither a
+    /// report's type nor its period, so two reports started meanwhile for the account (or
+    /// notifying another address) cannot be told apart.
+    async fn find_started(
+        &self,
+        request: &EvoVoiceReportRequest,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Ticket>> {
+        request.validate()?;
+        let state = EvoVoiceTicketState {
+            account_id: request.account_id.trim().to_string(),
+        };
+        let mut candidates = Vec::new();
+        for report in self.client.reports(&state.account_id).await? {
+            let Some(id) = report.id.clone().filter(|id| !id.trim().is_empty()) else {
+                continue;
+            };
+            let other_address = report
+                .email_address_to_notify
+                .as_deref()
+                .zip(request.notify_email.as_deref())
+                .is_some_and(|(listed, sent)| !listed.trim().eq_ignore_ascii_case(sent.trim()));
+            if other_address {
+                continue;
+            }
+            let created = report.date_created.as_deref().and_then(parse_date);
+            candidates.push((
+                created,
+                Ticket::new(VENDOR, id, Utc::now()).with_state(&state)?,
+            ));
+        }
+        report_core::__private::one_started(VENDOR, since, candidates)
+    }
+
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
         ticket.expect_vendor(VENDOR)?;
         let id = check_report_id(ticket)?;
@@ -187,5 +253,29 @@ impl ReportAdapter for EvoVoiceAdapter {
         self.client
             .open(&artifact.url, offset, artifact.authenticated)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_dates_read_in_both_servicestack_forms() {
+        let at: DateTime<Utc> = "2023-11-14T22:13:20Z".parse().unwrap();
+        for text in [
+            "/Date(1700000000000)/",
+            "/Date(1700000000000-0000)/",
+            "/Date(1700000000000+0200)/",
+            "2023-11-14T22:13:20Z",
+            "2023-11-15T00:13:20+02:00",
+            " 2023-11-14T22:13:20 ",
+            "2023-11-14 22:13:20.000",
+        ] {
+            assert_eq!(parse_date(text), Some(at), "{text}");
+        }
+        for bad in ["", "/Date(x)/", "/Date(", "14.11.2023"] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
     }
 }

@@ -121,6 +121,17 @@ impl EvoVoiceClient {
         .await
     }
 
+    /// Starts an endpoints report (`/json/reply/EndpointsReport`).
+    pub async fn start_endpoints_report(
+        &self,
+        body: &types::ReportRequest,
+    ) -> Result<types::ReportInfo> {
+        self.call("createEndpointsReport", || {
+            self.api.create_endpoints_report().body(body.clone()).send()
+        })
+        .await
+    }
+
     /// Every report of an account.
     pub async fn reports(&self, account_id: &str) -> Result<Vec<types::ReportInfo>> {
         let list = self

@@ -7,6 +7,57 @@ pub mod operations {
     //! its inner type with a call to `into_inner()`. This can
     //! be used to explicitly deviate from permitted values.
     use crate::generated::*;
+    pub struct CreateEndpointsReportWhen(::httpmock::When);
+    impl CreateEndpointsReportWhen {
+        pub fn new(inner: ::httpmock::When) -> Self {
+            Self(
+                inner
+                    .method(::httpmock::Method::POST)
+                    .path_matches(regex::Regex::new("^/json/reply/EndpointsReport$").unwrap()),
+            )
+        }
+        pub fn into_inner(self) -> ::httpmock::When {
+            self.0
+        }
+        pub fn body(self, value: &types::ReportRequest) -> Self {
+            Self(self.0.json_body_obj(value))
+        }
+    }
+    pub struct CreateEndpointsReportThen(::httpmock::Then);
+    impl CreateEndpointsReportThen {
+        pub fn new(inner: ::httpmock::Then) -> Self {
+            Self(inner)
+        }
+        pub fn into_inner(self) -> ::httpmock::Then {
+            self.0
+        }
+        pub fn ok(self, value: &types::ReportInfo) -> Self {
+            Self(
+                self.0
+                    .status(200u16)
+                    .header("content-type", "application/json")
+                    .json_body_obj(value),
+            )
+        }
+        pub fn client_error(self, status: u16, value: &types::ErrorResponse) -> Self {
+            assert_eq!(status / 100u16, 4u16);
+            Self(
+                self.0
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .json_body_obj(value),
+            )
+        }
+        pub fn server_error(self, status: u16, value: &types::ErrorResponse) -> Self {
+            assert_eq!(status / 100u16, 5u16);
+            Self(
+                self.0
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .json_body_obj(value),
+            )
+        }
+    }
     pub struct ListReportsWhen(::httpmock::When);
     impl ListReportsWhen {
         pub fn new(inner: ::httpmock::When) -> Self {
@@ -278,6 +329,9 @@ pub mod operations {
 /// adds a method for each operation. These are the equivalent of
 /// type-checked [`mock()`](::httpmock::MockServer::mock) calls.
 pub trait MockServerExt {
+    fn create_endpoints_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    where
+        F: FnOnce(operations::CreateEndpointsReportWhen, operations::CreateEndpointsReportThen);
     fn list_reports<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
         F: FnOnce(operations::ListReportsWhen, operations::ListReportsThen);
@@ -295,6 +349,17 @@ pub trait MockServerExt {
         F: FnOnce(operations::CreateReportWhen, operations::CreateReportThen);
 }
 impl MockServerExt for ::httpmock::MockServer {
+    fn create_endpoints_report<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
+    where
+        F: FnOnce(operations::CreateEndpointsReportWhen, operations::CreateEndpointsReportThen),
+    {
+        self.mock(|when, then| {
+            config_fn(
+                operations::CreateEndpointsReportWhen::new(when),
+                operations::CreateEndpointsReportThen::new(then),
+            )
+        })
+    }
     fn list_reports<F>(&self, config_fn: F) -> ::httpmock::Mock<'_>
     where
         F: FnOnce(operations::ListReportsWhen, operations::ListReportsThen),

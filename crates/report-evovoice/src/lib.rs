@@ -3,9 +3,11 @@
 //! - [`api`]: the client generated from `specs/evovoice.yaml` (every endpoint, typed models).
 //! - [`EvoVoiceClient`]: that client with HTTP Basic credentials sent only to the API's own
 //!   origin, a `User-Agent` of its own, and ServiceStack errors mapped to [`Error`].
-//! - [`EvoVoiceAdapter`]: EvoVoice as a [`report_core`] job, so [`Job`] starts a billing report,
+//! - [`EvoVoiceAdapter`]: EvoVoice as a [`report_core`] job, so [`Job`] starts a report (billing
+//!   by default; every [`ReportKind`]: the vendor tool's types and the endpoints report),
 //!   waits for it (EvoVoice has no status endpoint: the account's report list is read), and
-//!   downloads the Excel file. EvoVoice cannot cancel a report: [`Job::cancel`] answers
+//!   downloads the Excel file. A start whose answer was lost is found in that list again
+//!   (`find_started`). EvoVoice cannot cancel a report: [`Job::cancel`] answers
 //!   [`Error::Unsupported`].
 //! - `mock` (feature `mock`): typed httpmock helpers generated from the same spec.
 //!

@@ -1,5 +1,5 @@
-//! The typed parameters of an EvoVoice report (billing, or one of the other types the
-//! vendor's own tool runs), checked before anything is sent.
+//! The typed parameters of an EvoVoice report (billing, one of the other types the vendor's
+//! own tool runs, or the endpoints report), checked before anything is sent.
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,8 +11,9 @@ use crate::generated::types;
 
 pub use crate::generated::types::ReportType;
 
-/// Which EvoVoice report a job runs: billing (`POST /reports/billing`) or another type
-/// (`POST /reports/<type>`). Named as in the vendor's tool: `billing`, `cdr`, `call-history`…
+/// Which EvoVoice report a job runs: billing (`POST /reports/billing`), another type
+/// (`POST /reports/<type>`) or the endpoints report (`POST /json/reply/EndpointsReport`).
+/// Named as in the vendor's tool: `billing`, `cdr`, `call-history`…, `endpoints`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ReportKind {
     /// The billing report.
@@ -20,11 +21,14 @@ pub enum ReportKind {
     Billing,
     /// Another report type.
     Other(ReportType),
+    /// The endpoints report (`/json/reply/EndpointsReport`): the account's users, phone
+    /// numbers and flows.
+    Endpoints,
 }
 
 impl ReportKind {
     /// Every kind, billing first.
-    pub const ALL: [ReportKind; 10] = [
+    pub const ALL: [ReportKind; 11] = [
         ReportKind::Billing,
         ReportKind::Other(ReportType::AgentState),
         ReportKind::Other(ReportType::CallCenterAbandon),
@@ -35,6 +39,7 @@ impl ReportKind {
         ReportKind::Other(ReportType::Cdr),
         ReportKind::Other(ReportType::Metric),
         ReportKind::Other(ReportType::SyncPhoneNumbers),
+        ReportKind::Endpoints,
     ];
 }
 
@@ -42,6 +47,7 @@ impl fmt::Display for ReportKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReportKind::Billing => f.write_str("billing"),
+            ReportKind::Endpoints => f.write_str("endpoints"),
             ReportKind::Other(kind) => kind.fmt(f),
         }
     }
@@ -209,7 +215,7 @@ impl EvoVoiceReportRequest {
         Ok(())
     }
 
-    /// The body of a report type other than billing.
+    /// The body of a report type other than billing (the endpoints report's too).
     pub fn report_request(&self) -> types::ReportRequest {
         let o = &self.options;
         types::ReportRequest {

@@ -138,3 +138,25 @@ fn the_other_report_types_request_parses_and_round_trips() {
         serde_json::from_str(&fixture("report_request_all_fields.json")).unwrap();
     assert_eq!(serde_json::to_value(&request).unwrap(), original);
 }
+
+/// FACTS.md round 2: the endpoints report (`POST /json/reply/EndpointsReport`) takes the
+/// shared `ReportRequest` and answers a `ReportInfo` (ServiceStack's `/Date(…)/` dates kept as
+/// the strings they are).
+#[test]
+fn the_endpoints_report_payloads_parse() {
+    use report_evovoice::api::types::{ReportInfo, ReportRequest};
+    let request: ReportRequest = parse("endpoints_report_request.json");
+    assert_eq!(request.account_id.as_deref(), Some("acc-42"));
+    assert_eq!(request.types, ["User", "PhoneNumber", "Flow"]);
+    assert_eq!(request.start_date, None);
+    let original: serde_json::Value =
+        serde_json::from_str(&fixture("endpoints_report_request.json")).unwrap();
+    assert_eq!(serde_json::to_value(&request).unwrap(), original);
+    let answer: ReportInfo = parse("endpoints_report_answer.json");
+    assert_eq!(answer.status, Some(report_evovoice::ReportStatus::Queued));
+    assert_eq!(
+        answer.date_created.as_deref(),
+        Some("/Date(1711958400350-0000)/")
+    );
+    assert_eq!(answer.server.as_deref(), Some("evo-reports-2"));
+}

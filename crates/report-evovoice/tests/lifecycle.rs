@@ -553,7 +553,8 @@ fn statuses_map_to_job_states() {
 }
 
 /// Every report type of the vendor's own tool runs as a job: started at `POST /reports/<type>`
-/// with its fields, then listed and downloaded like billing.
+/// (the endpoints report at `POST /json/reply/EndpointsReport`) with its fields, then listed
+/// and downloaded like billing.
 #[tokio::test]
 async fn every_report_type_runs_as_a_job() {
     use report_evovoice::{ReportKind, ReportOptions, ReportType};
@@ -567,7 +568,9 @@ async fn every_report_type_runs_as_a_job() {
         };
         let request = match kind {
             ReportKind::Billing => request(),
-            ReportKind::Other(_) => request().with_kind(kind).with_options(options),
+            ReportKind::Other(_) | ReportKind::Endpoints => {
+                request().with_kind(kind).with_options(options)
+            }
         };
         let started = match kind {
             ReportKind::Billing => server.create_billing_report(|when, then| {
@@ -576,6 +579,13 @@ async fn every_report_type_runs_as_a_job() {
             }),
             ReportKind::Other(kind) => server.create_report(|when, then| {
                 when.report_type(kind).body(&request.report_request());
+                then.ok(&report("r-1", "Queued"));
+            }),
+            // FACTS round 2: ServiceStack's predefined route, the same body.
+            ReportKind::Endpoints => server.create_endpoints_report(|when, then| {
+                when.body(&request.report_request())
+                    .into_inner()
+                    .path("/json/reply/EndpointsReport");
                 then.ok(&report("r-1", "Queued"));
             }),
         };
@@ -602,6 +612,11 @@ async fn every_report_type_runs_as_a_job() {
         "CDR".parse::<ReportKind>().unwrap(),
         ReportKind::Other(ReportType::Cdr)
     );
+    assert_eq!(
+        "endpoints".parse::<ReportKind>().unwrap(),
+        ReportKind::Endpoints
+    );
+    assert_eq!(ReportKind::Endpoints.to_string(), "endpoints");
     assert!(matches!(
         "fax".parse::<ReportKind>(),
         Err(Error::InvalidInput(_))
@@ -615,4 +630,64 @@ async fn every_report_type_runs_as_a_job() {
         billing_with_options.validate(),
         Err(Error::InvalidInput(_))
     ));
+}
+
+/// A listed report created at `created`, notifying `email`.
+fn created(id: &str, created: &str, email: Option<&str>) -> ReportInfo {
+    ReportInfo {
+        date_created: Some(created.into()),
+        email_address_to_notify: email.map(str::to_string),
+        ..report(id, "Queued")
+    }
+}
+
+/// `find_started` (a start whose answer was lost): the account's one report created since
+/// the start (ISO or ServiceStack's `/Date(…)/` form) notifying the request's address, if any,
+/// is adopted; none is `None`; two are an error naming both. Nothing is started.
+#[tokio::test]
+async fn a_lost_start_is_found_in_the_accounts_list() {
+    use report_evovoice::report_core::ReportAdapter;
+
+    let server = MockServer::start_async().await;
+    let start = mock_start(&server);
+    let adapter = adapter(&server);
+    // 2024-04-01T08:00:00.300Z; ServiceStack writes milliseconds, the ISO form whole seconds.
+    let since: DateTime<report_evovoice::chrono::Utc> = "2024-04-01T08:00:00.300Z".parse().unwrap();
+    let older = created("older", "2024-04-01T07:59:59Z", Some("billing@example.com"));
+    let ours = created(
+        "ours",
+        "/Date(1711958400350-0000)/",
+        Some("billing@example.com"),
+    );
+    let elsewhere = created("elsewhere", "2024-04-01T08:00:01Z", Some("ops@example.com"));
+    let twin = created("twin", "2024-04-01T08:00:02Z", None);
+
+    let found = mock_list(
+        &server,
+        vec![older.clone(), elsewhere.clone(), ours.clone()],
+    );
+    let ticket = adapter
+        .find_started(&request(), since)
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(
+        (ticket.vendor.as_str(), ticket.id.as_str()),
+        ("evovoice", "ours")
+    );
+    assert_eq!(ticket.get("account_id"), Some(ACCOUNT));
+    found.assert_async().await;
+    found.delete_async().await;
+
+    let none = mock_list(&server, vec![older.clone(), elsewhere.clone()]);
+    assert_eq!(adapter.find_started(&request(), since).await.unwrap(), None);
+    none.delete_async().await;
+
+    mock_list(&server, vec![older, ours, twin]);
+    let err = adapter.find_started(&request(), since).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Ticket(m) if m.contains("ours") && m.contains("twin")),
+        "{err}"
+    );
+    start.assert_calls_async(0).await;
 }

@@ -2,7 +2,7 @@
 //! until the ZIP is ready and answers a pre-signed URL of another host, so the job is ready
 //! as soon as it starts, and its file is downloaded with no credentials.
 
-use chrono::{FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use report_core::{
     Artifact, Compression, Download, Error, ReportAdapter, Result, Started, Status, Ticket,
 };
@@ -120,9 +120,46 @@ fn check(answer: &types::AccountingExportAnswer) -> Result<()> {
     Err(Error::detected(VENDOR, code, message))
 }
 
+/// How long MetaKocka's pre-signed export link is valid.
+const LINK_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// What an export ticket keeps: MetaKocka has no status of an export, so the ticket carries
+/// the answer itself and a resumed job polls it from there.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ExportTicketState {
+    /// The pre-signed ZIP (another host, no credentials).
+    result_url: String,
+    /// When the link expires (an hour after the answer).
+    expires_at: DateTime<Utc>,
+}
+
+impl ExportTicketState {
+    fn status(&self, job_id: &str) -> Status {
+        if Utc::now() >= self.expires_at {
+            return Status::Failed {
+                code: None,
+                message: format!(
+                    "the link of accounting export {job_id} expired at {}: export again",
+                    self.expires_at.to_rfc3339()
+                ),
+            };
+        }
+        Status::Ready(Artifact {
+            url: self.result_url.clone(),
+            file_name: Some(format!("accounting-export-{job_id}.zip")),
+            format: Some("zip".into()),
+            size: None,
+            compression: Compression::None,
+            // A pre-signed URL of another host: it gets no credential.
+            authenticated: false,
+            data: Default::default(),
+        })
+    }
+}
+
 /// The accounting export as a [`report_core`] job. The export is done when the start answers:
-/// the job starts ready. MetaKocka has no status of an export, so a ticket cannot be polled
-/// later ([`Error::Unsupported`]) and an expired link is not renewed: export again.
+/// the job starts ready, and its ticket carries the file's link, so a resumed ticket polls
+/// ready too until the link expires (an hour); an expired link is not renewed: export again.
 #[derive(Clone, Debug)]
 pub struct MetaKockaExportAdapter {
     client: MetaKockaClient,
@@ -158,29 +195,23 @@ impl ReportAdapter for MetaKockaExportAdapter {
                 .ok_or_else(|| Error::missing_field(VENDOR, "accountingExport", field))
         };
         let job_id = text(&answer.job_id, "job_id")?;
-        let url = text(&answer.result_url, "result_url")?;
-        let artifact = Artifact {
-            url,
-            file_name: Some(format!("accounting-export-{job_id}.zip")),
-            format: Some("zip".into()),
-            size: None,
-            compression: Compression::None,
-            // A pre-signed URL of another host: it gets no credential.
-            authenticated: false,
-            data: Default::default(),
+        let state = ExportTicketState {
+            result_url: text(&answer.result_url, "result_url")?,
+            expires_at: Utc::now() + LINK_LIFETIME,
         };
+        let ticket = Ticket::new(VENDOR, job_id, Utc::now()).with_state(&state)?;
         Ok(Started {
-            ticket: Ticket::new(VENDOR, job_id, Utc::now()),
-            status: Some(Status::Ready(artifact)),
+            status: Some(state.status(&ticket.id)),
+            ticket,
         })
     }
 
+    /// The export's file from the ticket (MetaKocka has no status of an export): ready while
+    /// its link lives, failed once it expired (export again).
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
         ticket.expect_vendor(VENDOR)?;
-        Err(Error::Unsupported {
-            vendor: VENDOR,
-            operation: "poll an accounting export",
-        })
+        let state: ExportTicketState = ticket.state()?;
+        Ok(state.status(&ticket.id))
     }
 
     async fn open(&self, artifact: &Artifact, offset: u64) -> Result<Download> {

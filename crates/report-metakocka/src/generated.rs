@@ -139,9 +139,11 @@ pub mod types {
     }
     /// One report parameter, a typed pair of strings. Known types: `REPORT_TYPE` (a
     /// `ReportFormat`), `ADD_ATT_HIDDEN_DEFAULT_LOCALE` (sl, en, de, it, hr, sr_RS, sr_ba, ro_RO,
-    /// pt_PT, es_ES, cz_CZ, sk_SK, hu_HU, pl_PL, mk_MK, nl, gr, fr), `ADD_ATT_DATE_…` dates
-    /// written `dd.MM.yyyy` (e.g. `ADD_ATT_DATE_MK_DATUM_FROM`), and the report's own
-    /// `ADD_ATT_HIDDEN_…` switches. The web application prints a report's parameters when its
+    /// pt_PT, es_ES, cz_CZ, sk_SK, hu_HU, pl_PL, mk_MK, nl, gr, fr, bg), `ADD_ATT_DATE_…` dates
+    /// written `dd.MM.yyyy`, and the report's own `ADD_ATT_HIDDEN_…` switches. The period is
+    /// spelled two ways, as the report template names it: `ADD_ATT_DATE_MK_DATUM_FROM` /
+    /// `ADD_ATT_DATE_MK_DATUM_TO`, or (Slovenian "od"/"do") `ADD_ATT_DATE_MK_DATUM_OD` /
+    /// `ADD_ATT_DATE_MK_DATUM_DO`; a template reads only its own spelling. The web application prints a report's parameters when its
     /// URL gets `&dump_for_report_rest=true`.
     #[derive(
         ::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq, schemars::JsonSchema,
@@ -156,6 +158,76 @@ pub mod types {
     impl ReportParam {
         pub fn builder() -> builder::ReportParam {
             Default::default()
+        }
+    }
+    /// The parameter names this client knows (`ReportParam.type` takes any name: a report's own
+    /// switches are not listed). The period has two spellings, as the report template names
+    /// it: `…_FROM`/`…_TO`, or the Slovenian `…_OD`/`…_DO`; a template reads only its own.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema,
+    )]
+    pub enum ReportParamName {
+        #[serde(rename = "REPORT_TYPE")]
+        ReportType,
+        #[serde(rename = "ADD_ATT_HIDDEN_DEFAULT_LOCALE")]
+        AddAttHiddenDefaultLocale,
+        #[serde(rename = "ADD_ATT_DATE_MK_DATUM_FROM")]
+        AddAttDateMkDatumFrom,
+        #[serde(rename = "ADD_ATT_DATE_MK_DATUM_TO")]
+        AddAttDateMkDatumTo,
+        #[serde(rename = "ADD_ATT_DATE_MK_DATUM_OD")]
+        AddAttDateMkDatumOd,
+        #[serde(rename = "ADD_ATT_DATE_MK_DATUM_DO")]
+        AddAttDateMkDatumDo,
+    }
+    impl ::std::fmt::Display for ReportParamName {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ReportType => f.write_str("REPORT_TYPE"),
+                Self::AddAttHiddenDefaultLocale => f.write_str("ADD_ATT_HIDDEN_DEFAULT_LOCALE"),
+                Self::AddAttDateMkDatumFrom => f.write_str("ADD_ATT_DATE_MK_DATUM_FROM"),
+                Self::AddAttDateMkDatumTo => f.write_str("ADD_ATT_DATE_MK_DATUM_TO"),
+                Self::AddAttDateMkDatumOd => f.write_str("ADD_ATT_DATE_MK_DATUM_OD"),
+                Self::AddAttDateMkDatumDo => f.write_str("ADD_ATT_DATE_MK_DATUM_DO"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ReportParamName {
+        type Err = self::error::ConversionError;
+        fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "REPORT_TYPE" => Ok(Self::ReportType),
+                "ADD_ATT_HIDDEN_DEFAULT_LOCALE" => Ok(Self::AddAttHiddenDefaultLocale),
+                "ADD_ATT_DATE_MK_DATUM_FROM" => Ok(Self::AddAttDateMkDatumFrom),
+                "ADD_ATT_DATE_MK_DATUM_TO" => Ok(Self::AddAttDateMkDatumTo),
+                "ADD_ATT_DATE_MK_DATUM_OD" => Ok(Self::AddAttDateMkDatumOd),
+                "ADD_ATT_DATE_MK_DATUM_DO" => Ok(Self::AddAttDateMkDatumDo),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ReportParamName {
+        type Error = self::error::ConversionError;
+        fn try_from(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ReportParamName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     /// A print request. Start: `report_id` (and `mk_id` for a document), `params`,

@@ -182,3 +182,25 @@ fn the_bulgarian_locale_is_accepted() {
     request.validate().expect("bg is a locale");
     assert_eq!(request.locale.as_deref(), Some("bg"));
 }
+
+/// FACTS round 2: the spec names both spellings of the period (`…_FROM`/`…_TO` and the
+/// Slovenian `…_OD`/`…_DO`); the client's constants are the spec's names.
+#[test]
+fn the_spec_names_both_spellings_of_the_period() {
+    use report_metakocka::api::types::ReportParamName as P;
+    for (spec, ours) in [
+        (P::ReportType, report_metakocka::REPORT_TYPE),
+        (
+            P::AddAttHiddenDefaultLocale,
+            report_metakocka::DEFAULT_LOCALE,
+        ),
+        (P::AddAttDateMkDatumFrom, report_metakocka::DATE_FROM),
+        (P::AddAttDateMkDatumTo, report_metakocka::DATE_TO),
+        (P::AddAttDateMkDatumOd, report_metakocka::DATE_FROM_OD),
+        (P::AddAttDateMkDatumDo, report_metakocka::DATE_TO_DO),
+    ] {
+        assert_eq!(spec.to_string(), ours);
+        let parsed: P = serde_json::from_value(serde_json::json!(ours)).unwrap();
+        assert_eq!(parsed, spec);
+    }
+}

@@ -603,18 +603,53 @@ async fn an_accounting_export_is_ready_at_start_and_downloaded_without_credentia
     assert_eq!(saved.bytes, 8);
     export.assert_async().await;
     zip.assert_async().await;
-    // MetaKocka has no status of an export: a resumed ticket says so, typed.
-    let err = job.poll().await.unwrap_err();
+    // MetaKocka has no status of an export: the ticket carries the link, so a job resumed
+    // from the ticket's JSON (another process) polls ready, and downloads the same file.
+    let json = job.ticket().to_json();
     assert!(
-        matches!(
-            err,
-            Error::Unsupported {
-                vendor: "metakocka",
-                ..
-            }
-        ),
-        "{err}"
+        json.contains("result_url") && !json.contains(SECRET),
+        "{json}"
     );
+    let resumed = Job::resume(
+        MetaKockaExportAdapter::new(client(&api)),
+        Ticket::from_json(&json).unwrap(),
+        policy(),
+    )
+    .unwrap();
+    let Status::Ready(again) = resumed.poll().await.unwrap() else {
+        panic!("a resumed export polls ready");
+    };
+    assert_eq!(again, artifact);
+    resumed
+        .download_to(&again, dir.path().join("again.zip"), Default::default())
+        .await
+        .unwrap();
+    zip.assert_calls_async(2).await;
+    export.assert_calls_async(1).await;
+    // Once its link expired (an hour after the answer), the export is failed: export again.
+    let mut stale: serde_json::Value = serde_json::from_str(&json).unwrap();
+    stale["state"]["expires_at"] = json!("2020-01-01T00:00:00Z");
+    let stale = Job::resume(
+        MetaKockaExportAdapter::new(client(&api)),
+        Ticket::from_json(&stale.to_string()).unwrap(),
+        policy(),
+    )
+    .unwrap();
+    match stale.poll().await.unwrap() {
+        Status::Failed { message, .. } => assert!(message.contains("expired"), "{message}"),
+        other => panic!("an expired export is failed, not {other:?}"),
+    }
+    // A ticket without the link (an older release's) is refused, typed.
+    let mut bare: serde_json::Value = serde_json::from_str(&json).unwrap();
+    bare["state"] = json!({});
+    let bare = Job::resume(
+        MetaKockaExportAdapter::new(client(&api)),
+        Ticket::from_json(&bare.to_string()).unwrap(),
+        policy(),
+    )
+    .unwrap();
+    let err = bare.poll().await.unwrap_err();
+    assert!(matches!(err, Error::Ticket(_)), "{err}");
 }
 
 #[tokio::test]

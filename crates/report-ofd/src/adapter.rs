@@ -1,7 +1,7 @@
 //! OFD.ru as a [`report_core::ReportAdapter`]: request a report, find it in the report list,
 //! follow its relative URLs.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, SubsecRound, TimeZone, Utc};
 use report_core::{
     Artifact, Compression, Download, Error, Progress, ReportAdapter, Result, Started, Status,
     Ticket,
@@ -152,6 +152,37 @@ impl OfdReportRequest {
             return bad(format!("custom report id {id:?} is not a UUID"));
         }
         Ok(())
+    }
+
+    /// Whether a report-list entry may be what this request started: the same type (unless a
+    /// custom template), period and name. A field the entry lacks does not rule it out.
+    fn made(&self, report: &types::ReportInfo) -> bool {
+        let same_time = |text: &Option<String>, wanted: &DateTime<FixedOffset>| {
+            let Some(text) = text.as_deref().map(str::trim) else {
+                return true;
+            };
+            // Lists write whole seconds.
+            let wanted = wanted.trunc_subsecs(0);
+            match DateTime::parse_from_rfc3339(text) {
+                Ok(at) => at.trunc_subsecs(0) == wanted,
+                // Without an offset: the wall-clock time as it was sent.
+                Err(_) => parse_utc(text)
+                    .is_none_or(|at| at.trunc_subsecs(0).naive_utc() == wanted.naive_local()),
+            }
+        };
+        let same_type = self.custom_report_id.is_some()
+            || report
+                .report_type
+                .as_ref()
+                .is_none_or(|t| t.as_str() == self.report_type.as_str());
+        let same_name = match (&self.name, &report.name) {
+            (Some(wanted), Some(name)) => wanted.trim() == name.trim(),
+            _ => true,
+        };
+        same_type
+            && same_name
+            && same_time(&report.date_from, &self.date_from)
+            && same_time(&report.date_to, &self.date_to)
     }
 
     fn body(&self, agreement_id: Option<String>) -> types::CreateReportRequest {
@@ -310,6 +341,35 @@ impl ReportAdapter for OfdAdapter {
             ticket,
             status: Some(status),
         })
+    }
+
+    /// The report list's entries of this request's type, period (and name, when it has one)
+    /// created at or after `since` (`CDateUtc`).
+    async fn find_started(
+        &self,
+        request: &OfdReportRequest,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Ticket>> {
+        request.validate()?;
+        let agreement_id = self.resolve_agreement(&request.agreement).await?;
+        let state = OfdTicketState {
+            agreement_id: agreement_id.clone(),
+        };
+        let mut candidates = Vec::new();
+        for report in self.client.reports().await? {
+            let Some(id) = report.id.clone().filter(|id| !id.is_empty()) else {
+                continue;
+            };
+            if !request.made(&report) {
+                continue;
+            }
+            let created = report.c_date_utc.as_deref().and_then(parse_utc);
+            candidates.push((
+                created,
+                Ticket::new(VENDOR, id, Utc::now()).with_state(&state)?,
+            ));
+        }
+        report_core::__private::one_started(VENDOR, since, candidates)
     }
 
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {

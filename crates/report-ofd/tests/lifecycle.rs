@@ -480,3 +480,118 @@ async fn a_huge_answer_is_refused_with_bounded_memory() {
     assert!(matches!(err, Error::Decode { .. }), "{err}");
     assert!(err.to_string().contains("larger than"), "{err}");
 }
+
+/// A report-list entry for the lost-start tests: the request's type and period unless told.
+fn listed(id: &str, created: &str, report_type: ReportType, date_from: &str) -> types::ReportInfo {
+    types::ReportInfo {
+        id: Some(id.into()),
+        c_date_utc: Some(created.into()),
+        report_type: Some(report_type),
+        date_from: Some(date_from.into()),
+        date_to: Some("2021-11-02T23:59:59".into()),
+        status: Some(ReportStatus::Processing),
+        ..Default::default()
+    }
+}
+
+fn list(reports: Vec<types::ReportInfo>) -> types::ReportListEnvelope {
+    types::ReportListEnvelope {
+        status: Some("Success".into()),
+        data: Some(types::ReportList {
+            list: reports,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `find_started` (a start whose answer was lost): the report list's one entry of this type
+/// and period created since the start is adopted; none is `None`; two are an error naming
+/// both. Nothing is ever started.
+#[tokio::test]
+async fn a_lost_start_is_found_in_the_report_list() {
+    use report_core::ReportAdapter;
+
+    let server = MockServer::start_async().await;
+    server.create_auth_token(|_, then| {
+        then.ok(&token(TOKEN));
+    });
+    let create = server.create_report(|_, then| {
+        then.ok(&types::ReportEnvelope::default());
+    });
+    // The start was sent half a second after 10:55:20; the list writes whole seconds.
+    let since: chrono::DateTime<chrono::Utc> = "2021-11-12T10:55:20.500Z".parse().unwrap();
+    let day_one = "2021-11-01T00:00:00";
+    let older = listed(
+        "older",
+        "2021-11-12T10:55:19",
+        ReportType::ReceiptReport,
+        day_one,
+    );
+    let other_type = listed(
+        "shifts",
+        "2021-11-12T10:55:21",
+        ReportType::CloseShiftReport,
+        day_one,
+    );
+    let other_period = listed(
+        "period",
+        "2021-11-12T10:55:21",
+        ReportType::ReceiptReport,
+        "2021-10-01T00:00:00",
+    );
+    let ours = listed(
+        REPORT,
+        "2021-11-12T10:55:20",
+        ReportType::ReceiptReport,
+        day_one,
+    );
+    let twin = listed(
+        "twin",
+        "2021-11-12T10:55:22.1234567",
+        ReportType::ReceiptReport,
+        day_one,
+    );
+    let adapter = adapter(&server);
+
+    let found = server.list_reports(|when, then| {
+        when.skip_page_filter(true)
+            .into_inner()
+            .query_param("AuthToken", TOKEN);
+        then.ok(&list(vec![
+            older.clone(),
+            other_type.clone(),
+            other_period.clone(),
+            ours.clone(),
+        ]));
+    });
+    let ticket = adapter
+        .find_started(&request(), since)
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(ticket.id, REPORT);
+    assert_eq!(ticket.vendor, "ofd");
+    assert_eq!(ticket.get("agreement_id"), Some(AGREEMENT));
+    found.delete_async().await;
+
+    let none = server.list_reports(|_, then| {
+        then.ok(&list(vec![
+            older.clone(),
+            other_type.clone(),
+            other_period.clone(),
+        ]));
+    });
+    assert_eq!(adapter.find_started(&request(), since).await.unwrap(), None);
+    none.delete_async().await;
+
+    server.list_reports(|_, then| {
+        then.ok(&list(vec![older, ours, twin]));
+    });
+    let err = adapter.find_started(&request(), since).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Ticket(m) if m.contains(REPORT) && m.contains("twin")),
+        "{err}"
+    );
+    create.assert_calls_async(0).await;
+}

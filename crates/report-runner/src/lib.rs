@@ -8,7 +8,8 @@
 //!
 //! - Every effect is safe to repeat: a poll only reads, a download writes a temporary file and
 //!   renames it. A start is never repeated: the intent is recorded before the request and the
-//!   ticket right after; a job found with an intent and no ticket is reconciled with the vendor
+//!   ticket right after; a job found with an intent and no ticket (a crash, or a start whose
+//!   answer was lost) is reconciled with the vendor
 //!   ([`report_core::ReportAdapter::find_started`]) or fails with "start outcome unknown".
 //! - No credential is stored: a job names a connection; the worker's [`Registry`] (supplied by
 //!   the caller) builds adapters from its own environment.

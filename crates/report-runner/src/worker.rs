@@ -396,6 +396,14 @@ impl Shared {
                     .increment(1);
                 self.started(record, ticket, wait).await
             }
+            // The vendor may have started it: the next step reconciles (the intent stays).
+            Err(e) if e.is_transient() && e.request_maybe_sent() => {
+                tracing::warn!(job = %record.id, error = %e, "the start's answer was lost");
+                record.message = Some(format!("start answer lost ({e}); looking for the report"));
+                let again = Utc::now();
+                record.next_poll_at = Some(again);
+                self.store.advance(record, &self.name, Some(again)).await
+            }
             Err(e) => self.fail(record, format!("start failed: {e}")).await,
         }
     }

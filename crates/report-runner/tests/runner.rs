@@ -26,6 +26,8 @@ struct Vendor {
     polls: Mutex<HashMap<String, u32>>,
     cancels: AtomicU32,
     hang_in_start: bool,
+    /// The report is started, but the start's answer is lost on the way (a transport error).
+    lose_answer: bool,
     can_list: bool,
     started: Mutex<Vec<(String, DateTime<Utc>)>>,
     /// Like DocSpace: a start is refused while another report is running.
@@ -91,6 +93,13 @@ impl ReportAdapter for Adapter {
             .push((request.clone(), Utc::now()));
         if self.vendor.hang_in_start {
             futures::future::pending::<()>().await;
+        }
+        if self.vendor.lose_answer {
+            return Err(report_core::Error::Transport {
+                operation: "start".into(),
+                maybe_sent: true,
+                source: "connection closed before message completed".into(),
+            });
         }
         Ok(Started {
             ticket: Ticket::new("fake", id, Utc::now()),
@@ -334,6 +343,46 @@ async fn a_start_cut_off_by_a_crash_is_found_where_the_vendor_lists_reports() {
     assert_eq!(job.state, JobState::Done, "{job:?}");
     assert_eq!(job.ticket.unwrap().id, "found-0");
     assert_eq!(vendor.starts.load(Ordering::SeqCst), 1, "one start in all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_answer_was_lost_is_reconciled_not_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let found = submit(&store, dir.path(), "listed").await;
+    // A vendor that lists its reports: the lost start's report is adopted.
+    let listing = Arc::new(Vendor {
+        lose_answer: true,
+        can_list: true,
+        ..Vendor::default()
+    });
+    drain(&store, listing.clone()).await;
+    let job = store.get(&found).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Done, "{job:?}");
+    assert_eq!(job.ticket.unwrap().id, "listed-0");
+    assert_eq!(listing.starts.load(Ordering::SeqCst), 1, "one start in all");
+
+    // A vendor that cannot list: the job fails clearly, never started twice.
+    let unknown = submit(&store, dir.path(), "unlisted").await;
+    let blind = Arc::new(Vendor {
+        lose_answer: true,
+        ..Vendor::default()
+    });
+    drain(&store, blind.clone()).await;
+    let job = store.get(&unknown).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(
+        job.error
+            .as_deref()
+            .unwrap()
+            .starts_with("start outcome unknown"),
+        "{job:?}"
+    );
+    assert_eq!(
+        blind.starts.load(Ordering::SeqCst),
+        1,
+        "never a second start"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

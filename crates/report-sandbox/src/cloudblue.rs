@@ -29,7 +29,7 @@ use crate::content::{ContentKind, DownloadRequest, FileSpec, serve_file};
 use crate::credentials::{
     CLOUDBLUE_MARKETPLACE, CLOUDBLUE_PASSWORD, CLOUDBLUE_SUBSCRIPTION_KEY, CLOUDBLUE_USERNAME,
 };
-use crate::faults::guard_status;
+use crate::faults::{guard_status, lose_start_answer};
 use crate::record::record;
 use crate::server::ConnCtl;
 use crate::shared::{
@@ -108,7 +108,10 @@ pub(crate) fn routers(shared: Arc<Shared>) -> (Router, Router) {
         .route("/marketplace/{region}/token", post(create_token))
         .route(
             "/marketplace/{region}/reports",
-            get(list_reports).post(create_report),
+            get(list_reports).merge(post(create_report).layer(middleware::from_fn_with_state(
+                (shared.clone(), VENDOR),
+                lose_start_answer,
+            ))),
         )
         .route("/marketplace/{region}/reports/{id}", get(get_report))
         .fallback(not_found)

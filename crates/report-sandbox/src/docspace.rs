@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::Vendor;
 use crate::content::{ContentKind, DownloadRequest, FileSpec, serve_file};
 use crate::credentials::{DOCSPACE_API_KEY, DOCSPACE_API_KEY_2};
-use crate::faults::guard_status;
+use crate::faults::{guard_status, lose_start_answer};
 use crate::record::record;
 use crate::server::ConnCtl;
 use crate::shared::{JobClock, Shared, bearer, json_response, parse_date, query_param};
@@ -111,7 +111,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
             OPERATIONS_REPORT,
-            get(get_task).post(start_task).delete(terminate_task),
+            get(get_task)
+                .delete(terminate_task)
+                .merge(post(start_task).layer(middleware::from_fn_with_state(
+                    (shared.clone(), VENDOR),
+                    lose_start_answer,
+                ))),
         )
         .route(
             "/api/2.0/files/file/{file_id}/presigneduri",

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::Vendor;
 use crate::content::{ContentKind, DownloadRequest, FileSpec, serve_file};
 use crate::credentials::{EVOVOICE_PASSWORD, EVOVOICE_USERNAME};
-use crate::faults::guard_status;
+use crate::faults::{guard_status, lose_start_answer};
 use crate::record::record;
 use crate::server::ConnCtl;
 use crate::shared::{
@@ -74,13 +74,20 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         reports: Mutex::new(Vec::new()),
         sessions: Mutex::new(HashSet::new()),
     });
+    let lost = middleware::from_fn_with_state((shared.clone(), VENDOR), lose_start_answer);
     Router::new()
         .route("/auth/credentials", post(authenticate))
-        .route("/reports/billing", post(start_billing))
+        .route("/reports/billing", post(start_billing).layer(lost.clone()))
+        .route(
+            "/json/reply/EndpointsReport",
+            post(start_endpoints).layer(lost.clone()),
+        )
         .route("/reports", get(list_reports))
         .route(
             "/reports/{id}",
-            get(get_report_file).delete(delete_report).post(start_typed),
+            get(get_report_file)
+                .delete(delete_report)
+                .merge(post(start_typed).layer(lost)),
         )
         .fallback(not_found)
         .with_state(state)
@@ -270,6 +277,15 @@ async fn start_billing(
     body: Bytes,
 ) -> Response {
     start_report(&evo, "billing", &headers, &body)
+}
+
+/// `POST /json/reply/EndpointsReport`: ServiceStack's predefined route, started like billing.
+async fn start_endpoints(
+    State(evo): State<Arc<EvoVoice>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    start_report(&evo, "endpoints", &headers, &body)
 }
 
 /// `POST /reports/<type>`: every other type is started like billing.

@@ -1,9 +1,12 @@
-//! Fault injection: the probabilities, and how they are applied to status requests and
-//! downloads. Starts and token requests are never faulted.
+//! Fault injection: the probabilities, and how they are applied to status requests, downloads
+//! and the answers of starts. Token requests are never faulted.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
@@ -34,6 +37,10 @@ pub struct Faults {
     pub truncate_body: f64,
     /// Downloads: the body stops after about half the bytes and the connection is closed.
     pub download_cut: f64,
+    /// Starts (OFD, CloudBlue, EvoVoice, DocSpace): the vendor starts the report, then closes
+    /// the connection instead of answering (a start whose answer was lost). Never set by
+    /// [`Faults::uniform`]: only vendors that list their reports can recover from it.
+    pub start_answer_lost: f64,
 }
 
 impl Default for Faults {
@@ -47,6 +54,7 @@ impl Default for Faults {
             drop_connection: 0.0,
             truncate_body: 0.0,
             download_cut: 0.0,
+            start_answer_lost: 0.0,
         }
     }
 }
@@ -69,6 +77,7 @@ impl Faults {
             drop_connection: p,
             truncate_body: p,
             download_cut: p,
+            start_answer_lost: 0.0,
         }
     }
 
@@ -81,6 +90,7 @@ impl Faults {
             self.drop_connection,
             self.truncate_body,
             self.download_cut,
+            self.start_answer_lost,
         ]
         .iter()
         .all(|p| p.is_nan() || *p <= 0.0)
@@ -165,6 +175,23 @@ pub(crate) async fn guard_status(
         stats.faults(1);
     }
     Ok(StatusGuard { truncate })
+}
+
+/// Middleware of start routes: a start the vendor carried out (a 2xx answer) loses its answer
+/// with the probability [`Faults::start_answer_lost`]: the connection is closed instead.
+pub(crate) async fn lose_start_answer(
+    State((shared, vendor)): State<(Arc<Shared>, Vendor)>,
+    ctl: ConnCtl,
+    request: Request,
+    next: Next,
+) -> Response {
+    let answer = next.run(request).await;
+    let p = shared.faults.lock().expect("faults lock").start_answer_lost;
+    if answer.status().is_success() && shared.roll(p) {
+        shared.stats(vendor).faults(1);
+        return ctl.drop_connection().await;
+    }
+    answer
 }
 
 /// Rolls the download fault for one download; counts it when it fires.

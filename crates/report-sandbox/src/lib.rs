@@ -15,8 +15,8 @@
 //! after downloading (and, for gzip blobs, decompressing) a report.
 //!
 //! Faults ([`Faults`]) can be injected into status requests (5xx, 429 with `Retry-After`,
-//! delays, dropped connections, truncated JSON) and downloads (connection cut midway). Starts
-//! and token requests are never faulted. Every request received is recorded
+//! delays, dropped connections, truncated JSON), downloads (connection cut midway) and the
+//! answers of starts (lost after the report was started); token requests are never faulted. Every request received is recorded
 //! ([`Sandbox::requests`]) so tests can assert, for instance, that no credential was sent to
 //! the blob origin.
 //!

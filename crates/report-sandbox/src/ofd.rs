@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::Vendor;
 use crate::content::{ContentKind, DownloadRequest, FileSpec, serve_file};
 use crate::credentials::{OFD_INN, OFD_KPP, OFD_LOGIN, OFD_PASSWORD};
-use crate::faults::guard_status;
+use crate::faults::{guard_status, lose_start_answer};
 use crate::record::record;
 use crate::server::ConnCtl;
 use crate::shared::{
@@ -91,7 +91,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/Authorization/CreateAuthToken", post(create_token))
         .route(
             "/api/customer/reports",
-            get(list_reports).post(create_report),
+            get(list_reports).merge(post(create_report).layer(middleware::from_fn_with_state(
+                (shared.clone(), VENDOR),
+                lose_start_answer,
+            ))),
         )
         .route("/api/customer/reports/templates", get(templates))
         .route(

@@ -219,3 +219,63 @@ async fn cookie_session_works_like_basic_auth() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// FACTS round 2: the endpoints report starts at ServiceStack's predefined route
+/// `/json/reply/EndpointsReport` and is then listed and downloaded like billing.
+#[tokio::test]
+async fn the_endpoints_report_starts_at_its_predefined_route() {
+    let sandbox = Sandbox::start(SandboxConfig::fast()).await.unwrap();
+    let base = sandbox.base_url(Vendor::EvoVoice);
+    let http = client();
+    let mut body = billing();
+    body["types"] = json!(["User", "PhoneNumber"]);
+    let started: Value = auth(http.post(format!("{base}/json/reply/EndpointsReport")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(started["status"], "Queued");
+    assert!(
+        started["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("Endpoints Report"),
+        "{started}"
+    );
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert_eq!(sandbox.stats(Vendor::EvoVoice).reports_started, 1);
+    let url = format!(
+        "{base}/reports?accountId={}",
+        credentials::EVOVOICE_ACCOUNT_ID
+    );
+    poll_until(|| {
+        let request = auth(http.get(&url));
+        let id = id.clone();
+        async move {
+            let list: Value = request.send().await.unwrap().json().await.unwrap();
+            list["reports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["id"] == id.as_str() && r["status"] == "Completed")
+                .then_some(())
+        }
+    })
+    .await;
+    let file = download_and_resume(|| auth(http.get(format!("{base}/reports/{id}.xlsx")))).await;
+    assert_eq!(
+        Some(sha256_hex(&file)),
+        sandbox.report_sha256(Vendor::EvoVoice, &id)
+    );
+    // Without credentials, refused like every route.
+    let anonymous = http
+        .post(format!("{base}/json/reply/EndpointsReport"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}

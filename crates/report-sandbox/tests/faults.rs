@@ -329,3 +329,51 @@ async fn every_vendor_survives_faults_with_retries() {
     }
     assert!(injected > 0);
 }
+
+/// `start_answer_lost`: the vendor starts the report, then closes the connection without an
+/// answer; the report is in the list all the same. A refused start is never faulted, and
+/// `Faults::uniform` leaves starts alone.
+#[tokio::test]
+async fn a_lost_start_answer_leaves_the_report_started() {
+    assert_eq!(Faults::uniform(0.5).start_answer_lost, 0.0);
+    let sandbox = Sandbox::start(SandboxConfig {
+        faults: Faults {
+            start_answer_lost: 1.0,
+            ..Faults::none()
+        },
+        ..SandboxConfig::fast()
+    })
+    .await
+    .unwrap();
+    let base = sandbox.base_url(Vendor::Ofd);
+    let http = client();
+    let token = ofd_login(&http, &base).await;
+    let lost = http
+        .post(format!("{base}/api/customer/reports?AuthToken={token}"))
+        .json(&json!({
+            "DateFrom": "2021-11-01T00:00:00", "DateTo": "2021-11-02T00:00:00",
+            "ReportType": "ReceiptReport", "SelectAllKkts": true
+        }))
+        .send()
+        .await;
+    assert!(lost.is_err(), "no answer: {lost:?}");
+    let refused = http
+        .post(format!("{base}/api/customer/reports?AuthToken={token}"))
+        .json(&json!({"DateFrom": "2021-11-02T00:00:00", "DateTo": "2021-11-01T00:00:00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let list: Value = http
+        .get(format!("{base}/api/customer/reports?AuthToken={token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reports = list["Data"]["List"].as_array().unwrap();
+    assert_eq!(reports.len(), 1, "{list}");
+    let stats = sandbox.stats(Vendor::Ofd);
+    assert_eq!((stats.reports_started, stats.faults_injected), (1, 1));
+}

@@ -32,7 +32,7 @@ pub struct Connection {
 #[derive(Debug, Clone, Args)]
 pub struct Options {
     /// The report: billing, agent-state, call-center-abandon, call-center-detail, call-center,
-    /// call-history, call-outcome, cdr, metric or sync-phone-numbers.
+    /// call-history, call-outcome, cdr, metric, sync-phone-numbers or endpoints.
     #[arg(long = "type", value_name = "TYPE", default_value = "billing")]
     pub kind: String,
     #[command(flatten)]
