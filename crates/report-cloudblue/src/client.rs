@@ -1,6 +1,9 @@
 //! The authenticated CloudBlue client: a JWT from `POST /token` (Basic user:password and the
 //! subscription key), cached, renewed a minute before `expiresInSeconds` runs out and once more
 //! after a 401, and sent with the subscription key to the API's own origin only.
+//!
+//! Below the client: how the vendor's error answers become typed errors (the `describe` the
+//! spec's `x-codegen` names) and the vendor's error codes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +11,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use report_core::__private::{
-    self as kit, ApiFailure, Credentials, Endpoint, Redirects, Token, TokenCache, secret_header,
+    self as kit, ApiFailure, Credentials, Endpoint, Redirects, Token, TokenCache, VendorError,
+    VendorErrors, secret_header,
 };
 use report_core::{
     Clock, Compression, Download, Error, ExposeSecret, HttpOptions, Result, SecretString,
@@ -16,8 +20,8 @@ use report_core::{
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::errors::BLOB_ERRORS;
 use crate::filter::ReportFilter;
+use crate::generated::types::ErrorBody;
 use crate::generated::{self, types};
 use crate::{Profile, VENDOR};
 
@@ -281,6 +285,45 @@ pub(crate) fn token_refused(e: &ApiFailure<types::ErrorBody>) -> bool {
     e.status() == Some(401)
 }
 
+// ---- Error answers ----
+// How CloudBlue's error answers become a
+// [`report_core::Error`], keeping the correlation id support asks for.
+
+/// The header every CloudBlue answer carries with the request's id on CloudBlue's side.
+pub const CORRELATION_ID_HEADER: &str = "X-Correlation-ID";
+
+/// How the blob host's errors are read. Azure names its request id `x-ms-request-id`; a 403
+/// (expired signature) must stay an API error so report-core refreshes the link.
+pub const BLOB_ERRORS: VendorErrors<'static> = VendorErrors {
+    vendor: VENDOR,
+    request_id_header: Some("x-ms-request-id"),
+    auth_statuses: &[],
+};
+
+/// The correlation id an error body carries itself (when the header has none).
+pub(crate) fn correlation_id(body: &ErrorBody) -> Option<String> {
+    body.correlation_id.clone()
+}
+
+fn present(text: &Option<String>) -> Option<&str> {
+    text.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The message of an error body, whichever spelling the server used: `message`, `error`, or
+/// Spring's pair of reason phrase (`error`) and detail (`message`).
+pub(crate) fn describe(body: &ErrorBody) -> VendorError {
+    let message = match (present(&body.message), present(&body.error)) {
+        (Some(message), Some(error)) if message != error => format!("{error}: {message}"),
+        (Some(message), _) => message.to_string(),
+        (None, Some(error)) => error.to_string(),
+        (None, None) => "no error message".to_string(),
+    };
+    VendorError {
+        code: None,
+        message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,5 +380,29 @@ mod tests {
         refused(CloudBlueConfig::new("u", "p", "bad\nkey"));
         let client = CloudBlueClient::new(ok().with_base_url(LAB_BASE_URL)).unwrap();
         assert_eq!(client.base_url().as_str(), LAB_BASE_URL);
+    }
+
+    fn body(json: serde_json::Value) -> ErrorBody {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn both_spellings_give_a_message() {
+        let spring = body(serde_json::json!({
+            "timestamp": "2024-05-02T10:00:00.000+00:00", "status": 400,
+            "error": "Bad Request", "message": "startDate must be before endDate",
+            "path": "/marketplace/eu/reports", "correlationId": "c-1"
+        }));
+        assert_eq!(
+            describe(&spring).message,
+            "Bad Request: startDate must be before endDate"
+        );
+        let legacy = body(serde_json::json!({
+            "timeStamp": "2024-05-02T10:00:00Z", "status": 404, "message": "Report not found"
+        }));
+        assert_eq!(describe(&legacy).message, "Report not found");
+        let error_only = body(serde_json::json!({"status": 401, "error": "Invalid token"}));
+        assert_eq!(describe(&error_only).message, "Invalid token");
+        assert_eq!(describe(&ErrorBody::default()).message, "no error message");
     }
 }

@@ -31,13 +31,13 @@ impl kit::VendorProfile for Profile {
     const REQUEST_ID_HEADER: Option<&'static str> = Some("X-Correlation-ID");
     type ErrorBody = crate::generated::types::ErrorBody;
     fn describe(body: &crate::generated::types::ErrorBody) -> kit::VendorError {
-        crate::errors::describe(body)
+        crate::client::describe(body)
     }
     fn error_body_for(text: String) -> serde_json::Value {
         serde_json::json!({ "message" : text })
     }
     fn request_id_in(body: &crate::generated::types::ErrorBody) -> Option<String> {
-        crate::errors::correlation_id(body)
+        crate::client::correlation_id(body)
     }
 }
 impl progenitor_client::ClientHooks<crate::client::CloudBlueCredentials>

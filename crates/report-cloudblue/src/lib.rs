@@ -40,7 +40,6 @@
 
 mod adapter;
 mod client;
-mod errors;
 mod filter;
 mod lenient;
 
@@ -51,11 +50,11 @@ mod generated;
 mod generated_kit;
 
 pub use adapter::{CloudBlueAdapter, CloudBlueReportRequest};
+pub use client::CORRELATION_ID_HEADER;
 pub use client::{
     CloudBlueClient, CloudBlueConfig, CloudBlueCredentials, DEFAULT_BASE_URL, DEFAULT_MARKETPLACE,
     DEFAULT_TIMEOUT, LAB_BASE_URL,
 };
-pub use errors::CORRELATION_ID_HEADER;
 pub use filter::ReportFilter;
 pub use generated_kit::*;
 pub use lenient::{ReportFormat, ReportStatus, ReportType};
@@ -64,6 +63,6 @@ pub use chrono;
 
 /// Vendor-specific fuzz entry points (re-exported in `__fuzz`).
 mod fuzz_extras {
+    pub use crate::client::BLOB_ERRORS;
     pub use crate::client::token_expiry;
-    pub use crate::errors::BLOB_ERRORS;
 }

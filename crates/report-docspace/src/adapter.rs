@@ -26,7 +26,7 @@ use report_core::{
 
 use crate::VENDOR;
 use crate::client::DocSpaceClient;
-use crate::errors::{DocSpaceErrorCode, own_error};
+use crate::client::{DocSpaceErrorCode, own_error};
 use crate::generated::types::{self, OperationStatus};
 use crate::lenient::{FileId, OperationType, SortOrder, TaskStatus};
 

@@ -38,7 +38,6 @@
 
 mod adapter;
 mod client;
-mod errors;
 mod lenient;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, unused)]
@@ -48,8 +47,8 @@ mod generated;
 mod generated_kit;
 
 pub use adapter::{DocSpaceAdapter, DocSpaceReportRequest, TICKET_FILE_ID};
+pub use client::DocSpaceErrorCode;
 pub use client::{DocSpaceClient, DocSpaceConfig};
-pub use errors::DocSpaceErrorCode;
 pub use generated::types::OperationStatus;
 pub use generated_kit::*;
 pub use lenient::{FileId, OperationType, SortOrder, TaskStatus};

@@ -38,7 +38,6 @@
 
 mod adapter;
 mod client;
-mod errors;
 mod lenient;
 mod request;
 
@@ -50,7 +49,7 @@ mod generated_kit;
 
 pub use adapter::{DOWNLOAD_LINK, EvoVoiceAdapter};
 pub use client::{DEFAULT_BASE_URL, EvoVoiceClient, EvoVoiceConfig, STAGING_BASE_URL, USER_AGENT};
-pub use errors::{EvoVoiceErrorCode, REPORT_NOT_FOUND};
+pub use client::{EvoVoiceErrorCode, REPORT_NOT_FOUND};
 pub use generated_kit::*;
 pub use lenient::ReportStatus;
 pub use request::{EvoVoiceReportRequest, ReportKind, ReportOptions, ReportType};

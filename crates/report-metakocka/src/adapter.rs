@@ -9,8 +9,7 @@ use report_core::{
 
 use crate::VENDOR;
 use crate::api::types::ReportAnswer;
-use crate::client::MetaKockaClient;
-use crate::errors;
+use crate::client::{MetaKockaClient, check_answer};
 use crate::lenient::ReportFormat;
 use crate::progress::progress_fraction;
 use crate::request::MetaKockaReportRequest;
@@ -59,7 +58,7 @@ impl MetaKockaAdapter {
         answer: &ReportAnswer,
         format: Option<&ReportFormat>,
     ) -> Result<Status> {
-        errors::check_answer(answer)?;
+        check_answer(answer)?;
         let text = |v: &Option<String>| {
             v.as_deref()
                 .map(str::trim)

@@ -8,7 +8,7 @@ use report_core::{
 };
 
 use crate::client::MetaKockaClient;
-use crate::errors::is_credentials_refusal;
+use crate::client::is_credentials_refusal;
 use crate::generated::types;
 use crate::{OPR_OK, VENDOR};
 

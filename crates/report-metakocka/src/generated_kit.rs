@@ -31,7 +31,7 @@ impl kit::VendorProfile for Profile {
     const REQUEST_ID_HEADER: Option<&'static str> = None;
     type ErrorBody = crate::generated::types::ErrorAnswer;
     fn describe(body: &crate::generated::types::ErrorAnswer) -> kit::VendorError {
-        crate::errors::describe(body)
+        crate::client::describe(body)
     }
     fn error_body_for(text: String) -> serde_json::Value {
         serde_json::json!({ "opr_desc" : text })

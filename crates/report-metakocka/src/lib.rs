@@ -46,7 +46,6 @@
 
 mod adapter;
 mod client;
-mod errors;
 mod export;
 mod lenient;
 mod progress;
@@ -64,7 +63,7 @@ pub use adapter::{MetaKockaAdapter, STATE_PRINTING, STATE_WAITING};
 pub use client::{
     DEFAULT_BASE_URL, EXPORT_TIMEOUT, MetaKockaClient, MetaKockaConfig, MetaKockaOrigin,
 };
-pub use errors::{OPR_OK, check_answer, is_credentials_refusal};
+pub use client::{OPR_OK, check_answer, is_credentials_refusal};
 pub use export::{AccountingExportRequest, MetaKockaExportAdapter};
 pub use lenient::ReportFormat;
 pub use progress::progress_fraction;

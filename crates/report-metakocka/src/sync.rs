@@ -14,8 +14,7 @@ use report_core::{Compression, Download, Error, Result, excerpt};
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap};
 
 use crate::api::types::{ErrorAnswer, ReportAnswer};
-use crate::client::MetaKockaClient;
-use crate::errors;
+use crate::client::{MetaKockaClient, check_answer};
 use crate::request::MetaKockaReportRequest;
 use crate::{Profile, VENDOR};
 
@@ -114,7 +113,7 @@ pub fn reject_envelope(body: &[u8]) -> Result<()> {
     }
     let answer: ReportAnswer = serde_json::from_value(value)
         .map_err(|e| decode(format!("unexpected error envelope: {e}")))?;
-    errors::check_answer(&answer)?;
+    check_answer(&answer)?;
     Err(decode(
         "a success envelope came instead of the file (was `async` ignored?)".into(),
     ))

@@ -8,8 +8,8 @@ use report_core::{
 };
 
 use crate::VENDOR;
+use crate::client::OfdErrorCode;
 use crate::client::{OfdClient, parse_utc};
-use crate::errors::OfdErrorCode;
 use crate::generated::types;
 use crate::lenient::{ReportStatus, ReportType};
 

@@ -39,7 +39,6 @@ struct ReadmeDoctests;
 
 mod adapter;
 mod client;
-mod errors;
 mod lenient;
 mod listing;
 
@@ -50,8 +49,8 @@ mod generated;
 mod generated_kit;
 
 pub use adapter::{Agreement, OfdAdapter, OfdReportRequest, Registers};
+pub use client::OfdErrorCode;
 pub use client::{DEFAULT_BASE_URL, OfdClient, OfdConfig, OfdCredentials};
-pub use errors::OfdErrorCode;
 pub use generated_kit::*;
 pub use lenient::{ReportStatus, ReportType};
 
