@@ -140,6 +140,11 @@ async fn two_workers_share_limits_and_finished_tasks_are_deleted_on_postgres() {
         )
     };
     let (a, b) = tokio::join!(run(&one), run(&two));
+    if a.is_err() || b.is_err() {
+        for job in one.list().await.unwrap() {
+            eprintln!("{} {} {:?} {:?}", job.id, job.state, job.message, job.error);
+        }
+    }
     a.expect("drained in time").unwrap();
     b.expect("drained in time").unwrap();
     for id in &ids {
