@@ -651,6 +651,51 @@ impl Store {
         Ok(())
     }
 
+    /// Hands back the engine tasks `worker` took from the queue and did not finish (a stopped
+    /// worker's): pending again at once, instead of after the engine's heartbeat timeout.
+    pub(crate) async fn unlock_engine_tasks(&self, worker: &str) -> Result<u64> {
+        let n = match &self.db {
+            Db::Sqlite(pool) => sqlx::query(
+                "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL
+                 WHERE job_type = ? AND lock_by = ? AND status IN ('Queued', 'Running')",
+            )
+            .bind(QUEUE)
+            .bind(worker)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => sqlx::query(
+                "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL
+                 WHERE job_type = $1 AND lock_by = $2 AND status IN ('Queued', 'Running')",
+            )
+            .bind(QUEUE)
+            .bind(worker)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(n)
+    }
+
+    /// Queues a copy of `task` due after `after` (a stopping worker's task it will not begin);
+    /// the copy is taken once, like any repeated task.
+    pub async fn defer(&self, task: &StepTask, after: Duration) -> Result<()> {
+        let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+        let key = format!(
+            "{}/{}/deferred-{}",
+            task.job,
+            task.seq,
+            uuid::Uuid::new_v4()
+        );
+        with_db!(&self.db, pool, kind => {
+            let mut tx = pool.begin().await?;
+            tx.push_task(task_of(&task.job, task.seq, Some(at), key)).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Records the intent to start, keeping the lease. With `exclusive`, only while no other
     /// job of the same vendor and connection is started and unfinished (one statement, so
     /// two workers cannot both pass the check); `false` if one is.

@@ -45,6 +45,9 @@ impl Default for WorkerOptions {
     }
 }
 
+/// How long a stopped worker waits for the engine to wind down once its steps are over.
+const ENGINE_SHUTDOWN: Duration = Duration::from_secs(2);
+
 /// How long a stopping worker lets the steps under way finish before abandoning them.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -72,6 +75,17 @@ struct Shared {
     /// Becomes true when the worker is told to stop.
     stopping: tokio::sync::watch::Receiver<bool>,
     grace: Duration,
+    /// Steps under way (each on a task of its own).
+    in_flight: tokio::sync::watch::Sender<usize>,
+}
+
+/// Counts a step as under way until dropped.
+struct InFlight(tokio::sync::watch::Sender<usize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Worker {
@@ -116,8 +130,13 @@ impl Worker {
         let fetch = self.options.fetch_interval;
         let concurrency = self.options.concurrency.max(1);
         let db = self.store.db.clone();
+        let store = self.store.clone();
         let name = self.name.clone();
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+        let mut stopped = stopping.clone();
+        let (in_flight, _) = tokio::sync::watch::channel(0usize);
+        let mut steps_over = in_flight.subscribe();
+        let mut last_step_over = in_flight.subscribe();
         let prune = match self.retention {
             Some(retention) => {
                 futures::future::Either::Left(prune_forever(self.store.clone(), retention))
@@ -134,6 +153,7 @@ impl Worker {
             learning: tokio::sync::Mutex::new(()),
             stopping,
             grace: self.grace,
+            in_flight,
         });
         let grace = self.grace;
         let stop = async move {
@@ -143,6 +163,9 @@ impl Worker {
                 "stopping: steps under way may finish within the grace"
             );
             let _ = stopping_tx.send(true);
+            // The engine is stopped once our steps are over (within the grace): its shutdown
+            // can hold the database's write lock, which their last writes would wait behind.
+            let _ = last_step_over.wait_for(|n| *n == 0).await;
             Ok::<(), std::io::Error>(())
         };
         // The same worker on either database's engine storage.
@@ -182,17 +205,62 @@ impl Worker {
                 }
             }
         };
+        // Once stopping, the steps end within the grace (each runs on a task of its own);
+        // the engine then gets a moment to record their outcomes, no more: an outcome it
+        // misses is a step delivered again, as after a crash.
+        let shutdown = async move {
+            if stopped.wait_for(|stop| *stop).await.is_err() {
+                // Never told to stop: the engine alone decides.
+                std::future::pending::<()>().await;
+            }
+            let _ = steps_over.wait_for(|n| *n == 0).await;
+            tokio::time::sleep(ENGINE_SHUTDOWN).await;
+        };
         // Pruning runs beside the engine and ends with it.
         let result = tokio::select! {
             result = engine => result,
             never = prune => match never {},
+            () = shutdown => {
+                tracing::warn!("the job engine did not stop in time; stopping without it");
+                Ok(())
+            }
         };
+        // No step of ours runs now: what the engine had taken for us goes back to the queue.
+        match store.unlock_engine_tasks(&name).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tasks = n, "tasks taken but not run handed back"),
+            Err(e) => {
+                tracing::warn!(error = %e, "tasks taken but not run wait for the engine's heartbeat timeout")
+            }
+        }
         result.map_err(|e| Error::Engine(e.to_string()))
     }
 }
 
 async fn handle(task: StepTask, shared: Data<Arc<Shared>>) -> Result<(), BoxDynError> {
-    shared.run_step(&task).await.map_err(|e| {
+    if *shared.stopping.borrow() {
+        // Fetched as the worker stops: not begun, queued again a little later (for another
+        // worker; this one defers it again while its grace lasts).
+        return shared.store.defer(&task, ENGINE_SHUTDOWN).await.map_err(|e| {
+            tracing::warn!(job = %task.job, error = %e, "step not deferred; the engine retries it");
+            Box::new(e) as BoxDynError
+        });
+    }
+    // On a task of its own: the step goes on to its end (or its abandonment at the stop
+    // grace) whether or not the engine keeps polling this handler as it stops.
+    shared.in_flight.send_modify(|n| *n += 1);
+    let counted = InFlight(shared.in_flight.clone());
+    let step = {
+        let (shared, task) = (Arc::clone(&shared), task.clone());
+        tokio::spawn(async move {
+            let _counted = counted;
+            shared.run_step(&task).await
+        })
+    };
+    let result = step
+        .await
+        .unwrap_or_else(|e| Err(Error::Engine(format!("step task: {e}"))));
+    result.map_err(|e| {
         if matches!(e, Error::Stopped(_)) {
             tracing::info!(job = %task.job, "step abandoned as the worker stops; queued again");
         } else {

@@ -1,6 +1,7 @@
 //! `reports submit | worker | jobs`: durable jobs in a database, run by workers
 //! (`report-runner` on the apalis job engine).
 
+mod connections;
 mod db;
 mod vendors;
 
@@ -60,6 +61,14 @@ pub struct WorkerArgs {
     /// How often the engine looks for due tasks, in milliseconds.
     #[arg(long, default_value_t = 500, value_name = "MS", hide = true)]
     pub fetch_ms: u64,
+    /// On SIGINT/SIGTERM, seconds the steps under way may take to finish; then they are
+    /// abandoned (queued again for the next worker, no partial file kept) and the worker exits 0.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub stop_grace_secs: u64,
+    /// Hours the job engine keeps its finished tasks (our job records are kept regardless);
+    /// older ones are deleted hourly. 0 deletes them at the next pruning.
+    #[arg(long, default_value_t = 168, value_name = "HOURS")]
+    pub task_retention_hours: u64,
 }
 
 /// How the worker writes its log lines.
@@ -137,7 +146,13 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
         fetch_interval: Duration::from_millis(args.fetch_ms.max(10)),
         policy: crate::jobs::policy(common),
     };
-    let worker = Worker::new(store.clone(), vendors::registry(common), options);
+    let retention = report_runner::TaskRetention {
+        keep: Duration::from_secs(args.task_retention_hours.saturating_mul(3600)),
+        ..report_runner::TaskRetention::default()
+    };
+    let worker = Worker::new(store.clone(), vendors::registry(common), options)
+        .stop_grace(Duration::from_secs(args.stop_grace_secs))
+        .task_retention(Some(retention));
     if args.log_format == LogFormat::Json {
         // Standard error holds JSON lines only: collectors parse every line.
         tracing::info!(worker = worker.name(), "worker started");
