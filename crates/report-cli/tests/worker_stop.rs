@@ -19,8 +19,7 @@ fn worker(sandbox: &Sandbox, db: &Path, extra: &[&str]) -> Command {
         .envs(worker_env(sandbox))
         // The default lease (60 s) and heartbeat (10 s): a step left held would stall the
         // next worker far beyond the times asserted below.
-        .env("REPORTS_LOG", "info")
-        .args(["worker", "--fetch-ms", "100"])
+        .args(["worker", "--quiet", "--fetch-ms", "100"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -35,17 +34,6 @@ fn wait(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, Durati
             return (status, began.elapsed());
         }
         if began.elapsed() > limit {
-            let bt = Command::new("gdb")
-                .args([
-                    "-p",
-                    &child.id().to_string(),
-                    "-batch",
-                    "-ex",
-                    "thread apply all bt 30",
-                ])
-                .output()
-                .unwrap();
-            std::fs::write(format!("/tmp/robust_bt_{}.txt", child.id()), &bt.stdout).unwrap();
             let _ = child.kill();
             let _ = child.wait();
             let mut stderr = String::new();
