@@ -78,6 +78,9 @@ pub fn profile_variables(args: &[OsString]) -> Result<Vec<(String, String)>, Fai
     variables(&path, &name, profile)
 }
 
+/// `(variable, value)` pairs a profile provides.
+pub type Variables = Vec<(String, String)>;
+
 /// What profile `name` of the config file (`file`, else the default one) sets for `vendor`,
 /// as the variables `run` reads (`OFD_LOGIN`, `OFD_PASSWORD_FILE`, …): a worker's named
 /// connection. `Ok(None)`: no file, no such profile, or nothing in it for `vendor`.
@@ -85,7 +88,7 @@ pub fn connection_variables(
     file: Option<&Path>,
     name: &str,
     vendor: &str,
-) -> Result<Option<(PathBuf, Vec<(String, String)>)>, Failure> {
+) -> Result<Option<(PathBuf, Variables)>, Failure> {
     let path = match file {
         Some(path) => path.to_path_buf(),
         None => match default_path() {
