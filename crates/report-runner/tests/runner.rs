@@ -566,7 +566,7 @@ async fn a_connections_limits_hold_across_two_workers_on_one_database() {
         Store::open(&path).await.unwrap(),
     );
     let mut ids = Vec::new();
-    for i in 0..8 {
+    for i in 0..16 {
         ids.push(submit(&one, dir.path(), &format!("s{i}")).await);
     }
     let vendor = Arc::new(Vendor {
@@ -599,7 +599,7 @@ async fn a_connections_limits_hold_across_two_workers_on_one_database() {
         let job = one.get(id).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Done, "{job:?}");
     }
-    assert_eq!(vendor.starts.load(Ordering::SeqCst), 8);
+    assert_eq!(vendor.starts.load(Ordering::SeqCst), 16);
     assert_eq!(
         vendor.starting.most.load(Ordering::SeqCst),
         1,
