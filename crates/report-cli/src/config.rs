@@ -78,6 +78,33 @@ pub fn profile_variables(args: &[OsString]) -> Result<Vec<(String, String)>, Fai
     variables(&path, &name, profile)
 }
 
+/// `(variable, value)` pairs a profile provides.
+pub type Variables = Vec<(String, String)>;
+
+/// What profile `name` of the config file (`file`, else the default one) sets for `vendor`,
+/// as the variables `run` reads (`OFD_LOGIN`, `OFD_PASSWORD_FILE`, …): a worker's named
+/// connection. `Ok(None)`: no file, no such profile, or nothing in it for `vendor`.
+pub fn connection_variables(
+    file: Option<&Path>,
+    name: &str,
+    vendor: &str,
+) -> Result<Option<(PathBuf, Variables)>, Failure> {
+    let path = match file {
+        Some(path) => path.to_path_buf(),
+        None => match default_path() {
+            Some(path) if path.is_file() => path,
+            _ => return Ok(None),
+        },
+    };
+    let config = read(&path)?;
+    let Some(settings) = config.profiles.get(name).and_then(|p| p.get(vendor)) else {
+        return Ok(None);
+    };
+    let one = Profile::from([(vendor.to_string(), settings.clone())]);
+    let vars = variables(&path, name, &one)?;
+    Ok(Some((path, vars)))
+}
+
 fn variables(path: &Path, name: &str, profile: &Profile) -> Result<Vec<(String, String)>, Failure> {
     let bad = |why: String| Failure::Usage(format!("{} [profiles.{name}]: {why}", path.display()));
     let mut out = Vec::new();

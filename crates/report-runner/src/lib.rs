@@ -16,13 +16,20 @@
 //! - A vendor that calls back when a report is done ([`Registry::register_with_webhook`])
 //!   gets each job's own URL from a worker with [`Worker::with_webhook_url_base`];
 //!   [`serve_webhooks`] turns a call into a poll at once (a hint: that poll decides).
+//! - A connection's [`Limits`] hold across every worker on the database (slots with an expiry
+//!   and a table of operations begun), so a killed worker's share frees itself.
+//! - A stopping worker lets its steps finish within a grace ([`Worker::stop_grace`]), then
+//!   abandons them safely and queues them again; finished engine tasks are deleted after a
+//!   retention ([`Worker::task_retention`]); job records are kept.
 //! - It knows no vendor.
 
 mod limits;
 mod record;
 mod registry;
+mod retention;
 mod schedule;
 mod setup_lock;
+mod shared_limits;
 mod store;
 mod webhook;
 mod worker;
@@ -30,10 +37,11 @@ mod worker;
 pub use limits::{Access, Limits};
 pub use record::{JobRecord, JobState, NewJob};
 pub use registry::{DEFAULT_KIND, KindFn, Registry, Stepped, Vendor, WebhookFn};
+pub use retention::TaskRetention;
 pub use schedule::{Definition, Period, ScheduleFile, run_schedules};
 pub use store::{Claim, QUEUE, StepTask, Store};
 pub use webhook::{Nudged, serve_webhooks};
-pub use worker::{Worker, WorkerOptions, idle};
+pub use worker::{DEFAULT_STOP_GRACE, Worker, WorkerOptions, idle};
 
 /// The runner's errors (database and bookkeeping; vendor errors end in the job record).
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +59,9 @@ pub enum Error {
     /// Another worker took over the job's step (this worker's lease ran out).
     #[error("job {0}: the lease on its step was lost to another worker")]
     LeaseLost(String),
+    /// The worker stopped before the step finished: it was abandoned and queued again.
+    #[error("job {0}: step abandoned as the worker stops; queued again")]
+    Stopped(String),
     /// The engine stopped with an error.
     #[error("job engine: {0}")]
     Engine(String),

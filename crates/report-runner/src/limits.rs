@@ -2,7 +2,8 @@
 //! polls/downloads (reads) are under way at once, and how many operations begin per minute.
 //! Vendors publish such limits per account or portal (DocSpace: 15 concurrent POST/PUT, 50
 //! concurrent GET, 1,500 requests a minute); exceeding them earns 429s or refusals, so the
-//! runner waits its turn instead. The limits hold within one worker process.
+//! runner waits its turn instead. This gate holds them within one worker process; a worker also
+//! holds them across every worker on its database (`shared_limits.rs`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub(crate) struct Gate {
 #[derive(Debug)]
 pub(crate) struct Pass {
     _slot: Option<OwnedSemaphorePermit>,
+    /// The database's slot, shared with every worker.
+    pub(crate) shared: Option<crate::shared_limits::Slot>,
 }
 
 impl Gate {
@@ -94,7 +97,10 @@ impl Gate {
                 }
             }
         }
-        Pass { _slot: slot }
+        Pass {
+            _slot: slot,
+            shared: None,
+        }
     }
 }
 

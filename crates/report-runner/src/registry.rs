@@ -112,6 +112,8 @@ pub struct Registry {
     /// The limits' live state per (vendor, connection), shared by clones of the registry.
     gates: Arc<Mutex<HashMap<Key, Arc<Gate>>>>,
     kinds: HashMap<String, Arc<KindFn>>,
+    /// The database whose workers share the limits (set by the worker).
+    shared: Option<crate::Store>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -195,7 +197,13 @@ impl Registry {
         self.one_at_a_time.contains(vendor)
     }
 
-    /// Limits every connection of `vendor` (each connection has its own allowance).
+    /// Makes the limits hold across every worker on `store`'s database.
+    pub(crate) fn share_limits(&mut self, store: crate::Store) {
+        self.shared = Some(store);
+    }
+
+    /// Limits every connection of `vendor` (each connection has its own allowance, shared by
+    /// every worker on one database).
     pub fn limit(&mut self, vendor: &str, limits: Limits) -> &mut Self {
         self.limits.insert(vendor.to_string(), limits);
         self
@@ -232,7 +240,13 @@ impl Registry {
                 .or_insert_with(|| Arc::new(Gate::new(self.limits(vendor, connection))))
                 .clone()
         };
-        gate.enter(access).await
+        let mut pass = gate.enter(access).await;
+        if let Some(store) = &self.shared {
+            let limits = self.limits(vendor, connection);
+            pass.shared =
+                crate::shared_limits::enter(store, vendor, connection, access, limits).await;
+        }
+        pass
     }
 
     /// Tells `vendor`'s report kinds apart (e.g. by a report type in its options), so each

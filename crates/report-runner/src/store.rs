@@ -76,8 +76,10 @@ macro_rules! with_db {
     };
 }
 
+pub(crate) use with_db;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Sqlite,
     #[cfg(feature = "postgres")]
     Postgres,
@@ -85,7 +87,7 @@ enum Kind {
 
 /// The SQL for `kind`: our queries are written with `?` placeholders; PostgreSQL numbers them.
 /// Only ever given our own literal SQL (values are bound), hence safe.
-fn sql(kind: Kind, text: &'static str) -> sqlx::AssertSqlSafe<String> {
+pub(crate) fn sql(kind: Kind, text: &'static str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(numbered(kind, text))
 }
 
@@ -146,6 +148,22 @@ CREATE TABLE IF NOT EXISTS report_priors (
     summary TEXT NOT NULL,
     PRIMARY KEY (vendor, kind)
 );
+CREATE TABLE IF NOT EXISTS report_slots (
+    vendor TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    access TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    holder TEXT,
+    expires_at INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (vendor, connection, access, slot)
+);
+CREATE TABLE IF NOT EXISTS report_rate (
+    id TEXT PRIMARY KEY NOT NULL,
+    vendor TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    began_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS report_rate_at ON report_rate (vendor, connection, began_at);
 ";
 
 #[cfg(feature = "postgres")]
@@ -186,6 +204,22 @@ CREATE TABLE IF NOT EXISTS report_priors (
     summary TEXT NOT NULL,
     PRIMARY KEY (vendor, kind)
 );
+CREATE TABLE IF NOT EXISTS report_slots (
+    vendor TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    access TEXT NOT NULL,
+    slot BIGINT NOT NULL,
+    holder TEXT,
+    expires_at BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (vendor, connection, access, slot)
+);
+CREATE TABLE IF NOT EXISTS report_rate (
+    id TEXT PRIMARY KEY NOT NULL,
+    vendor TEXT NOT NULL,
+    connection TEXT NOT NULL,
+    began_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS report_rate_at ON report_rate (vendor, connection, began_at);
 ";
 
 /// Writes the record if `owner` still holds its step (and, with `exclusive`, no other job of
@@ -597,6 +631,80 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Gives up `owner`'s lease on the job's current step (a stopping worker abandoned it, its
+    /// request or download already dropped) and queues the step's task again, due now, so the
+    /// next worker takes it at once instead of waiting for the lease and the engine's
+    /// heartbeat to run out. The engine's own task may come back too: a step is taken once
+    /// whichever task arrives first.
+    pub async fn release(&self, record: &JobRecord, owner: &str) -> Result<()> {
+        with_db!(&self.db, pool, kind => {
+            let mut tx = pool.begin().await?;
+            let released = sqlx::query(sql(
+                kind,
+                "UPDATE report_jobs SET lease_owner = NULL, lease_until = NULL
+                 WHERE id = ? AND seq = ? AND lease_owner = ?",
+            ))
+            .bind(&record.id)
+            .bind(record.seq)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if released {
+                let key = format!("{}/{}/released-{}", record.id, record.seq, uuid::Uuid::new_v4());
+                tx.push_task(task_of(&record.id, record.seq, None, key)).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Hands back the engine tasks `worker` took from the queue and did not finish (a stopped
+    /// worker's): pending again at once, instead of after the engine's heartbeat timeout.
+    pub(crate) async fn unlock_engine_tasks(&self, worker: &str) -> Result<u64> {
+        let n = match &self.db {
+            Db::Sqlite(pool) => sqlx::query(
+                "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL
+                 WHERE job_type = ? AND lock_by = ? AND status IN ('Queued', 'Running')",
+            )
+            .bind(QUEUE)
+            .bind(worker)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => sqlx::query(
+                "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL
+                 WHERE job_type = $1 AND lock_by = $2 AND status IN ('Queued', 'Running')",
+            )
+            .bind(QUEUE)
+            .bind(worker)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(n)
+    }
+
+    /// Queues a copy of `task` due after `after` (a stopping worker's task it will not begin);
+    /// the copy is taken once, like any repeated task.
+    pub async fn defer(&self, task: &StepTask, after: Duration) -> Result<()> {
+        let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+        let key = format!(
+            "{}/{}/deferred-{}",
+            task.job,
+            task.seq,
+            uuid::Uuid::new_v4()
+        );
+        with_db!(&self.db, pool, kind => {
+            let mut tx = pool.begin().await?;
+            tx.push_task(task_of(&task.job, task.seq, Some(at), key)).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Records the intent to start, keeping the lease. With `exclusive`, only while no other
     /// job of the same vendor and connection is started and unfinished (one statement, so
     /// two workers cannot both pass the check); `false` if one is.
@@ -775,13 +883,18 @@ const ADDED_COLUMNS: [&str; 3] = ["webhook_sha256", "nudged_at", "first_eta_at"]
 
 /// The engine task of step `seq` of `job`, due at `at` (now if `None`).
 fn step_task(job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Task<Vec<u8>> {
+    task_of(job, seq, at, format!("{job}/{seq}"))
+}
+
+/// An engine task of step `seq` of `job` under idempotency key `key`.
+fn task_of(job: &str, seq: i64, at: Option<DateTime<Utc>>, key: String) -> Task<Vec<u8>> {
     let payload = serde_json::to_vec(&StepTask {
         job: job.to_string(),
         seq,
     })
     .expect("a step task serializes");
     let mut task = TaskBuilder::new(payload)
-        .idempotency_key(format!("{job}/{seq}"))
+        .idempotency_key(key)
         .max_attempts(25);
     if let Some(at) = at {
         // The engine schedules in whole seconds: round up, never poll early.
@@ -793,12 +906,16 @@ fn step_task(job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Task<Vec<u8>> {
 
 /// Queues a step's task within one of our transactions, whichever the database.
 trait PushStep {
-    async fn push_step(&mut self, job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Result<()>;
+    async fn push_task(&mut self, task: Task<Vec<u8>>) -> Result<()>;
+
+    async fn push_step(&mut self, job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Result<()> {
+        self.push_task(step_task(job, seq, at)).await
+    }
 }
 
 impl PushStep for sqlx::Transaction<'_, sqlx::Sqlite> {
-    async fn push_step(&mut self, job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Result<()> {
-        apalis_sqlite::queries::push_tasks(&mut **self, QUEUE, &[step_task(job, seq, at)])
+    async fn push_task(&mut self, task: Task<Vec<u8>>) -> Result<()> {
+        apalis_sqlite::queries::push_tasks(&mut **self, QUEUE, &[task])
             .await
             .map_err(|e| Error::Database(format!("cannot queue a task: {e}")))
     }
@@ -806,8 +923,8 @@ impl PushStep for sqlx::Transaction<'_, sqlx::Sqlite> {
 
 #[cfg(feature = "postgres")]
 impl PushStep for sqlx::Transaction<'_, sqlx::Postgres> {
-    async fn push_step(&mut self, job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Result<()> {
-        apalis_postgres::queries::push_tasks(&mut **self, QUEUE, vec![step_task(job, seq, at)])
+    async fn push_task(&mut self, task: Task<Vec<u8>>) -> Result<()> {
+        apalis_postgres::queries::push_tasks(&mut **self, QUEUE, vec![task])
             .await
             .map_err(|e| Error::Database(format!("cannot queue a task: {e}")))
     }

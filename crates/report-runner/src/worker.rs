@@ -12,6 +12,7 @@ use report_core::{Error as CoreError, Step, WaitPolicy};
 use crate::limits::Access;
 use crate::record::{JobRecord, JobState};
 use crate::registry::{Registry, Vendor};
+use crate::retention::{TaskRetention, prune_forever};
 use crate::store::{Claim, Db, QUEUE, StepTask, Store};
 use crate::{Error, Result};
 
@@ -44,6 +45,12 @@ impl Default for WorkerOptions {
     }
 }
 
+/// How long a stopped worker waits for the engine to wind down once its steps are over.
+const ENGINE_SHUTDOWN: Duration = Duration::from_secs(2);
+
+/// How long a stopping worker lets the steps under way finish before abandoning them.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// A worker process's share of the queue.
 #[derive(Debug)]
 pub struct Worker {
@@ -52,6 +59,8 @@ pub struct Worker {
     options: WorkerOptions,
     name: String,
     webhook_base: Option<url::Url>,
+    grace: Duration,
+    retention: Option<TaskRetention>,
 }
 
 /// What the handler needs, shared by the engine's concurrent calls.
@@ -66,17 +75,35 @@ struct Shared {
     /// Learning reads a summary and writes it back: one at a time in this process, so jobs
     /// finishing together each count (two processes may still lose a sample, harmlessly).
     learning: tokio::sync::Mutex<()>,
+    /// Becomes true when the worker is told to stop.
+    stopping: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
+    /// Steps under way (each on a task of its own).
+    in_flight: tokio::sync::watch::Sender<usize>,
+}
+
+/// Counts a step as under way until dropped.
+struct InFlight(tokio::sync::watch::Sender<usize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Worker {
     /// A worker on `store` running the vendors of `registry`.
-    pub fn new(store: Store, registry: Registry, options: WorkerOptions) -> Self {
+    pub fn new(store: Store, mut registry: Registry, options: WorkerOptions) -> Self {
+        // Limits hold across every worker on the database, not per process.
+        registry.share_limits(store.clone());
         Worker {
             store,
             registry,
             options,
             name: format!("reports-worker-{}", uuid::Uuid::new_v4()),
             webhook_base: None,
+            grace: DEFAULT_STOP_GRACE,
+            retention: Some(TaskRetention::default()),
         }
     }
 
@@ -89,19 +116,48 @@ impl Worker {
         self
     }
 
+    /// How long steps under way may go on once the worker is told to stop (default
+    /// [`DEFAULT_STOP_GRACE`]); then they are abandoned: the request or download is dropped
+    /// (a download's temporary file with it), the lease given up and the step queued again.
+    pub fn stop_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// How long the engine's finished tasks are kept, and how often this worker deletes
+    /// older ones (default [`TaskRetention::default`]: a week, hourly); `None`: never.
+    pub fn task_retention(mut self, retention: Option<TaskRetention>) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// This worker's name in the engine and in leases.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Runs until `stop` completes; the step under way is finished or abandoned safely (its
-    /// lease runs out and another worker repeats it).
+    /// Runs until `stop` completes; the steps under way are finished within the stop grace,
+    /// or abandoned safely (queued again for the next worker, nothing half-written kept).
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let heartbeat = self.options.heartbeat;
         let fetch = self.options.fetch_interval;
         let concurrency = self.options.concurrency.max(1);
         let db = self.store.db.clone();
+        let store = self.store.clone();
         let name = self.name.clone();
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+        let mut stopped = stopping.clone();
+        let (in_flight, _) = tokio::sync::watch::channel(0usize);
+        let mut steps_over = in_flight.subscribe();
+        let mut last_step_over = in_flight.subscribe();
+        let prune = match self.retention {
+            Some(retention) => {
+                futures::future::Either::Left(prune_forever(self.store.clone(), retention))
+            }
+            None => {
+                futures::future::Either::Right(std::future::pending::<std::convert::Infallible>())
+            }
+        };
         let shared = Arc::new(Shared {
             store: self.store,
             registry: self.registry,
@@ -109,9 +165,21 @@ impl Worker {
             name: self.name,
             webhook_base: self.webhook_base,
             learning: tokio::sync::Mutex::new(()),
+            stopping,
+            grace: self.grace,
+            in_flight,
         });
+        let grace = self.grace;
         let stop = async move {
             stop.await;
+            tracing::info!(
+                grace_secs = grace.as_secs_f64(),
+                "stopping: steps under way may finish within the grace"
+            );
+            let _ = stopping_tx.send(true);
+            // The engine is stopped once our steps are over (within the grace): its shutdown
+            // can hold the database's write lock, which their last writes would wait behind.
+            let _ = last_step_over.wait_for(|n| *n == 0).await;
             Ok::<(), std::io::Error>(())
         };
         // The same worker on either database's engine storage.
@@ -126,36 +194,92 @@ impl Worker {
                     .await
             };
         }
-        let result = match &db {
-            Db::Sqlite(pool) => {
-                let config = apalis_sqlite::Config::default()
-                    .queue(QUEUE)
-                    .heartbeat_interval(heartbeat);
-                run!(
-                    SqliteStorage::<StepTask>::new(pool)
-                        .with_config(config)
-                        .poll_with_interval(fetch)
-                )
-            }
-            #[cfg(feature = "postgres")]
-            Db::Postgres(pool) => {
-                let config = apalis_postgres::Config::default()
-                    .queue(QUEUE)
-                    .heartbeat_interval(heartbeat);
-                run!(
-                    apalis_postgres::PostgresStorage::<StepTask>::new(pool)
-                        .with_config(config)
-                        .poll_with_interval(fetch)
-                )
+        let engine = async {
+            match &db {
+                Db::Sqlite(pool) => {
+                    let config = apalis_sqlite::Config::default()
+                        .queue(QUEUE)
+                        .heartbeat_interval(heartbeat);
+                    run!(
+                        SqliteStorage::<StepTask>::new(pool)
+                            .with_config(config)
+                            .poll_with_interval(fetch)
+                    )
+                }
+                #[cfg(feature = "postgres")]
+                Db::Postgres(pool) => {
+                    let config = apalis_postgres::Config::default()
+                        .queue(QUEUE)
+                        .heartbeat_interval(heartbeat);
+                    run!(
+                        apalis_postgres::PostgresStorage::<StepTask>::new(pool)
+                            .with_config(config)
+                            .poll_with_interval(fetch)
+                    )
+                }
             }
         };
+        // Once stopping, the steps end within the grace (each runs on a task of its own);
+        // the engine then gets a moment to record their outcomes, no more: an outcome it
+        // misses is a step delivered again, as after a crash.
+        let shutdown = async move {
+            if stopped.wait_for(|stop| *stop).await.is_err() {
+                // Never told to stop: the engine alone decides.
+                std::future::pending::<()>().await;
+            }
+            let _ = steps_over.wait_for(|n| *n == 0).await;
+            tokio::time::sleep(ENGINE_SHUTDOWN).await;
+        };
+        // Pruning runs beside the engine and ends with it.
+        let result = tokio::select! {
+            result = engine => result,
+            never = prune => match never {},
+            () = shutdown => {
+                tracing::warn!("the job engine did not stop in time; stopping without it");
+                Ok(())
+            }
+        };
+        // No step of ours runs now: what the engine had taken for us goes back to the queue.
+        match store.unlock_engine_tasks(&name).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tasks = n, "tasks taken but not run handed back"),
+            Err(e) => {
+                tracing::warn!(error = %e, "tasks taken but not run wait for the engine's heartbeat timeout")
+            }
+        }
         result.map_err(|e| Error::Engine(e.to_string()))
     }
 }
 
 async fn handle(task: StepTask, shared: Data<Arc<Shared>>) -> Result<(), BoxDynError> {
-    shared.run_step(&task).await.map_err(|e| {
-        tracing::warn!(job = %task.job, error = %e, "step not recorded; the engine retries it");
+    if *shared.stopping.borrow() {
+        // Fetched as the worker stops: not begun, queued again a little later (for another
+        // worker; this one defers it again while its grace lasts).
+        return shared.store.defer(&task, ENGINE_SHUTDOWN).await.map_err(|e| {
+            tracing::warn!(job = %task.job, error = %e, "step not deferred; the engine retries it");
+            Box::new(e) as BoxDynError
+        });
+    }
+    // On a task of its own: the step goes on to its end (or its abandonment at the stop
+    // grace) whether or not the engine keeps polling this handler as it stops.
+    shared.in_flight.send_modify(|n| *n += 1);
+    let counted = InFlight(shared.in_flight.clone());
+    let step = {
+        let (shared, task) = (Arc::clone(&shared), task.clone());
+        tokio::spawn(async move {
+            let _counted = counted;
+            shared.run_step(&task).await
+        })
+    };
+    let result = step
+        .await
+        .unwrap_or_else(|e| Err(Error::Engine(format!("step task: {e}"))));
+    result.map_err(|e| {
+        if matches!(e, Error::Stopped(_)) {
+            tracing::info!(job = %task.job, "step abandoned as the worker stops; queued again");
+        } else {
+            tracing::warn!(job = %task.job, error = %e, "step not recorded; the engine retries it");
+        }
         Box::new(e) as BoxDynError
     })
 }
@@ -178,8 +302,12 @@ impl Shared {
                 Claim::Busy(until) => {
                     // Another worker holds the step; if it died, its lease runs out.
                     let wait = (until - Utc::now()).to_std().unwrap_or_default();
-                    tokio::time::sleep(wait.min(self.options.lease) + Duration::from_millis(50))
-                        .await;
+                    let wait = wait.min(self.options.lease) + Duration::from_millis(50);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        // Not ours: the engine delivers this task again.
+                        _ = self.abandoned() => return Err(Error::Stopped(task.job.clone())),
+                    }
                 }
             }
         };
@@ -195,15 +323,25 @@ impl Shared {
         result
     }
 
-    /// Takes the step, renewing the lease while it runs; a step outliving its lease is
-    /// abandoned.
+    /// Completes once the worker was told to stop and the grace has run out.
+    async fn abandoned(&self) {
+        let mut stopping = self.stopping.clone();
+        // An error: the sender is gone, the worker stopping with it.
+        let _ = stopping.wait_for(|stop| *stop).await;
+        tokio::time::sleep(self.grace).await;
+    }
+
+    /// Takes the step, renewing the lease while it runs; a step outliving its lease, or the
+    /// stop grace, is abandoned.
     async fn leased_step(&self, record: JobRecord) -> Result<()> {
         let renew_every = self.options.lease / 3;
-        let step = self.take_step(record.clone());
-        futures::pin_mut!(step);
+        let mut step = Box::pin(self.take_step(record.clone()));
+        let abandoned = self.abandoned();
+        futures::pin_mut!(abandoned);
         loop {
             tokio::select! {
                 result = &mut step => return result,
+                _ = &mut abandoned => break,
                 _ = tokio::time::sleep(renew_every) => {
                     if !self.store.renew(&record, &self.name, self.options.lease).await? {
                         return Err(Error::LeaseLost(record.id));
@@ -211,6 +349,11 @@ impl Shared {
                 }
             }
         }
+        // Cut the request or download first (a download's temporary file goes with it):
+        // only then is the step free for another worker.
+        drop(step);
+        self.store.release(&record, &self.name).await?;
+        Err(Error::Stopped(record.id))
     }
 
     async fn take_step(&self, mut record: JobRecord) -> Result<()> {

@@ -13,7 +13,9 @@ use report_core::{
     Artifact, Download, Progress, ReportAdapter, Result, SecretString, Started, Status, Ticket,
     WaitPolicy,
 };
-use report_runner::{JobState, Limits, NewJob, Registry, Store, Worker, WorkerOptions, idle};
+use report_runner::{
+    JobState, Limits, NewJob, Registry, Store, TaskRetention, Worker, WorkerOptions, idle,
+};
 use sha2::{Digest, Sha256};
 
 const SECRET: &str = "s3cr3t-api-key-never-stored";
@@ -553,5 +555,108 @@ async fn a_connections_limits_cap_its_concurrent_starts_and_polls() {
         vendor.polling.most.load(Ordering::SeqCst),
         2,
         "two polls at a time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_engine_tasks_are_deleted_after_their_retention_and_job_records_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(submit(&store, dir.path(), &format!("v{i}")).await);
+    }
+    let vendor = Arc::new(Vendor::default());
+    let run = |keep: Duration| {
+        let worker = Worker::new(store.clone(), registry(vendor.clone()), options())
+            .task_retention(Some(TaskRetention {
+                keep,
+                every: Duration::from_millis(50),
+            }));
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            worker.run_until(idle(store.clone(), Duration::from_millis(50))),
+        )
+    };
+    // Kept for an hour: every step's finished task stays (start, two polls, download).
+    run(Duration::from_secs(3600)).await.unwrap().unwrap();
+    let kept = store.finished_tasks().await.unwrap();
+    assert!(kept >= 12, "{kept} finished tasks");
+
+    // Kept for no time: a worker deletes them as it starts and as it goes, but leaves a
+    // queued job's task alone (the late job is run).
+    let late = submit(&store, dir.path(), "late").await;
+    ids.push(late);
+    run(Duration::ZERO).await.unwrap().unwrap();
+    let left = store.finished_tasks().await.unwrap();
+    assert!(
+        left < 4,
+        "{left} of the late job's finished tasks at most are left"
+    );
+    for id in &ids {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Done, "the job records stay: {job:?}");
+    }
+    assert_eq!(
+        store.delete_finished_tasks(Duration::ZERO).await.unwrap(),
+        left
+    );
+    assert_eq!(store.finished_tasks().await.unwrap(), 0);
+    assert_eq!(vendor.starts.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connections_limits_hold_across_two_workers_on_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(dir.path());
+    // Two stores on one file, each worker with its own registry: two processes' views.
+    let (one, two) = (
+        Store::open(&path).await.unwrap(),
+        Store::open(&path).await.unwrap(),
+    );
+    let mut ids = Vec::new();
+    for i in 0..16 {
+        ids.push(submit(&one, dir.path(), &format!("s{i}")).await);
+    }
+    let vendor = Arc::new(Vendor {
+        limits: Some(Limits {
+            writes: Some(1),
+            reads: Some(2),
+            per_minute: None,
+        }),
+        busy: Duration::from_millis(150),
+        ..Vendor::default()
+    });
+    let run = |store: &Store| {
+        let worker = Worker::new(
+            store.clone(),
+            registry(vendor.clone()),
+            WorkerOptions {
+                concurrency: 8,
+                ..options()
+            },
+        );
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            worker.run_until(idle(store.clone(), Duration::from_millis(50))),
+        )
+    };
+    let (a, b) = tokio::join!(run(&one), run(&two));
+    a.expect("the queue drains in time").unwrap();
+    b.expect("the queue drains in time").unwrap();
+    for id in &ids {
+        let job = one.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Done, "{job:?}");
+    }
+    assert_eq!(vendor.starts.load(Ordering::SeqCst), 16);
+    assert_eq!(
+        vendor.starting.most.load(Ordering::SeqCst),
+        1,
+        "one start at a time across both workers"
+    );
+    assert_eq!(
+        vendor.polling.most.load(Ordering::SeqCst),
+        2,
+        "two polls at a time across both workers"
     );
 }

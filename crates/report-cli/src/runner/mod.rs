@@ -2,6 +2,7 @@
 //! (`report-runner` on the apalis job engine).
 
 mod board;
+mod connections;
 mod db;
 mod vendors;
 mod webhook;
@@ -75,6 +76,14 @@ pub struct WorkerArgs {
     /// How often the engine looks for due tasks, in milliseconds.
     #[arg(long, default_value_t = 500, value_name = "MS", hide = true)]
     pub fetch_ms: u64,
+    /// On SIGINT/SIGTERM, seconds the steps under way may take to finish; then they are
+    /// abandoned (queued again for the next worker, no partial file kept) and the worker exits 0.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub stop_grace_secs: u64,
+    /// Hours the job engine keeps its finished tasks (our job records are kept regardless);
+    /// older ones are deleted hourly. 0 deletes them at the next pruning.
+    #[arg(long, default_value_t = 168, value_name = "HOURS")]
+    pub task_retention_hours: u64,
     #[command(flatten)]
     pub log: crate::cli::Logging,
     #[command(flatten)]
@@ -168,7 +177,13 @@ pub async fn worker(args: WorkerArgs, common: &Common) -> Result<(), Failure> {
         fetch_interval: Duration::from_millis(args.fetch_ms.max(10)),
         policy: crate::jobs::policy(common),
     };
-    let mut worker = Worker::new(store.clone(), vendors::registry(common), options);
+    let retention = report_runner::TaskRetention {
+        keep: Duration::from_secs(args.task_retention_hours.saturating_mul(3600)),
+        ..report_runner::TaskRetention::default()
+    };
+    let mut worker = Worker::new(store.clone(), vendors::registry(common), options)
+        .stop_grace(Duration::from_secs(args.stop_grace_secs))
+        .task_retention(Some(retention));
     if let Some(base) = &args.webhook_url_base {
         worker = worker.with_webhook_url_base(webhook::url_base(base)?);
     }

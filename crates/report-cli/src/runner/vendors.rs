@@ -107,13 +107,13 @@ fn line_argv(args: &[String]) -> impl Iterator<Item = String> + '_ {
 }
 
 /// A failure's message without the `error: ` prefix (the job's error gets its own context).
-fn failure_text(f: &Failure) -> String {
+pub(super) fn failure_text(f: &Failure) -> String {
     let text = f.lines(false).join("; ");
     text.strip_prefix("error: ").unwrap_or(&text).to_string()
 }
 
 /// clap's message without its own `error: ` prefix (ours adds one).
-fn clap_message(e: &clap::Error) -> String {
+pub(super) fn clap_message(e: &clap::Error) -> String {
     let text = e.to_string();
     let text = text.trim();
     text.strip_prefix("error: ").unwrap_or(text).to_string()
@@ -139,12 +139,13 @@ fn without_db(args: &[String]) -> Vec<String> {
 /// A vendor's connection from the worker's environment alone.
 #[derive(Debug, Parser)]
 #[command(name = "reports worker")]
-struct ConnectionOnly<C: Args> {
+pub(super) struct ConnectionOnly<C: Args> {
     #[command(flatten)]
-    connection: C,
+    pub(super) connection: C,
 }
 
-/// Every vendor of the one list, connecting with the worker's environment (the `run` variables).
+/// Every vendor of the one list: connection `default` with the worker's environment (the `run`
+/// variables), others from their profiles ([`super::connections`]).
 pub fn registry(common: &Common) -> Registry {
     let mut registry = Registry::new();
     for vendor in Vendor::ALL {
@@ -212,7 +213,7 @@ where
     C: Connect + Args + Send + Sync + 'static,
     O: Args + BuildRequest<Request<C>> + 'static,
 {
-    let (connect, request) = connect_and_request::<C, O>(common);
+    let (connect, request) = connect_and_request::<C, O>(vendor, common);
     registry.register::<C::Adapter>(vendor, connect, request);
 }
 
@@ -226,13 +227,15 @@ fn register_webhook<C, O>(
     C: Connect + Args + Send + Sync + 'static,
     O: Args + BuildRequest<Request<C>> + 'static,
 {
-    let (connect, request) = connect_and_request::<C, O>(common);
+    let (connect, request) = connect_and_request::<C, O>(vendor, common);
     registry.register_with_webhook::<C::Adapter>(vendor, connect, request, with_webhook);
 }
 
-/// How a worker connects to a vendor (its environment) and rebuilds a job's request.
+/// How a worker connects to a vendor (its environment for `default`, else the named
+/// connection's profile and variables) and rebuilds a job's request.
 #[allow(clippy::type_complexity)]
 fn connect_and_request<C, O>(
+    vendor: &str,
     common: &Common,
 ) -> (
     impl Fn(&str) -> Result<C::Adapter, String> + Send + Sync + 'static,
@@ -243,12 +246,11 @@ where
     O: Args + BuildRequest<Request<C>> + 'static,
 {
     let common = common.clone();
+    let name = vendor.to_string();
     (
         move |connection: &str| {
             if connection != DEFAULT_CONNECTION {
-                return Err(format!(
-                    "unknown connection; this worker has only `{DEFAULT_CONNECTION}` (its environment)"
-                ));
+                return super::connections::connect::<C>(&name, connection, &common);
             }
             let parsed = ConnectionOnly::<C>::try_parse_from(["reports worker"])
                 .map_err(|e| clap_message(&e))?;

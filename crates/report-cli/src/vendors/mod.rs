@@ -236,7 +236,7 @@ fn from_file_var(env: &str) -> Result<Option<String>, Failure> {
 }
 
 /// The first line of `source`, at most [`MAX_SECRET_BYTES`] read; never echoed in errors.
-fn read_secret(source: impl std::io::Read, name: &str) -> Result<String, Failure> {
+pub(crate) fn read_secret(source: impl std::io::Read, name: &str) -> Result<String, Failure> {
     use std::io::Read;
     let mut bytes = Vec::new();
     source

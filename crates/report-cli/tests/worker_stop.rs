@@ -1,0 +1,162 @@
+//! A worker told to stop (SIGTERM) while a poll is under way at the sandbox: it finishes the
+//! step within its stop grace or abandons it, exits 0 promptly, and the next worker finishes
+//! the job at once, with one start at the sandbox and no temporary file.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use report_sandbox::{Faults, Sandbox, Vendor};
+use support::jobs::*;
+
+fn worker(sandbox: &Sandbox, db: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("reports"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("REPORTS_DB", db)
+        .envs(worker_env(sandbox))
+        // The default lease (60 s) and heartbeat (10 s): a step left held would stall the
+        // next worker far beyond the times asserted below.
+        .args(["worker", "--quiet", "--fetch-ms", "100"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits for the child's exit, at most `limit`; its status and how long it took.
+fn wait(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, Duration) {
+    let began = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, began.elapsed());
+        }
+        if began.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            panic!("the worker did not exit within {limit:?}: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One OFD job; a worker is sent SIGTERM once its first poll is held by the sandbox for
+/// `delay`; returns the exit status and how long the worker took to exit.
+async fn stop_during_a_slow_poll(
+    delay: Duration,
+    grace_secs: &str,
+) -> (
+    Sandbox,
+    tempfile::TempDir,
+    std::process::ExitStatus,
+    Duration,
+) {
+    let sandbox = sandbox().await;
+    sandbox.set_faults(Faults {
+        slow: 1.0,
+        slow_delay: delay,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let (_, args) = SUBMITS.iter().find(|(v, _)| *v == Vendor::Ofd).unwrap();
+    bare(&db)
+        .arg("submit")
+        .args(*args)
+        .args(["--out", files.join("r.zip").to_str().unwrap()])
+        .assert()
+        .success();
+
+    let mut child = worker(&sandbox, &db, &["--stop-grace-secs", grace_secs])
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    // The sandbox counts a slow answer's fault as the request arrives: a poll is under way.
+    while sandbox.stats(Vendor::Ofd).faults_injected == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the worker never polled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sandbox.stats(Vendor::Ofd).reports_started, 1);
+    // SAFETY: a plain kill(2) of our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let (status, took) = tokio::task::spawn_blocking(move || {
+        let waited = wait(&mut child, Duration::from_secs(30));
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        waited
+    })
+    .await
+    .unwrap();
+    (sandbox, dir, status, took)
+}
+
+/// The next worker drains the queue: in `limit` (far below the 60 s lease), one start in all,
+/// the file matches, nothing else in its folder.
+async fn next_worker_finishes(sandbox: &Sandbox, dir: &Path, limit: Duration) {
+    sandbox.set_faults(Faults::none());
+    let db = dir.join("jobs.sqlite");
+    let mut next = worker(sandbox, &db, &["--exit-when-idle"]);
+    let (status, took) = tokio::task::spawn_blocking(move || {
+        let mut child = next.spawn().unwrap();
+        wait(&mut child, Duration::from_secs(90))
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(took < limit, "the next worker took {took:?}");
+    let jobs = jobs_json(&db);
+    assert_eq!(jobs.len(), 1);
+    verify_done(sandbox, &jobs[0]);
+    assert_eq!(
+        sandbox.stats(Vendor::Ofd).reports_started,
+        1,
+        "never a second start"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.join("files"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["r.zip"], "no temporary file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_poll_longer_than_the_grace_abandons_it_and_exits_promptly() {
+    // The poll would take a minute; the grace is one second.
+    let (sandbox, dir, status, took) = stop_during_a_slow_poll(Duration::from_secs(60), "1").await;
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+    let jobs = jobs_json(dir.path().join("jobs.sqlite"));
+    assert_eq!(jobs[0]["state"], "running", "{}", jobs[0]);
+    assert!(jobs[0]["ticket"].is_object(), "the start is kept");
+    // Released, the step is taken at once: not after the lease or the engine's heartbeat.
+    next_worker_finishes(&sandbox, dir.path(), Duration::from_secs(15)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_poll_within_the_grace_lets_it_finish() {
+    let (sandbox, dir, status, took) = stop_during_a_slow_poll(Duration::from_secs(2), "30").await;
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(took < Duration::from_secs(10), "exit took {took:?}");
+    let jobs = jobs_json(dir.path().join("jobs.sqlite"));
+    assert!(
+        jobs[0]["polls"].as_u64().unwrap() >= 1,
+        "the poll under way was recorded: {}",
+        jobs[0]
+    );
+    next_worker_finishes(&sandbox, dir.path(), Duration::from_secs(15)).await;
+}

@@ -1,0 +1,180 @@
+//! The runner on a real PostgreSQL server (a throwaway cluster, as the CLI's tests start it):
+//! two workers share a connection's limits, and finished engine tasks are deleted.
+#![cfg(feature = "postgres")]
+
+#[allow(dead_code)] // the helper serves other tests too
+#[path = "../../report-cli/tests/support/postgres.rs"]
+mod postgres;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use report_core::{Artifact, Download, Progress, ReportAdapter, Result, Started, Status, Ticket};
+use report_runner::{
+    JobState, Limits, NewJob, Registry, Store, TaskRetention, Worker, WorkerOptions, idle,
+};
+
+/// Reports ready at their second poll; each start and poll lasts 150 ms and is counted.
+#[derive(Default)]
+struct Fake {
+    starts: AtomicU32,
+    starting: Gauge,
+    polling: Gauge,
+}
+
+#[derive(Default)]
+struct Gauge {
+    now: AtomicU32,
+    most: AtomicU32,
+}
+
+impl Gauge {
+    async fn during(&self) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct Adapter(Arc<Fake>);
+
+impl ReportAdapter for Adapter {
+    type Request = String;
+
+    fn vendor(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn start(&self, request: &String) -> Result<Started> {
+        self.0.starting.during().await;
+        self.0.starts.fetch_add(1, Ordering::SeqCst);
+        Ok(Started {
+            ticket: Ticket::new("fake", request.clone(), Utc::now()),
+            status: Some(Status::Pending(Progress::state("queued"))),
+        })
+    }
+
+    async fn poll(&self, ticket: &Ticket) -> Result<Status> {
+        self.0.polling.during().await;
+        Ok(Status::Ready(Artifact {
+            url: format!("http://127.0.0.1/{}", ticket.id),
+            ..Artifact::default()
+        }))
+    }
+
+    async fn open(&self, _: &Artifact, offset: u64) -> Result<Download> {
+        let body = b"report\n".repeat(100)[offset as usize..].to_vec();
+        Ok(Download {
+            file_name: None,
+            content_type: None,
+            total_size: Some(body.len() as u64 + offset),
+            offset,
+            compression: report_core::Compression::None,
+            body: Box::pin(futures::stream::iter([Ok(Bytes::from(body))])),
+        })
+    }
+}
+
+fn registry(fake: Arc<Fake>) -> Registry {
+    let mut registry = Registry::new();
+    registry.limit(
+        "fake",
+        Limits {
+            writes: Some(1),
+            reads: Some(2),
+            per_minute: None,
+        },
+    );
+    registry.register(
+        "fake",
+        move |_: &str| Ok(Adapter(fake.clone())),
+        |request: &serde_json::Value| Ok(request["name"].as_str().unwrap_or("x").to_string()),
+    );
+    registry
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_limits_and_finished_tasks_are_deleted_on_postgres() {
+    let Some(cluster) = postgres::Cluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let one = Store::open(&cluster.url).await.unwrap();
+    let two = Store::open(&cluster.url).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let job = one
+            .submit(NewJob {
+                vendor: "fake".into(),
+                connection: "main".into(),
+                request: serde_json::json!({ "name": format!("p{i}") }),
+                out: dir.path().join(format!("p{i}")).display().to_string(),
+            })
+            .await
+            .unwrap();
+        ids.push(job.id);
+    }
+    let fake = Arc::new(Fake::default());
+    let run = |store: &Store| {
+        let options = WorkerOptions {
+            concurrency: 8,
+            lease: Duration::from_secs(5),
+            fetch_interval: Duration::from_millis(50),
+            heartbeat: Duration::from_secs(1),
+            policy: report_core::WaitPolicy::default()
+                .with_backoff(Duration::from_millis(10), Duration::from_millis(10)),
+        };
+        let worker = Worker::new(store.clone(), registry(fake.clone()), options).task_retention(
+            Some(TaskRetention {
+                keep: Duration::from_secs(3600),
+                every: Duration::from_secs(3600),
+            }),
+        );
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            worker.run_until(idle(store.clone(), Duration::from_millis(50))),
+        )
+    };
+    let (a, b) = tokio::join!(run(&one), run(&two));
+    if a.is_err() || b.is_err() {
+        for job in one.list().await.unwrap() {
+            eprintln!("{} {} {:?} {:?}", job.id, job.state, job.message, job.error);
+        }
+    }
+    a.expect("drained in time").unwrap();
+    b.expect("drained in time").unwrap();
+    for id in &ids {
+        assert_eq!(one.get(id).await.unwrap().unwrap().state, JobState::Done);
+    }
+    assert_eq!(fake.starts.load(Ordering::SeqCst), 8);
+    assert_eq!(
+        fake.starting.most.load(Ordering::SeqCst),
+        1,
+        "one start at a time"
+    );
+    assert_eq!(
+        fake.polling.most.load(Ordering::SeqCst),
+        2,
+        "two polls at a time"
+    );
+
+    // Kept for an hour: all there; kept for no time: gone, the job records stay.
+    let finished = one.finished_tasks().await.unwrap();
+    assert!(finished >= 24, "{finished}");
+    assert_eq!(
+        one.delete_finished_tasks(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        one.delete_finished_tasks(Duration::ZERO).await.unwrap(),
+        finished
+    );
+    assert_eq!(one.finished_tasks().await.unwrap(), 0);
+    assert_eq!(one.list().await.unwrap().len(), 8);
+}
