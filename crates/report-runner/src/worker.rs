@@ -47,6 +47,9 @@ impl Default for WorkerOptions {
 
 /// How long a stopped worker waits for the engine to wind down once its steps are over.
 const ENGINE_SHUTDOWN: Duration = Duration::from_secs(2);
+/// The pause before the job engine is restarted after an error, doubling up to the maximum.
+const ENGINE_RESTART_FIRST: Duration = Duration::from_millis(500);
+const ENGINE_RESTART_MAX: Duration = Duration::from_secs(30);
 
 /// How long a stopping worker lets the steps under way finish before abandoning them.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
@@ -170,6 +173,7 @@ impl Worker {
             in_flight,
         });
         let grace = self.grace;
+        let (engine_stop_tx, engine_stop) = tokio::sync::watch::channel(false);
         let stop = async move {
             stop.await;
             tracing::info!(
@@ -180,27 +184,44 @@ impl Worker {
             // The engine is stopped once our steps are over (within the grace): its shutdown
             // can hold the database's write lock, which their last writes would wait behind.
             let _ = last_step_over.wait_for(|n| *n == 0).await;
-            Ok::<(), std::io::Error>(())
+            let _ = engine_stop_tx.send(true);
+            // Held until the worker is over: its senders must live as long (a step reads a
+            // dropped `stopping` as the worker gone, as when its future is dropped in a crash).
+            std::future::pending::<std::convert::Infallible>().await
         };
-        // The same worker on either database's engine storage.
+        // Each run of the engine stops when told (it is restarted after an error, below).
+        let engine_stops = || {
+            let mut told = engine_stop.clone();
+            async move {
+                let _ = told.wait_for(|stop| *stop).await;
+                Ok::<(), std::io::Error>(())
+            }
+        };
+        // The same worker on either database's engine storage, run again after an error: the
+        // runs borrow what they share.
+        let (db, shared, engine_stops) = (&db, &shared, &engine_stops);
         macro_rules! run {
-            ($backend:expr) => {
-                WorkerBuilder::new(name.as_str())
+            ($engine_name:expr, $backend:expr) => {
+                WorkerBuilder::new($engine_name)
                     .backend($backend)
                     .concurrency(concurrency)
-                    .data(shared)
+                    .data(shared.clone())
                     .build(handle)
-                    .run_until(stop)
+                    .run_until(engine_stops())
                     .await
             };
         }
-        let engine = async {
-            match &db {
+        // The engine's name for this run: the worker's, then a new one per restart (the engine
+        // refuses a name seen alive within its heartbeat).
+        let mut engine_name = name.clone();
+        let run_once = |engine_name: String| async move {
+            match db {
                 Db::Sqlite(pool) => {
                     let config = apalis_sqlite::Config::default()
                         .queue(QUEUE)
                         .heartbeat_interval(heartbeat);
                     run!(
+                        engine_name.as_str(),
                         SqliteStorage::<StepTask>::new(pool)
                             .with_config(config)
                             .poll_with_interval(fetch)
@@ -212,12 +233,36 @@ impl Worker {
                         .queue(QUEUE)
                         .heartbeat_interval(heartbeat);
                     run!(
+                        engine_name.as_str(),
                         apalis_postgres::PostgresStorage::<StepTask>::new(pool)
                             .with_config(config)
                             .poll_with_interval(fetch)
                     )
                 }
             }
+        };
+        // A transient database error (SQLite's "database is locked" when two workers fetch at
+        // once, a PostgreSQL failover) ends a run of the engine; the worker goes on with a new
+        // run after a pause, its steps under way untouched (their leases keep them theirs).
+        let engine = async {
+            let engine_name = &mut engine_name;
+            let mut pause = ENGINE_RESTART_FIRST;
+            for restart in 1u32.. {
+                let result = run_once(engine_name.clone()).await;
+                match result {
+                    Err(e) if !*engine_stop.borrow() => {
+                        tracing::warn!(error = %e, pause_secs = pause.as_secs_f64(), "the job engine stopped on an error; restarting it");
+                        if let Err(e) = store.unlock_engine_tasks(engine_name).await {
+                            tracing::warn!(error = %e, "tasks taken but not run wait for the engine's heartbeat timeout");
+                        }
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(ENGINE_RESTART_MAX);
+                        *engine_name = format!("{name}-{restart}");
+                    }
+                    result => return result,
+                }
+            }
+            unreachable!("restarts are counted by a u32")
         };
         // Once stopping, the steps end within the grace (each runs on a task of its own);
         // the engine then gets a moment to record their outcomes, no more: an outcome it
@@ -234,13 +279,14 @@ impl Worker {
         let result = tokio::select! {
             result = engine => result,
             never = prune => match never {},
+            never = stop => match never {},
             () = shutdown => {
                 tracing::warn!("the job engine did not stop in time; stopping without it");
                 Ok(())
             }
         };
         // No step of ours runs now: what the engine had taken for us goes back to the queue.
-        match store.unlock_engine_tasks(&name).await {
+        match store.unlock_engine_tasks(&engine_name).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(tasks = n, "tasks taken but not run handed back"),
             Err(e) => {

@@ -660,3 +660,59 @@ async fn a_connections_limits_hold_across_two_workers_on_one_database() {
         "two polls at a time across both workers"
     );
 }
+
+/// A database error that ends a run of the job engine (here its task table is away for a
+/// moment; between two SQLite workers it is "database is locked") does not end the worker: the
+/// engine is run again and the jobs queued meanwhile are done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_outlives_a_database_error_of_the_job_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let vendor = Arc::new(Vendor::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = Worker::new(store.clone(), registry(vendor.clone()), options());
+    let running = tokio::spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let side = sqlx::SqlitePool::connect(&format!("sqlite:{}", db(dir.path())))
+        .await
+        .unwrap();
+    sqlx::raw_sql("ALTER TABLE Jobs RENAME TO Jobs_away")
+        .execute(&side)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    sqlx::raw_sql("ALTER TABLE Jobs_away RENAME TO Jobs")
+        .execute(&side)
+        .await
+        .unwrap();
+    assert!(
+        !running.is_finished(),
+        "the worker ended on the engine's error"
+    );
+
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(submit(&store, &out, &format!("after{i}")).await);
+    }
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while store.unfinished().await.unwrap() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the jobs queued after the error are done");
+    for id in &ids {
+        assert_eq!(store.get(id).await.unwrap().unwrap().state, JobState::Done);
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("the worker stops when told")
+        .unwrap()
+        .unwrap();
+}
