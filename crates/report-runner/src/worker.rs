@@ -518,6 +518,13 @@ impl Shared {
         vendor: &dyn Vendor,
         policy: &WaitPolicy,
     ) -> Result<()> {
+        // The connection's start slot first, the intent after: a step that loses its lease
+        // while it waits for the slot leaves no intent behind, so the next worker simply
+        // starts the report instead of finding a start of unknown outcome.
+        let pass = self
+            .registry
+            .enter(&record.vendor, &record.connection, Access::Write)
+            .await;
         let now = Utc::now();
         record.start_intent_at = Some(now);
         record.started_at = Some(now);
@@ -546,19 +553,17 @@ impl Shared {
         // Started when the connection became ours: saving the intent may have waited for the
         // database's write lock behind the previous job's last write (saved with the ticket).
         record.started_at = Some(Utc::now());
-        self.send_start(record, vendor, policy).await
+        self.send_start(record, vendor, policy, pass).await
     }
 
+    /// Sends the start request, holding the connection's start slot `_pass`.
     async fn send_start(
         &self,
         record: &mut JobRecord,
         vendor: &dyn Vendor,
         policy: &WaitPolicy,
+        _pass: crate::limits::Pass,
     ) -> Result<()> {
-        let _pass = self
-            .registry
-            .enter(&record.vendor, &record.connection, Access::Write)
-            .await;
         // A new token for each start request, its digest saved before the request is sent: a
         // call cannot come before the job knows its token.
         let webhook = match &self.webhook_base {
@@ -633,7 +638,11 @@ impl Shared {
             }
             Ok(None) => {
                 tracing::info!(job = %record.id, "a start whose answer was lost never reached the vendor; starting");
-                self.send_start(record, vendor, policy).await
+                let pass = self
+                    .registry
+                    .enter(&record.vendor, &record.connection, Access::Write)
+                    .await;
+                self.send_start(record, vendor, policy, pass).await
             }
             Err(e) => {
                 self.fail(

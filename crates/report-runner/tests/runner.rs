@@ -531,6 +531,8 @@ async fn a_connections_limits_cap_its_concurrent_starts_and_polls() {
         registry(vendor.clone()),
         WorkerOptions {
             concurrency: 8,
+            // A 1 s lease could lapse mid-start on a busy machine (see the two-worker test).
+            lease: Duration::from_secs(10),
             ..options()
         },
     );
@@ -633,6 +635,10 @@ async fn a_connections_limits_hold_across_two_workers_on_one_database() {
             registry(vendor.clone()),
             WorkerOptions {
                 concurrency: 8,
+                // Sixteen steps queue for one start slot while the machine is busy: a 1 s
+                // lease could lapse mid-start, and a lapsed start is (rightly) of unknown
+                // outcome for a vendor that cannot list its reports. Limits are tested here.
+                lease: Duration::from_secs(10),
                 ..options()
             },
         );
