@@ -18,7 +18,7 @@ pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
 /// The buffers between the network and the writer: their size, and how many at most (one
 /// being filled, the others waiting or being written; when all are in use the receiver waits,
 /// so memory stays bounded whatever the network's speed).
-const BUFFER: usize = 1024 * 1024;
+const BUFFER: usize = 512 * 1024;
 const BUFFERS: usize = 4;
 /// The writer hashes and writes this much at a time (fits the CPU's L2 cache).
 const PIECE: usize = 128 * 1024;
