@@ -418,6 +418,7 @@ fn print_cases(cases: &[Case]) {
         "peak RSS (ours)",
         "peak RSS (curl)",
         "CPU (ours)",
+        "CPU (without_fsync())",
         "CPU (curl)",
     ]);
     for c in cases {
@@ -451,6 +452,7 @@ fn print_cases(cases: &[Case]) {
             fmt_mib(stats::max(&c.ours.rss).max(stats::max(&c.ours_no_fsync.rss))),
             fmt_mib(stats::max(&c.curl.rss)),
             fmt_secs(stats::median(&c.ours.cpu)),
+            fmt_secs(stats::median(&c.ours_no_fsync.cpu)),
             fmt_secs(stats::median(&c.curl.cpu)),
         ]);
     }
@@ -482,11 +484,11 @@ fn print_cases(cases: &[Case]) {
         let rss_large = stats::max(&large.ours.rss).max(stats::max(&large.ours_no_fsync.rss));
         let peak = rss_small.max(rss_large);
         println!(
-            "- {kind:?}: goal throughput ≥ 0.9× curl on {}: {} by default ({speed:.2}×; {durable:.2}× curl + fsync, the same durability), {} with without_fsync() ({no_fsync:.2}×, curl's durability); goal peak RSS ≤ 32 MiB: {} ({}); \
+            "- {kind:?} on {}: goal ≥ 0.95× curl with without_fsync() (curl's durability): {} ({no_fsync:.2}×); goal ≥ 1.2× curl + fsync by default (the same durability): {} ({durable:.2}×; {speed:.2}× curl alone); goal peak RSS ≤ 32 MiB: {} ({}); \
              RSS {} for {} vs {} for {} ({:+.1} MiB for {}× the bytes; the child's own VmHWM: {})",
             fmt_mib(large.size as f64),
-            if speed >= 0.9 { "met" } else { "MISSED" },
-            if no_fsync >= 0.9 { "met" } else { "MISSED" },
+            if no_fsync >= 0.95 { "met" } else { "MISSED" },
+            if durable >= 1.2 { "met" } else { "MISSED" },
             if peak <= 32.0 * MIB as f64 {
                 "met"
             } else {

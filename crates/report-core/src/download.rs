@@ -410,7 +410,9 @@ impl<A: ReportAdapter> Job<A> {
                 Ok(download) => {
                     if download.offset != received {
                         // The server sent the file from the start again: begin anew.
-                        *sink = None;
+                        if let Some(old) = sink.take() {
+                            old.discard().await;
+                        }
                         store.restart()?;
                         fetched.wire_bytes = 0;
                         if received > 0 {
@@ -475,7 +477,9 @@ impl<A: ReportAdapter> Job<A> {
                     // A pre-signed link expired: ask the vendor for a fresh one, once.
                     refreshed = true;
                     artifact = self.refreshed_artifact().await?;
-                    *sink = None;
+                    if let Some(old) = sink.take() {
+                        old.discard().await;
+                    }
                     store.restart()?;
                     fetched.wire_bytes = 0;
                     fetched.restarts += 1;

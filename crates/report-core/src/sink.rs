@@ -1,16 +1,27 @@
-//! The writing end of a download: a task of its own that decompresses (gzip), checks the
-//! size and ratio limits, hashes and writes the received chunks, flushing to disk as it goes.
+//! The writing end of a download: checks the size and ratio limits, collects the received
+//! chunks in a few recycled buffers and hashes and writes them on tokio's blocking pool while
+//! the next ones are received (gzip is decompressed first, on a task of its own), flushing to
+//! disk in the background as it goes.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::task::JoinHandle;
 
 use crate::download::RATIO_GRACE;
 use crate::{Error, Result};
 
 pub(crate) const WRITE_BUFFER: usize = 256 * 1024;
+/// The buffers between the network and the writer: their size, and how many at most (one
+/// being filled, the others waiting or being written; when all are in use the receiver waits,
+/// so memory stays bounded whatever the network's speed).
+const BUFFER: usize = 512 * 1024;
+const BUFFERS: usize = 4;
+/// The writer hashes and writes this much at a time (fits the CPU's L2 cache).
+const PIECE: usize = 128 * 1024;
 /// While a file that will be kept is written, its data is flushed to disk in the background
 /// every this many bytes, so the final `fsync` before the rename has little left to do (and the
 /// page cache does not fill with gigabytes of dirty pages).
@@ -29,17 +40,24 @@ pub(crate) fn too_large(max: u64) -> Error {
     ))
 }
 
-/// Wire chunks queued for the writing task at most.
+/// Wire chunks queued for the decompressing task at most.
 const SINK_QUEUE: usize = 8;
 
-/// The file a download is written into, by a task of its own: wire chunks go through a bounded
-/// channel to it, and it decompresses them (gzip, multi-member) if asked, checks the
-/// [`Limits`], hashes and writes them, so hashing, decompressing and writing overlap with
-/// receiving. A resumed transfer (`Range`) simply continues the stream; a restart drops the
-/// sink (its task is aborted) and begins a fresh one in a fresh (or truncated) file.
+/// The file a download is written into. Plain chunks are collected and hashed and written on
+/// the blocking pool while the next ones are received ([`Batches`]); gzip chunks go through a
+/// bounded channel to a task that decompresses them (multi-member) and writes the result the
+/// same way. A resumed transfer (`Range`) simply continues the stream; a restart discards the
+/// sink and begins a fresh one in a fresh (or truncated) file.
 pub(crate) struct FileSink {
-    tx: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
-    task: Option<tokio::task::JoinHandle<Result<(u64, String)>>>,
+    inner: Inner,
+}
+
+enum Inner {
+    Plain(Box<Batches>),
+    Gzip {
+        tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+        task: Option<JoinHandle<Result<(u64, String)>>>,
+    },
 }
 
 impl FileSink {
@@ -62,37 +80,40 @@ impl FileSink {
         flush: bool,
         limits: Limits,
     ) -> Result<Self> {
-        let out = file
-            .try_clone()
-            .map_err(|e| Error::io("cannot open", path, e))?;
         let write_behind = if flush {
             Some(WriteBehind::new(file, path)?)
         } else {
             None
         };
-        let (tx, rx) = tokio::sync::mpsc::channel(SINK_QUEUE);
-        let out = Output {
-            file: BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(out)),
-            write_behind,
+        let writer = Writer {
+            file: file
+                .try_clone()
+                .map_err(|e| Error::io("cannot open", path, e))?,
             hasher: Sha256::new(),
-            bytes: 0,
-            consumed: 0,
-            limits,
-            path: path.to_path_buf(),
+            write_behind,
         };
-        let task = if gunzip {
-            tokio::spawn(out.inflate(rx))
+        let batches = Batches::new(writer, limits, path);
+        let inner = if gunzip {
+            let (tx, rx) = tokio::sync::mpsc::channel(SINK_QUEUE);
+            Inner::Gzip {
+                tx: Some(tx),
+                task: Some(tokio::spawn(inflate(batches, rx))),
+            }
         } else {
-            tokio::spawn(out.copy(rx))
+            Inner::Plain(Box::new(batches))
         };
-        Ok(FileSink {
-            tx: Some(tx),
-            task: Some(task),
-        })
+        Ok(FileSink { inner })
     }
 
-    pub(crate) async fn send(&mut self, bytes: bytes::Bytes) -> Result<()> {
-        let sent = match &self.tx {
+    pub(crate) async fn send(&mut self, bytes: Bytes) -> Result<()> {
+        let (tx, task) = match &mut self.inner {
+            Inner::Plain(batches) => {
+                let consumed = batches.bytes + bytes.len() as u64;
+                return batches.write(&bytes, consumed).await;
+            }
+            Inner::Gzip { tx, task } => (tx, task),
+        };
+        let sent = match tx {
             Some(tx) => tx.send(bytes).await.is_ok(),
             None => false,
         };
@@ -100,8 +121,8 @@ impl FileSink {
             return Ok(());
         }
         // The task stopped early: it failed, and says why.
-        self.tx = None;
-        match self.join().await {
+        *tx = None;
+        match join(task).await {
             Err(e) => Err(e),
             Ok(_) => Err(Error::Integrity(
                 "the gzip data ended before the transfer".into(),
@@ -111,123 +132,260 @@ impl FileSink {
 
     /// Waits for everything sent to be written; the bytes written and their SHA-256.
     pub(crate) async fn finish(mut self) -> Result<(u64, String)> {
-        self.tx = None;
-        self.join().await
+        match &mut self.inner {
+            Inner::Plain(batches) => batches.finish().await,
+            Inner::Gzip { tx, task } => {
+                *tx = None;
+                join(task).await
+            }
+        }
     }
 
-    async fn join(&mut self) -> Result<(u64, String)> {
-        let task = self
-            .task
-            .take()
-            .ok_or_else(|| Error::Integrity("the download stream was already closed".into()))?;
-        task.await
-            .map_err(|e| Error::Integrity(format!("writing the download failed: {e}")))?
+    /// Abandons what was sent, waiting for plain buffers being written so that nothing is
+    /// written after this returns (the file is about to be truncated or replaced).
+    pub(crate) async fn discard(mut self) {
+        if let Inner::Plain(batches) = &mut self.inner {
+            batches.discard().await;
+        }
     }
+}
+
+async fn join(task: &mut Option<JoinHandle<Result<(u64, String)>>>) -> Result<(u64, String)> {
+    let task = task.take().ok_or_else(closed)?;
+    task.await.map_err(failed)?
+}
+
+fn closed() -> Error {
+    Error::Integrity("the download stream was already closed".into())
+}
+
+fn failed(e: tokio::task::JoinError) -> Error {
+    Error::Integrity(format!("writing the download failed: {e}"))
 }
 
 impl Drop for FileSink {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        // Plain buffers being written finish on their own (into a file that is being
+        // removed, or a partial file that they extend in order).
+        if let Inner::Gzip {
+            task: Some(task), ..
+        } = &self.inner
+        {
             task.abort();
         }
     }
 }
 
-/// The writing end of a [`FileSink`]'s task.
-struct Output {
-    file: BufWriter<tokio::fs::File>,
-    write_behind: Option<WriteBehind>,
-    hasher: Sha256,
+/// Decompresses the chunks (multi-member gzip) and writes the result.
+async fn inflate(
+    mut batches: Batches,
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> Result<(u64, String)> {
+    use async_compression::tokio::bufread::GzipDecoder;
+    use tokio::io::AsyncReadExt;
+
+    let chunks = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        // The reader wants `io::Result` items; the chunks themselves never fail.
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+    }));
+    let input = Consumed {
+        inner: tokio_util::io::StreamReader::new(chunks),
+        count: 0,
+    };
+    let mut decoder = GzipDecoder::new(input);
+    decoder.multiple_members(true);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = decoder
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::Integrity(format!("the gzip data is corrupt: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let consumed = decoder.get_ref().count;
+        batches.write(&buf[..n], consumed).await?;
+    }
+    batches.finish().await
+}
+
+/// Chunks on their way to the file: checked against the [`Limits`] as they come, copied into
+/// a few recycled buffers (so the network's buffers are free again at once: hyper reuses its
+/// own instead of faulting fresh memory in for every chunk), and handed to the blocking pool
+/// as the buffers fill, one hand-over being written at a time.
+struct Batches {
+    /// `None` while buffers are being written (or after a failure).
+    writer: Option<Writer>,
+    in_flight: Option<JoinHandle<Written>>,
+    filling: Vec<u8>,
+    /// Full buffers waiting for the writer (never waiting while nothing is in flight).
+    full: Vec<Vec<u8>>,
+    /// Written buffers, to be filled again.
+    free: Vec<Vec<u8>>,
+    /// Buffers allocated so far, at most [`BUFFERS`].
+    allocated: usize,
+    /// Bytes accepted so far (written or on their way).
     bytes: u64,
-    /// Compressed bytes the decoder consumed so far, for the ratio (counted as consumed, not
-    /// as received: a chunk waiting in the decoder's buffer would hide a bomb's ratio).
-    consumed: u64,
     limits: Limits,
     path: PathBuf,
 }
 
-type Chunks = tokio::sync::mpsc::Receiver<bytes::Bytes>;
-
-impl Output {
-    /// Writes the chunks as they come; returns the bytes written and their SHA-256.
-    async fn copy(mut self, mut rx: Chunks) -> Result<(u64, String)> {
-        while let Some(chunk) = rx.recv().await {
-            self.consumed += chunk.len() as u64;
-            self.write(&chunk).await?;
+impl Batches {
+    fn new(writer: Writer, limits: Limits, path: &Path) -> Self {
+        Batches {
+            writer: Some(writer),
+            in_flight: None,
+            filling: Vec::with_capacity(BUFFER),
+            full: Vec::new(),
+            free: Vec::new(),
+            allocated: 1,
+            bytes: 0,
+            limits,
+            path: path.to_path_buf(),
         }
-        self.finish().await
     }
 
-    /// Decompresses the chunks (multi-member gzip) and writes the result.
-    async fn inflate(mut self, rx: Chunks) -> Result<(u64, String)> {
-        use async_compression::tokio::bufread::GzipDecoder;
-        use tokio::io::AsyncReadExt;
-
-        let chunks = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            // The reader wants `io::Result` items; the chunks themselves never fail.
-            rx.recv()
-                .await
-                .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
-        }));
-        let input = Consumed {
-            inner: tokio_util::io::StreamReader::new(chunks),
-            count: 0,
-        };
-        let mut decoder = GzipDecoder::new(input);
-        decoder.multiple_members(true);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = decoder
-                .read(&mut buf)
-                .await
-                .map_err(|e| Error::Integrity(format!("the gzip data is corrupt: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            self.consumed = decoder.get_ref().count;
-            self.write(&buf[..n]).await?;
-        }
-        self.finish().await
-    }
-
-    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let after = self.bytes + bytes.len() as u64;
+    /// Accepts a chunk; `consumed` is how many bytes the network gave so far, for the ratio
+    /// (counted as consumed by the decoder, not as received: a chunk waiting in the decoder's
+    /// buffer would hide a bomb's ratio).
+    async fn write(&mut self, chunk: &[u8], consumed: u64) -> Result<()> {
+        let after = self.bytes + chunk.len() as u64;
         if let Some(max) = self.limits.max_size
             && after > max
         {
             return Err(too_large(max));
         }
-        let received = self.consumed;
         if let Some(ratio) = self.limits.max_ratio
             && after > RATIO_GRACE
-            && after > received.saturating_mul(u64::from(ratio))
+            && after > consumed.saturating_mul(u64::from(ratio))
         {
             return Err(Error::TooLarge(format!(
-                "{after} bytes decompressed from {received}: more than {ratio} to 1, a \
+                "{after} bytes decompressed from {consumed}: more than {ratio} to 1, a \
                  decompression bomb (DownloadOptions::max_ratio)"
             )));
         }
-        self.hasher.update(bytes);
-        self.file
-            .write_all(bytes)
-            .await
-            .map_err(|e| Error::io("cannot write", &self.path, e))?;
-        self.bytes += bytes.len() as u64;
-        if let Some(write_behind) = &mut self.write_behind {
-            write_behind.wrote(bytes.len() as u64);
+        self.bytes = after;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let n = (BUFFER - self.filling.len()).min(rest.len());
+            self.filling.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if self.filling.len() == BUFFER {
+                self.queue_filling().await?;
+            }
+        }
+        if self.in_flight.as_ref().is_some_and(|t| t.is_finished()) {
+            // Keeps the writer busy: what filled up meanwhile goes at once.
+            self.settle().await?;
         }
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<(u64, String)> {
-        self.file
-            .flush()
-            .await
-            .map_err(|e| Error::io("cannot write", &self.path, e))?;
-        if let Some(write_behind) = &mut self.write_behind {
-            write_behind.finish().await;
+    /// Queues the buffer being filled for the writer and takes an empty one, waiting for the
+    /// writer when every buffer is in use.
+    async fn queue_filling(&mut self) -> Result<()> {
+        let next = loop {
+            if let Some(buffer) = self.free.pop() {
+                break buffer;
+            }
+            if self.allocated < BUFFERS {
+                self.allocated += 1;
+                break Vec::with_capacity(BUFFER);
+            }
+            if self.in_flight.is_none() {
+                return Err(closed());
+            }
+            self.settle().await?;
+        };
+        let full = std::mem::replace(&mut self.filling, next);
+        self.full.push(full);
+        if self.in_flight.is_none() {
+            self.launch()?;
         }
-        Ok((self.bytes, hex::encode(self.hasher.finalize())))
+        Ok(())
+    }
+
+    /// Waits for the buffers being written, if any, and hands over the full ones.
+    async fn settle(&mut self) -> Result<()> {
+        if let Some(task) = self.in_flight.take() {
+            let (writer, written, result) = task.await.map_err(failed)?;
+            result.map_err(|e| Error::io("cannot write", &self.path, e))?;
+            self.writer = Some(writer);
+            self.free.extend(written);
+        }
+        if !self.full.is_empty() {
+            self.launch()?;
+        }
+        Ok(())
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let mut writer = self.writer.take().ok_or_else(closed)?;
+        let mut buffers = std::mem::take(&mut self.full);
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let result = buffers.iter().try_for_each(|b| writer.write(b));
+            buffers.iter_mut().for_each(Vec::clear);
+            (writer, buffers, result)
+        }));
+        Ok(())
+    }
+
+    /// Writes what is left; the bytes written and their SHA-256.
+    async fn finish(&mut self) -> Result<(u64, String)> {
+        if !self.filling.is_empty() {
+            let last = std::mem::take(&mut self.filling);
+            self.full.push(last);
+        }
+        // Twice: what is in flight, then what was waiting for it.
+        self.settle().await?;
+        self.settle().await?;
+        let mut writer = self.writer.take().ok_or_else(closed)?;
+        let writer = tokio::task::spawn_blocking(move || {
+            writer.wait_for_write_behind();
+            writer
+        })
+        .await
+        .map_err(failed)?;
+        Ok((self.bytes, hex::encode(writer.hasher.finalize())))
+    }
+
+    /// Drops what was not written yet, once nothing is being written.
+    async fn discard(&mut self) {
+        self.full.clear();
+        if let Some(task) = self.in_flight.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// What a hand-over to the writer gives back: the writer, its buffers (emptied) and the outcome.
+type Written = (Writer, Vec<Vec<u8>>, std::io::Result<()>);
+
+/// The blocking end: hashes a piece while it is in the cache, then writes it.
+struct Writer {
+    file: std::fs::File,
+    hasher: Sha256,
+    write_behind: Option<WriteBehind>,
+}
+
+impl Writer {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<()> {
+        for piece in buffer.chunks(PIECE) {
+            self.hasher.update(piece);
+            self.file.write_all(piece)?;
+            if let Some(write_behind) = &mut self.write_behind {
+                write_behind.wrote(piece.len() as u64);
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_for_write_behind(&mut self) {
+        if let Some(write_behind) = &mut self.write_behind {
+            write_behind.finish();
+        }
     }
 }
 
@@ -305,10 +463,45 @@ impl WriteBehind {
             .ok();
     }
 
-    /// Waits for the flush in flight, if any.
-    async fn finish(&mut self) {
+    /// Waits for the flush in flight, if any (on the blocking pool).
+    fn finish(&mut self) {
         if let Some(thread) = self.in_flight.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk is copied out as it is sent, so the network's buffer (hyper reads into one
+    /// `BytesMut`) is free for the next read instead of a fresh allocation per chunk; the
+    /// chunks still reach the file in order, across the sink's buffers, with their hash.
+    #[tokio::test]
+    async fn chunks_are_released_as_soon_as_they_are_sent() {
+        let file = NamedTempFile::new().unwrap();
+        let limits = Limits {
+            max_size: None,
+            max_ratio: None,
+        };
+        let mut sink = FileSink::start(&file, false, false, limits).unwrap();
+        let mut network = bytes::BytesMut::with_capacity(100_000);
+        let mut expected = Vec::new();
+        // 100 × 100,000 bytes: every buffer boundary falls inside a chunk.
+        for round in 0..100u8 {
+            network.resize(100_000, round);
+            let chunk = network.split().freeze();
+            expected.extend_from_slice(&chunk);
+            sink.send(chunk).await.unwrap();
+            assert!(
+                network.try_reclaim(100_000),
+                "round {round}: the sink still holds the network's buffer"
+            );
+        }
+        let (bytes, sha256) = sink.finish().await.unwrap();
+        assert_eq!(bytes, expected.len() as u64);
+        assert!(std::fs::read(file.path()).unwrap() == expected);
+        assert_eq!(sha256, hex::encode(Sha256::digest(&expected)));
     }
 }
