@@ -69,6 +69,9 @@ pub struct InProcessArgs {
     pub out: PathBuf,
 }
 
+/// Files the in-process baseline writes at once.
+const DOWNLOADS_AT_ONCE: usize = 256;
+
 /// A child's figures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildReport {
@@ -96,6 +99,8 @@ pub fn policy(interval_ms: u64) -> WaitPolicy {
 }
 
 pub fn run(args: &ChildArgs) -> anyhow::Result<()> {
+    // Thousands of jobs download at once in the baseline, each with a file open.
+    crate::proc::raise_nofile_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -181,19 +186,31 @@ async fn in_process(args: &InProcessArgs) -> anyhow::Result<ChildReport> {
     let adapter = Arc::new(adapter(&args.common)?);
     let policy = policy(args.common.interval_ms);
     let cpu0 = self_cpu();
+    // Every job waits at once; files are written DOWNLOADS_AT_ONCE at a time (each holds two
+    // descriptors while it is written: 10,000 at once exceed the limit).
+    let downloads = Arc::new(tokio::sync::Semaphore::new(DOWNLOADS_AT_ONCE));
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..args.jobs {
-        let (adapter, policy) = (adapter.clone(), policy.clone());
+        let (adapter, policy, downloads) = (adapter.clone(), policy.clone(), downloads.clone());
         let out = args.out.join(format!("{n}.out"));
-        tasks.spawn(async move { one_job(adapter, n, policy, &out).await });
+        tasks.spawn(async move { one_job(adapter, n, policy, &out, &downloads).await });
     }
     let mut failed = 0;
+    let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
-        if !matches!(done, Ok(Ok(()))) {
-            failed += 1;
-        }
+        let error = match done {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        failed += 1;
+        first_error.get_or_insert(error);
     }
-    anyhow::ensure!(failed == 0, "{failed} in-process jobs failed");
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} in-process jobs failed, the first with: {}",
+        first_error.unwrap_or_default()
+    );
     Ok(report(&adapter.calls, cpu0, began, Vec::new()))
 }
 
@@ -202,9 +219,11 @@ async fn one_job(
     n: u64,
     policy: WaitPolicy,
     out: &Path,
+    downloads: &tokio::sync::Semaphore,
 ) -> report_core::Result<()> {
     let job = Job::<FastAdapter>::start(adapter, &n, policy).await?;
     let artifact = job.wait().await?;
+    let _turn = downloads.acquire().await;
     job.download_to(&artifact, out, DownloadOptions::default())
         .await?;
     Ok(())
