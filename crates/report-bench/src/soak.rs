@@ -359,13 +359,17 @@ fn print_report(args: &Args, started: DateTime<Utc>, o: &Outcome<'_>) {
         fmt_secs(percentile(&latency, 99.0)),
         fmt_secs(max(&latency)),
     );
-    println!(
-        "- scheduling lag over {} polls: p50 {}, p99 {}, max {}",
-        lag_all.len(),
-        fmt_secs(percentile(&lag_all, 50.0)),
-        fmt_secs(percentile(&lag_all, 99.0)),
-        fmt_secs(max(&lag_all)),
-    );
+    if lag_all.is_empty() {
+        println!("- scheduling lag: no samples (the worker printed no figures)");
+    } else {
+        println!(
+            "- scheduling lag over {} polls: p50 {}, p99 {}, max {}",
+            lag_all.len(),
+            fmt_secs(percentile(&lag_all, 50.0)),
+            fmt_secs(percentile(&lag_all, 99.0)),
+            fmt_secs(max(&lag_all)),
+        );
+    }
     let depth: Vec<f64> = o.samples.iter().map(|s| s.unfinished as f64).collect();
     let rss_after_warmup: Vec<&Sample> = o.samples.iter().filter(|s| s.at >= 60.0).collect();
     if let (Some(first), Some(last)) = (rss_after_warmup.first(), rss_after_warmup.last()) {
