@@ -1,14 +1,19 @@
 //! `report-bench`: benchmarks that print tables, every figure a ratio against a baseline
 //! measured in the same run (the machines are noisy).
 //!
-//! Run in release mode: `cargo run -p report-bench --release -- <polling|download|scale|footprint|all>`.
+//! Run in release mode: `cargo run -p report-bench --release -- <polling|download|scale|footprint|runner|soak|all>`.
 
 mod decode;
 mod download;
+mod fast_vendor;
 mod footprint;
+mod pg;
 mod polling;
 mod proc;
+mod runner;
+mod runner_child;
 mod scale;
+mod soak;
 mod stats;
 
 use std::path::PathBuf;
@@ -35,7 +40,12 @@ enum Command {
     Decode(decode::Args),
     /// Dependency counts and build times vs a bare progenitor-client + reqwest crate.
     Footprint(footprint::Args),
-    /// Every benchmark above, with its default arguments.
+    /// The durable runner's own cost: queued jobs drained by workers on SQLite and PostgreSQL
+    /// vs `Job::wait` in one process.
+    Runner(runner::Args),
+    /// Jobs arriving for many minutes on a SQLite queue: no stall, RSS and queue depth over time.
+    Soak(soak::Args),
+    /// Every benchmark above (but the soak), with its default arguments.
     All,
     /// (internal) Runs one download in this process and prints its figures as JSON.
     #[command(hide = true)]
@@ -43,6 +53,9 @@ enum Command {
     /// (internal) Runs the client side of the scale benchmark and prints its figures as JSON.
     #[command(hide = true)]
     ScaleChild(scale::ChildArgs),
+    /// (internal) A runner worker or the in-process baseline; prints its figures as JSON.
+    #[command(hide = true)]
+    RunnerChild(runner_child::ChildArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,9 +66,12 @@ fn main() -> ExitCode {
         Command::Scale(args) => scale::run(&args),
         Command::Footprint(args) => footprint::run(&args),
         Command::Decode(args) => decode::run(&args),
+        Command::Runner(args) => runner::run(&args),
+        Command::Soak(args) => soak::run(&args),
         Command::All => all(),
         Command::DownloadChild(args) => download::child(&args),
         Command::ScaleChild(args) => scale::child(&args),
+        Command::RunnerChild(args) => runner_child::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,6 +87,7 @@ fn all() -> anyhow::Result<()> {
     download::run(&download::Args::parse_from(["download"]))?;
     scale::run(&scale::Args::parse_from(["scale"]))?;
     footprint::run(&footprint::Args::parse_from(["footprint"]))?;
+    runner::run(&runner::Args::parse_from(["runner"]))?;
     Ok(())
 }
 

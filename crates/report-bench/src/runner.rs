@@ -1,0 +1,458 @@
+//! `report-bench runner`: the durable runner's own cost. N jobs are queued at once, then
+//! drained by worker processes (SQLite with one worker; PostgreSQL with one and with two),
+//! against the same N jobs waited for in one process with `Job::wait` (the baseline), all in
+//! one run. The vendor is `fast_vendor` (in-process, no network): every job takes exactly
+//! `--polls` status requests in every setup, so CPU per poll compares like with like.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Context;
+use report_runner::{NewJob, Store};
+
+use crate::fast_vendor::{PollCounters, VENDOR};
+use crate::pg::Cluster;
+use crate::proc::{Measured, run_measured};
+use crate::runner_child::ChildReport;
+use crate::stats::{Table, fmt_ratio, fmt_secs, percentile, ratio};
+
+#[derive(Debug, clap::Parser)]
+pub struct Args {
+    /// Jobs queued before the workers start.
+    #[arg(long, default_value_t = 10_000)]
+    pub jobs: u64,
+    /// The status request at which a report is ready (so each job takes this many polls).
+    #[arg(long, default_value_t = 3)]
+    pub polls: u32,
+    /// The wait policy's poll interval, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u64,
+    /// Steps each worker runs at once (`reports worker --concurrency`'s default).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// How often a worker looks for due tasks (`reports worker`'s default).
+    #[arg(long, default_value_t = 500)]
+    pub fetch_ms: u64,
+    /// Leave PostgreSQL out.
+    #[arg(long)]
+    pub skip_postgres: bool,
+}
+
+/// The options of a worker child (`report-bench runner-child worker …`).
+pub struct WorkerSpec<'a> {
+    pub db: &'a str,
+    pub counters: &'a Path,
+    pub polls: u32,
+    pub interval_ms: u64,
+    pub concurrency: usize,
+    pub fetch_ms: u64,
+    pub stop_file: &'a Path,
+}
+
+impl WorkerSpec<'_> {
+    pub fn command(&self) -> anyhow::Result<Command> {
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["runner-child", "worker", "--db", self.db])
+            .arg("--counters")
+            .arg(self.counters)
+            .args(["--polls", &self.polls.to_string()])
+            .args(["--interval-ms", &self.interval_ms.to_string()])
+            .args(["--concurrency", &self.concurrency.to_string()])
+            .args(["--fetch-ms", &self.fetch_ms.to_string()])
+            .arg("--stop-file")
+            .arg(self.stop_file);
+        Ok(cmd)
+    }
+}
+
+/// One setup's outcome.
+struct Run {
+    label: String,
+    workers: usize,
+    children: Vec<ChildReport>,
+    measured: Vec<Measured>,
+    submit_secs: f64,
+    done: u64,
+    not_done: Vec<(String, u64)>,
+    /// PostgreSQL's own CPU during the drain.
+    server_cpu: Option<f64>,
+}
+
+impl Run {
+    fn sum(&self, f: impl Fn(&ChildReport) -> u64) -> u64 {
+        self.children.iter().map(f).sum()
+    }
+    fn polls(&self) -> u64 {
+        self.sum(|c| c.polls)
+    }
+    fn steps(&self) -> u64 {
+        self.sum(|c| c.starts + c.polls + c.downloads)
+    }
+    fn cpu(&self) -> f64 {
+        self.children.iter().map(|c| c.cpu_secs).sum()
+    }
+    /// From the first call to the vendor to the last, over all workers.
+    fn window(&self) -> f64 {
+        let first = self
+            .children
+            .iter()
+            .map(|c| c.first_call)
+            .fold(f64::INFINITY, f64::min);
+        let last = self
+            .children
+            .iter()
+            .map(|c| c.last_call)
+            .fold(0.0, f64::max);
+        (last - first).max(0.0)
+    }
+    fn polls_per_sec(&self) -> f64 {
+        self.polls() as f64 / self.window()
+    }
+    fn cpu_per_poll(&self) -> f64 {
+        self.cpu() / self.polls() as f64
+    }
+    fn lag(&self) -> Vec<f64> {
+        self.children
+            .iter()
+            .flat_map(|c| c.lag.iter().map(|l| l.1))
+            .collect()
+    }
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let started = chrono::Utc::now();
+    eprintln!("runner: {} jobs, in-process baseline…", args.jobs);
+    let baseline = in_process(args, dir.path())?;
+    let mut runs = Vec::new();
+    eprintln!("runner: SQLite, one worker…");
+    let sqlite = dir.path().join("jobs.sqlite").display().to_string();
+    runs.push(queue_run(
+        args,
+        &rt,
+        dir.path(),
+        "SQLite, 1 worker",
+        &sqlite,
+        1,
+        None,
+    )?);
+    let mut pg_note = None;
+    let cluster = if args.skip_postgres {
+        pg_note = Some("PostgreSQL: skipped (--skip-postgres).".to_string());
+        None
+    } else {
+        let cluster = Cluster::start()?;
+        if cluster.is_none() {
+            pg_note = Some(
+                "PostgreSQL: skipped: initdb/pg_ctl not found (apt-get install postgresql)."
+                    .to_string(),
+            );
+        }
+        cluster
+    };
+    if let Some(cluster) = &cluster {
+        for (workers, name) in [(1, "one_worker"), (2, "two_workers")] {
+            eprintln!("runner: PostgreSQL, {workers} worker(s)…");
+            let url = cluster.create_database(name)?;
+            let label = format!(
+                "PostgreSQL, {workers} worker{}",
+                if workers > 1 { "s" } else { "" }
+            );
+            runs.push(queue_run(
+                args,
+                &rt,
+                dir.path(),
+                &label,
+                &url,
+                workers,
+                Some(cluster),
+            )?);
+        }
+    }
+    print_report(args, started, &baseline, &runs, pg_note.as_deref());
+    Ok(())
+}
+
+fn in_process(args: &Args, dir: &Path) -> anyhow::Result<ChildReport> {
+    let run_dir = dir.join("in-process");
+    std::fs::create_dir_all(run_dir.join("files"))?;
+    let counters = run_dir.join("counters");
+    PollCounters::create(&counters, args.jobs as usize)?;
+    let measured = run_measured(
+        Command::new(std::env::current_exe()?)
+            .args(["runner-child", "in-process"])
+            .arg("--counters")
+            .arg(&counters)
+            .args(["--polls", &args.polls.to_string()])
+            .args(["--interval-ms", &args.interval_ms.to_string()])
+            .args(["--jobs", &args.jobs.to_string()])
+            .arg("--out")
+            .arg(run_dir.join("files")),
+    )?;
+    parse_child(&measured)
+}
+
+fn parse_child(measured: &Measured) -> anyhow::Result<ChildReport> {
+    let line = measured.stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("child output: {}", measured.stderr))
+}
+
+fn queue_run(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    label: &str,
+    url: &str,
+    workers: usize,
+    cluster: Option<&Cluster>,
+) -> anyhow::Result<Run> {
+    let slug: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let run_dir = dir.join(slug);
+    let files = run_dir.join("files");
+    std::fs::create_dir_all(&files)?;
+    let counters = run_dir.join("counters");
+    PollCounters::create(&counters, args.jobs as usize)?;
+    let store = rt.block_on(Store::open(url))?;
+    let t = Instant::now();
+    rt.block_on(submit_all(&store, args.jobs, &files))?;
+    let submit_secs = t.elapsed().as_secs_f64();
+    // Everything is queued before the workers start: they stop once the queue is empty.
+    let stop_file = run_dir.join("stop");
+    std::fs::write(&stop_file, b"")?;
+    let spec = WorkerSpec {
+        db: url,
+        counters: &counters,
+        polls: args.polls,
+        interval_ms: args.interval_ms,
+        concurrency: args.concurrency,
+        fetch_ms: args.fetch_ms,
+        stop_file: &stop_file,
+    };
+    let server0 = cluster.map(Cluster::server_cpu_secs);
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let mut cmd = spec.command()?;
+            Ok(std::thread::spawn(move || run_measured(&mut cmd)))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut measured = Vec::new();
+    for h in handles {
+        measured.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??,
+        );
+    }
+    let server_cpu = cluster
+        .zip(server0)
+        .map(|(c, before)| c.server_cpu_secs() - before);
+    let children = measured
+        .iter()
+        .map(parse_child)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut done = 0;
+    let mut not_done = Vec::new();
+    for (_, state, n) in rt.block_on(store.counts())? {
+        if state == "done" {
+            done += n;
+        } else {
+            not_done.push((state, n));
+        }
+    }
+    Ok(Run {
+        label: label.to_string(),
+        workers,
+        children,
+        measured,
+        submit_secs,
+        done,
+        not_done,
+        server_cpu,
+    })
+}
+
+/// Queues jobs `0..jobs` of the fast vendor, one `Store::submit` each (as `reports submit`).
+pub async fn submit_all(store: &Store, jobs: u64, files: &Path) -> anyhow::Result<()> {
+    for n in 0..jobs {
+        submit_one(store, n, files).await?;
+    }
+    Ok(())
+}
+
+pub async fn submit_one(store: &Store, n: u64, files: &Path) -> anyhow::Result<()> {
+    store
+        .submit(NewJob {
+            vendor: VENDOR.into(),
+            connection: "bench".into(),
+            request: serde_json::json!({ "n": n }),
+            out: out_path(files, n).display().to_string(),
+        })
+        .await?;
+    Ok(())
+}
+
+fn out_path(files: &Path, n: u64) -> PathBuf {
+    files.join(format!("{n}.out"))
+}
+
+fn print_report(
+    args: &Args,
+    started: chrono::DateTime<chrono::Utc>,
+    baseline: &ChildReport,
+    runs: &[Run],
+    pg_note: Option<&str>,
+) {
+    let us = |s: f64| format!("{:.0} µs", s * 1e6);
+    let base_cpu_poll = baseline.cpu_secs / baseline.polls.max(1) as f64;
+    println!(
+        "\n`report-bench runner --jobs {} --polls {} --interval-ms {} --concurrency {} --fetch-ms {}` — {} UTC, machine: {} (shared with other builds: noisy; ratios are within this run).\n",
+        args.jobs,
+        args.polls,
+        args.interval_ms,
+        args.concurrency,
+        args.fetch_ms,
+        started.format("%Y-%m-%d %H:%M"),
+        crate::proc::machine(),
+    );
+    println!(
+        "Vendor: in-process adapter, no network (report ready at poll {}, {} ms between polls, no jitter). Every worker is its own process; CPU = getrusage of that process from its first job to its exit.\n",
+        args.polls, args.interval_ms
+    );
+    let mut table = Table::new([
+        "setup",
+        "jobs done",
+        "starts / polls / downloads",
+        "queueing",
+        "drain",
+        "polls/s",
+        "steps/s",
+        "lag p50",
+        "lag p99",
+        "lag max",
+        "worker CPU",
+        "CPU per poll",
+        "× in-process",
+        "+ PostgreSQL server CPU per poll",
+    ]);
+    table.row([
+        "in-process Job::wait (baseline)".to_string(),
+        format!("{0} / {0}", args.jobs),
+        format!(
+            "{} / {} / {}",
+            baseline.starts, baseline.polls, baseline.downloads
+        ),
+        "—".into(),
+        fmt_secs(baseline.last_call - baseline.first_call),
+        "— (sleeps)".into(),
+        "—".into(),
+        "—".into(),
+        "—".into(),
+        "—".into(),
+        fmt_secs(baseline.cpu_secs),
+        us(base_cpu_poll),
+        "1.00×".into(),
+        "—".into(),
+    ]);
+    for run in runs {
+        let lag = run.lag();
+        let starts = run.sum(|c| c.starts);
+        let downloads = run.sum(|c| c.downloads);
+        table.row([
+            run.label.clone(),
+            format!("{} / {}", run.done, args.jobs),
+            format!("{starts} / {} / {downloads}", run.polls()),
+            fmt_secs(run.submit_secs),
+            fmt_secs(run.window()),
+            format!("{:.0}", run.polls_per_sec()),
+            format!("{:.0}", run.steps() as f64 / run.window()),
+            fmt_secs(percentile(&lag, 50.0)),
+            fmt_secs(percentile(&lag, 99.0)),
+            fmt_secs(crate::stats::max(&lag)),
+            fmt_secs(run.cpu()),
+            us(run.cpu_per_poll()),
+            fmt_ratio(ratio(run.cpu_per_poll(), base_cpu_poll)),
+            run.server_cpu.map_or("—".into(), |s| {
+                us((run.cpu() + s) / run.polls().max(1) as f64)
+            }),
+        ]);
+    }
+    println!("{}", table.render());
+    if let Some(note) = pg_note {
+        println!("- {note}");
+    }
+    println!(
+        "- queueing: {} `Store::submit` calls, one transaction each; drain: first to last vendor call over all workers; polls/s = polls ÷ drain, steps/s = (starts + polls + downloads) ÷ drain (starts and downloads are steps of the runner as well). Lag: the runner's `reports_scheduling_lag_seconds` samples (claim moment − planned poll moment) of every poll.",
+        args.jobs
+    );
+    for run in runs {
+        let whole: f64 = run.measured.iter().map(|m| m.cpu.as_secs_f64()).sum();
+        let rss = run
+            .measured
+            .iter()
+            .map(|m| m.max_rss_bytes)
+            .max()
+            .unwrap_or(0);
+        println!(
+            "- {}: {} worker process(es), whole-process CPU {} (set-up included), peak RSS {}; runner's extra CPU per poll over in-process: {}{}",
+            run.label,
+            run.workers,
+            fmt_secs(whole),
+            crate::stats::fmt_mib(rss as f64),
+            us(run.cpu_per_poll() - base_cpu_poll),
+            if run.not_done.is_empty() {
+                String::new()
+            } else {
+                format!("; NOT done: {:?}", run.not_done)
+            }
+        );
+    }
+    // Goals.
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    for run in runs {
+        let p99 = percentile(&run.lag(), 99.0);
+        let limit = if run.label.starts_with("SQLite") {
+            1.5
+        } else {
+            2.0
+        };
+        let r = ratio(run.cpu_per_poll(), base_cpu_poll);
+        println!(
+            "- goal {}: every job done: {}; p99 scheduling lag ≤ 1 s: {} ({}); CPU per poll ≤ {limit}× in-process: {} ({})",
+            run.label,
+            verdict(exact(run, args)),
+            verdict(p99 <= 1.0),
+            fmt_secs(p99),
+            verdict(r <= limit),
+            fmt_ratio(r),
+        );
+    }
+    let pg: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.label.starts_with("PostgreSQL"))
+        .collect();
+    if let [one, two] = pg.as_slice() {
+        let scale = ratio(two.polls_per_sec(), one.polls_per_sec());
+        println!(
+            "- goal two workers ≥ 1.6× one worker's throughput (PostgreSQL): {} ({}: {:.0} vs {:.0} polls/s)",
+            verdict(scale >= 1.6),
+            fmt_ratio(scale),
+            two.polls_per_sec(),
+            one.polls_per_sec()
+        );
+    }
+}
+
+/// Every job done, each started once, polled exactly `--polls` times and downloaded once.
+fn exact(run: &Run, args: &Args) -> bool {
+    run.done == args.jobs
+        && run.not_done.is_empty()
+        && run.sum(|c| c.starts) == args.jobs
+        && run.polls() == args.jobs * u64::from(args.polls)
+        && run.sum(|c| c.downloads) == args.jobs
+}
