@@ -470,28 +470,6 @@ impl Store {
         Ok(rows.into_iter().map(|(v, s, n)| (v, s, n as u64)).collect())
     }
 
-    /// Engine tasks delivered more than once (re-queued after a worker died, or retried).
-    pub async fn redelivered_tasks(&self) -> Result<u64> {
-        let n: i64 = match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM Jobs WHERE job_type = ? AND attempts > 0")
-                    .bind(QUEUE)
-                    .fetch_one(pool)
-                    .await?
-            }
-            #[cfg(feature = "postgres")]
-            Db::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 AND attempts > 0",
-                )
-                .bind(QUEUE)
-                .fetch_one(pool)
-                .await?
-            }
-        };
-        Ok(n as u64)
-    }
-
     /// Asks for a job to be cancelled. A job no worker has started is cancelled at once;
     /// otherwise the worker taking its next step cancels it at the vendor.
     pub async fn request_cancel(&self, id: &str) -> Result<JobRecord> {
