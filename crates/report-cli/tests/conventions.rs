@@ -349,6 +349,9 @@ fn options_that_do_nothing_for_a_command_are_refused_there() {
         &["jobs", "--allow-insecure-http"],
         &["worker", "--json"],
         &["worker", "--password-stdin"],
+        &["submit", "ofd", "--password-stdin"],
+        &["submit", "ofd", "--timeout", "5s"],
+        &["submit", "ofd", "--allow-insecure-http"],
     ];
     for args in refused {
         let option = args.iter().find(|a| a.starts_with('-')).unwrap();

@@ -8,7 +8,7 @@ use clap::{Args, Parser};
 use report_runner::Registry;
 use report_sandbox::Vendor;
 
-use crate::cli::Common;
+use crate::cli::{Common, Deadline, Http, Logging, Output, Profiles, Secrets};
 use crate::failure::Failure;
 use crate::jobs::{BuildRequest, Connect, check_destination};
 use crate::vendors::{CliVendor, VendorVisitor, by_name, with_vendor};
@@ -35,8 +35,28 @@ struct SubmitLine<O: Args> {
     /// Job database (see `reports worker --help`).
     #[arg(long, env = "REPORTS_DB", value_name = "URL")]
     db: Option<String>,
+    // `submit` sends nothing and connects nowhere: of the common options it takes only these.
     #[command(flatten)]
-    common: Common,
+    log: Logging,
+    #[command(flatten)]
+    output: Output,
+}
+
+/// A stored submit line as a worker reads it: also the options earlier versions took (and
+/// stored) on `submit` though they did nothing there, so that the jobs they queued still run.
+#[derive(Debug, Parser)]
+#[command(name = "reports submit", disable_version_flag = true)]
+struct StoredLine<O: Args> {
+    #[command(flatten)]
+    line: SubmitLine<O>,
+    #[command(flatten)]
+    _deadline: Deadline,
+    #[command(flatten)]
+    _profiles: Profiles,
+    #[command(flatten)]
+    _secrets: Secrets,
+    #[command(flatten)]
+    _http: Http,
 }
 
 /// A checked submit line.
@@ -89,7 +109,12 @@ where
             "--out -: a queued job cannot write to standard output; give a file path".into(),
         ));
     }
-    check_destination(&line.out, &line.common)?;
+    let common = Common {
+        log: line.log.clone(),
+        output: line.output.clone(),
+        ..Common::default()
+    };
+    check_destination(&line.out, &common)?;
     line.options.build()?;
     let out = std::path::absolute(&line.out)
         .map_err(|e| Failure::Usage(format!("--out {}: {e}", line.out.display())))?;
@@ -97,7 +122,7 @@ where
         out: out.display().to_string(),
         connection: line.connection,
         db: line.db,
-        json: line.common.output.json,
+        json: line.output.json,
         stored_args: without_db(args),
     }))
 }
@@ -262,9 +287,9 @@ where
         |request: &serde_json::Value| {
             let args: Vec<String> = serde_json::from_value(request["args"].clone())
                 .map_err(|e| format!("stored options unreadable: {e}"))?;
-            let line =
-                SubmitLine::<O>::try_parse_from(line_argv(&args)).map_err(|e| clap_message(&e))?;
-            line.options.build().map_err(|f| failure_text(&f))
+            let stored =
+                StoredLine::<O>::try_parse_from(line_argv(&args)).map_err(|e| clap_message(&e))?;
+            stored.line.options.build().map_err(|f| failure_text(&f))
         },
     )
 }
@@ -287,6 +312,35 @@ mod tests {
         .map(String::from)
         .to_vec();
         assert_eq!(without_db(&args), ["--from", "x", "--out", "o"]);
+    }
+
+    /// `submit` refuses the options that do nothing there, but a worker still reads the lines
+    /// earlier versions stored with them.
+    #[test]
+    fn legacy_options_in_stored_lines_are_read_but_refused_on_submit() {
+        let line: Vec<String> = [
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-31",
+            "--type",
+            "ReceiptReport",
+            "--all-kkts",
+            "--out",
+            "/tmp/r.zip",
+            "--timeout",
+            "5s",
+            "--password-stdin",
+        ]
+        .map(String::from)
+        .to_vec();
+        type Ofd = <crate::vendors::ofd::Cli as CliVendor>::Options;
+        assert!(SubmitLine::<Ofd>::try_parse_from(line_argv(&line)).is_err());
+        let stored = StoredLine::<Ofd>::try_parse_from(line_argv(&line)).expect("read");
+        assert_eq!(stored.line.out, PathBuf::from("/tmp/r.zip"));
+        assert!(stored.line.options.build().is_ok());
+        let without = &line[..line.len() - 3];
+        assert!(SubmitLine::<Ofd>::try_parse_from(line_argv(without)).is_ok());
     }
 
     /// Every vendor of the one list is known to `submit`, by its exact name only (the worker's
