@@ -145,7 +145,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         pg_note = Some("PostgreSQL: skipped (--skip-postgres).".to_string());
         None
     } else {
-        let cluster = Cluster::start()?;
+        let cluster = Cluster::start();
         if cluster.is_none() {
             pg_note = Some(
                 "PostgreSQL: skipped: initdb/pg_ctl not found (apt-get install postgresql)."
@@ -157,7 +157,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(cluster) = &cluster {
         for (workers, name) in [(1, "one_worker"), (2, "two_workers")] {
             eprintln!("runner: PostgreSQL, {workers} worker(s)…");
-            let url = cluster.create_database(name)?;
+            let url = crate::pg::create_database(cluster, name)?;
             let label = format!(
                 "PostgreSQL, {workers} worker{}",
                 if workers > 1 { "s" } else { "" }
@@ -235,7 +235,7 @@ fn queue_run(
         fetch_ms: args.fetch_ms,
         stop_file: &stop_file,
     };
-    let server0 = cluster.map(Cluster::server_cpu_secs);
+    let server0 = cluster.map(crate::pg::server_cpu_secs);
     let handles: Vec<_> = (0..workers)
         .map(|_| {
             let mut cmd = spec.command()?;
@@ -251,7 +251,7 @@ fn queue_run(
     }
     let server_cpu = cluster
         .zip(server0)
-        .map(|(c, before)| c.server_cpu_secs() - before);
+        .map(|(c, before)| crate::pg::server_cpu_secs(c) - before);
     let children = measured
         .iter()
         .map(parse_child)

@@ -3,7 +3,8 @@
 //! system user when the tests run as root). Stopped when dropped.
 //!
 //! Without `initdb` the tests skip, except in CI (`CI=true`), where they fail loudly:
-//! `.ci/run` installs the package.
+//! `.ci/run` installs the package. The runner's tests and `report-bench runner` use this file
+//! too (`#[path]`): one way to start a cluster.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +13,8 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_user: Option<String>,
+    port: u16,
+    /// The URL of the `postgres` database.
     pub url: String,
 }
 
@@ -73,6 +76,7 @@ impl Cluster {
             url: format!("postgres://reports@127.0.0.1:{port}/postgres"),
             bin,
             as_user,
+            port,
             dir,
         };
         cluster.run(
@@ -112,7 +116,13 @@ impl Cluster {
         Some(cluster)
     }
 
-    fn command(&self, program: &str) -> Command {
+    /// The URL of database `name` on this cluster.
+    pub fn url_of(&self, name: &str) -> String {
+        format!("postgres://reports@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// One of the server's programs (`psql`, `pg_dump`, …), run as the cluster's user.
+    pub fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         match &self.as_user {
             Some(user) => {
