@@ -124,6 +124,38 @@ pub struct JobRecord {
     pub first_eta_at: Option<DateTime<Utc>>,
 }
 
+impl JobRecord {
+    /// A job just queued: nothing done yet, its first step (seq 0) to come.
+    pub fn queued(id: String, new: NewJob, created_at: DateTime<Utc>) -> JobRecord {
+        JobRecord {
+            id,
+            vendor: new.vendor,
+            connection: new.connection,
+            request: new.request,
+            state: JobState::Queued,
+            progress: None,
+            message: None,
+            polls: 0,
+            retries: 0,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            out: new.out,
+            bytes: None,
+            sha256: None,
+            error: None,
+            ticket: None,
+            next_poll_at: None,
+            cancel_requested: false,
+            start_intent_at: None,
+            first_eta_at: None,
+            wait: None,
+            artifact: None,
+            seq: 0,
+        }
+    }
+}
+
 fn redacted<S: serde::Serializer>(artifact: &Option<Artifact>, s: S) -> Result<S::Ok, S::Error> {
     let artifact = artifact.clone().map(|mut a| {
         if let Ok(url) = url::Url::parse(&a.url) {

@@ -366,33 +366,7 @@ impl Store {
     }
 
     async fn submit_keyed(&self, new: NewJob, key: Option<&str>) -> Result<Option<JobRecord>> {
-        let now = Utc::now();
-        let record = JobRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            vendor: new.vendor,
-            connection: new.connection,
-            request: new.request,
-            state: JobState::Queued,
-            progress: None,
-            message: None,
-            polls: 0,
-            retries: 0,
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            out: new.out,
-            bytes: None,
-            sha256: None,
-            error: None,
-            ticket: None,
-            next_poll_at: None,
-            cancel_requested: false,
-            start_intent_at: None,
-            wait: None,
-            artifact: None,
-            seq: 0,
-            first_eta_at: None,
-        };
+        let record = JobRecord::queued(uuid::Uuid::new_v4().to_string(), new, Utc::now());
         let inserted = with_db!(&self.db, pool, kind => {
             let mut tx = pool.begin().await?;
             let inserted = sqlx::query(sql(
@@ -408,7 +382,7 @@ impl Store {
             .bind(record.request.to_string())
             .bind(&record.out)
             .bind(record.state.as_str())
-            .bind(now.to_rfc3339())
+            .bind(record.created_at.to_rfc3339())
             .bind(key)
             .execute(&mut *tx)
             .await?

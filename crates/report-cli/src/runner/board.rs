@@ -218,34 +218,19 @@ impl From<&JobRecord> for BoardJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use report_runner::JobState;
+    use report_runner::{JobState, NewJob};
 
     fn record(n: i64, state: JobState) -> JobRecord {
-        JobRecord {
-            id: format!("job-{n}"),
+        let new = NewJob {
             vendor: "ofd".into(),
             connection: "default".into(),
             request: serde_json::json!({ "args": ["--type", "request-marker"] }),
-            state,
-            progress: None,
-            message: None,
-            polls: 0,
-            retries: 0,
-            created_at: DateTime::from_timestamp(1_700_000_000 + n, 0).unwrap(),
-            started_at: None,
-            finished_at: None,
             out: format!("/srv/{n}.zip"),
-            bytes: None,
-            sha256: None,
-            error: None,
-            ticket: None,
-            next_poll_at: None,
-            cancel_requested: false,
-            start_intent_at: None,
-            first_eta_at: None,
-            wait: None,
-            artifact: None,
-            seq: 0,
+        };
+        let created_at = DateTime::from_timestamp(1_700_000_000 + n, 0).unwrap();
+        JobRecord {
+            state,
+            ..JobRecord::queued(format!("job-{n}"), new, created_at)
         }
     }
 
