@@ -444,10 +444,19 @@ async fn a_worker_serves_prometheus_metrics() {
         .args(["--metrics", &format!("127.0.0.1:{port}")])
         .spawn()
         .unwrap();
+    let expected = [
+        "reports_jobs{vendor=\"evovoice\",state=\"done\"} 1",
+        "reports_jobs{vendor=\"cloudblue\",state=\"done\"} 1",
+        "reports_starts_total{vendor=\"evovoice\"} 1",
+        "reports_starts_total{vendor=\"cloudblue\"} 1",
+    ];
     let began = std::time::Instant::now();
+    // The jobs gauge is refreshed every 2 s: a scrape right after the last job is done may
+    // still show it running, so wait for a scrape that shows them all done.
     let text = loop {
         let done = jobs_json(&db).iter().all(|j| j["state"] == "done");
-        if done && let Some(text) = scrape(port).filter(|t| t.contains("state=\"done\"")) {
+        let scraped = scrape(port);
+        if done && let Some(text) = scraped.filter(|t| expected.iter().all(|l| t.contains(l))) {
             break text;
         }
         assert!(
@@ -458,12 +467,7 @@ async fn a_worker_serves_prometheus_metrics() {
     };
     worker.kill().unwrap();
     worker.wait().unwrap();
-    for line in [
-        "reports_jobs{vendor=\"evovoice\",state=\"done\"} 1",
-        "reports_jobs{vendor=\"cloudblue\",state=\"done\"} 1",
-        "reports_starts_total{vendor=\"evovoice\"} 1",
-        "reports_starts_total{vendor=\"cloudblue\"} 1",
-    ] {
+    for line in expected {
         assert!(text.contains(line), "`{line}` missing from:\n{text}");
     }
     for name in [
