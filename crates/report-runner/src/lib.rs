@@ -32,6 +32,7 @@ mod setup_lock;
 mod shared_limits;
 mod store;
 mod webhook;
+mod work_slots;
 mod worker;
 
 pub use limits::{Access, Limits};

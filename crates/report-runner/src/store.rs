@@ -222,6 +222,27 @@ CREATE TABLE IF NOT EXISTS report_rate (
 CREATE INDEX IF NOT EXISTS report_rate_at ON report_rate (vendor, connection, began_at);
 ";
 
+/// The engine's SQLite acknowledgement (`ack.sql`) finds its tasks through `lock_by`, and a
+/// finished task keeps its worker's name there: each acknowledgement then read every task
+/// the worker had ever finished, so a worker slowed down as its table grew (apalis-sqlite
+/// issue 58; a 30-minute soak fell from 590 to 50 jobs a minute). Finished tasks are unlocked
+/// as they finish (and a database of an older version's, once); nothing reads `lock_by` of a
+/// finished task (fetches and re-queues look at unfinished ones only).
+const SQLITE_UNLOCK_FINISHED_TASKS: &str = "
+BEGIN;
+CREATE TRIGGER IF NOT EXISTS report_runner_unlock_finished_tasks
+AFTER UPDATE OF status ON Jobs
+WHEN NEW.lock_by IS NOT NULL AND (NEW.status IN ('Done', 'Killed')
+    OR (NEW.status = 'Failed' AND NEW.attempts >= NEW.max_attempts))
+BEGIN
+    UPDATE Jobs SET lock_by = NULL WHERE ROWID = NEW.ROWID;
+END;
+UPDATE Jobs SET lock_by = NULL
+WHERE status IN ('Done', 'Killed') AND lock_by IS NOT NULL;
+COMMIT;
+";
+const UNLOCK_TRIGGER: &str = "report_runner_unlock_finished_tasks";
+
 /// Writes the record if `owner` still holds its step (and, with `exclusive`, no other job of
 /// its vendor and connection is under way); `false` if not. A macro so that one text serves
 /// both databases' transaction types.
@@ -319,6 +340,17 @@ impl Store {
             .await
             .map_err(|e| Error::Database(format!("cannot set up the queue: {e}")))?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        let unlocking: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+        )
+        .bind(UNLOCK_TRIGGER)
+        .fetch_one(&pool)
+        .await?;
+        if unlocking == 0 {
+            sqlx::raw_sql(SQLITE_UNLOCK_FINISHED_TASKS)
+                .execute(&pool)
+                .await?;
+        }
         let store = Store {
             db: Db::Sqlite(pool),
         };
@@ -389,7 +421,7 @@ impl Store {
             .rows_affected()
                 == 1;
             if inserted {
-                tx.push_step(&record.id, 0, None).await?;
+                tx.push_step(&record.id, 0, None, Priority::Start).await?;
             }
             tx.commit().await?;
             inserted
@@ -516,7 +548,12 @@ impl Store {
                     "job {id} changed meanwhile; try again"
                 )));
             }
-            tx.push_step(id, record.seq + 1, None).await?;
+            let priority = if record.ticket.is_some() {
+                Priority::Poll
+            } else {
+                Priority::Start
+            };
+            tx.push_step(id, record.seq + 1, None, priority).await?;
             tx.commit().await?;
         });
         self.get(id)
@@ -528,12 +565,14 @@ impl Store {
     pub async fn claim(&self, task: &StepTask, owner: &str, ttl: Duration) -> Result<Claim> {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        let claimed = with_db!(&self.db, pool, kind => {
-            sqlx::query(sql(
+        // The claimed record comes back with the claim: one round trip for the usual case.
+        let claimed: Option<RawJob> = with_db!(&self.db, pool, kind => {
+            sqlx::query_as(sql(
                 kind,
                 "UPDATE report_jobs SET lease_owner = ?, lease_until = ?
                  WHERE id = ? AND seq = ? AND state NOT IN ('done', 'failed', 'cancelled')
-                     AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
+                     AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)
+                 RETURNING *",
             ))
             .bind(owner)
             .bind(until.timestamp_millis())
@@ -541,13 +580,13 @@ impl Store {
             .bind(task.seq)
             .bind(owner)
             .bind(now.timestamp_millis())
-            .execute(pool)
+            .fetch_optional(pool)
             .await?
-            .rows_affected()
         });
-        let record = self.get(&task.job).await?;
-        match record {
-            Some(r) if claimed == 1 => Ok(Claim::Claimed(r)),
+        if let Some(claimed) = claimed {
+            return Ok(Claim::Claimed(claimed.parse()?));
+        }
+        match self.get(&task.job).await? {
             Some(r) if r.seq == task.seq && !r.state.is_terminal() => {
                 let until: Option<i64> = with_db!(&self.db, pool, kind => {
                     sqlx::query_scalar(sql(kind, "SELECT lease_until FROM report_jobs WHERE id = ?"))
@@ -605,7 +644,8 @@ impl Store {
                 == 1;
             if released {
                 let key = format!("{}/{}/released-{}", record.id, record.seq, uuid::Uuid::new_v4());
-                tx.push_task(task_of(&record.id, record.seq, None, key)).await?;
+                tx.push_task(task_of(&record.id, record.seq, None, key, Priority::of(record)))
+                    .await?;
             }
             tx.commit().await?;
         });
@@ -649,9 +689,13 @@ impl Store {
             task.seq,
             uuid::Uuid::new_v4()
         );
+        let priority = match self.get(&task.job).await? {
+            Some(record) => Priority::of(&record),
+            None => Priority::Start,
+        };
         with_db!(&self.db, pool, kind => {
             let mut tx = pool.begin().await?;
-            tx.push_task(task_of(&task.job, task.seq, Some(at), key)).await?;
+            tx.push_task(task_of(&task.job, task.seq, Some(at), key, priority)).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -706,7 +750,8 @@ impl Store {
             }
             record.seq += 1;
             if !record.state.is_terminal() {
-                tx.push_step(&record.id, record.seq, next_at).await?;
+                tx.push_step(&record.id, record.seq, next_at, Priority::of(record))
+                    .await?;
             }
             tx.commit().await?;
         });
@@ -721,7 +766,13 @@ impl Store {
         }
         with_db!(&self.db, pool, kind => {
             let mut tx = pool.begin().await?;
-            tx.push_step(&record.id, record.seq, record.next_poll_at).await?;
+            tx.push_step(
+                &record.id,
+                record.seq,
+                record.next_poll_at,
+                Priority::of(record),
+            )
+            .await?;
             tx.commit().await?;
         });
         Ok(())
@@ -834,12 +885,43 @@ impl Store {
 const ADDED_COLUMNS: [&str; 3] = ["webhook_sha256", "nudged_at", "first_eta_at"];
 
 /// The engine task of step `seq` of `job`, due at `at` (now if `None`).
-fn step_task(job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Task<Vec<u8>> {
-    task_of(job, seq, at, format!("{job}/{seq}"))
+fn step_task(job: &str, seq: i64, at: Option<DateTime<Utc>>, priority: Priority) -> Task<Vec<u8>> {
+    task_of(job, seq, at, format!("{job}/{seq}"), priority)
+}
+
+/// Which of the due tasks the engine hands out first (the highest) when more are due than
+/// the workers take at once: a poll has a moment promised to the user, a download a report
+/// waiting for it; a start only adds work, so new jobs wait while due polls are served (a
+/// queue of thousands fills the workers' capacity without making any poll late).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Priority {
+    Start = 0,
+    Download = 1,
+    Poll = 2,
+}
+
+impl Priority {
+    /// The priority of `record`'s next step.
+    pub(crate) fn of(record: &JobRecord) -> Priority {
+        if record.cancel_requested || (record.ticket.is_some() && record.state == JobState::Running)
+        {
+            Priority::Poll
+        } else if record.state == JobState::Downloading {
+            Priority::Download
+        } else {
+            Priority::Start
+        }
+    }
 }
 
 /// An engine task of step `seq` of `job` under idempotency key `key`.
-fn task_of(job: &str, seq: i64, at: Option<DateTime<Utc>>, key: String) -> Task<Vec<u8>> {
+fn task_of(
+    job: &str,
+    seq: i64,
+    at: Option<DateTime<Utc>>,
+    key: String,
+    priority: Priority,
+) -> Task<Vec<u8>> {
     let payload = serde_json::to_vec(&StepTask {
         job: job.to_string(),
         seq,
@@ -847,10 +929,13 @@ fn task_of(job: &str, seq: i64, at: Option<DateTime<Utc>>, key: String) -> Task<
     .expect("a step task serializes");
     let mut task = TaskBuilder::new(payload)
         .idempotency_key(key)
+        .priority(priority as usize)
         .max_attempts(25);
     if let Some(at) = at {
-        // The engine schedules in whole seconds: round up, never poll early.
-        let secs = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
+        // The engine schedules in whole seconds: rounded down, the task is taken up to a
+        // second early and its step waits for the moment (`worker::EARLY`); rounded up, a
+        // poll would be up to a second late.
+        let secs = at.timestamp();
         task = task.run_at_timestamp(secs.max(0) as u64);
     }
     task.build()
@@ -860,8 +945,14 @@ fn task_of(job: &str, seq: i64, at: Option<DateTime<Utc>>, key: String) -> Task<
 trait PushStep {
     async fn push_task(&mut self, task: Task<Vec<u8>>) -> Result<()>;
 
-    async fn push_step(&mut self, job: &str, seq: i64, at: Option<DateTime<Utc>>) -> Result<()> {
-        self.push_task(step_task(job, seq, at)).await
+    async fn push_step(
+        &mut self,
+        job: &str,
+        seq: i64,
+        at: Option<DateTime<Utc>>,
+        priority: Priority,
+    ) -> Result<()> {
+        self.push_task(step_task(job, seq, at, priority)).await
     }
 }
 

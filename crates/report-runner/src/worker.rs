@@ -1,5 +1,6 @@
 //! The worker: takes job steps from the engine's queue and carries them out.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,13 +8,14 @@ use std::time::Duration;
 use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
 use apalis_sqlite::SqliteStorage;
 use chrono::Utc;
-use report_core::{Error as CoreError, Step, WaitPolicy};
+use report_core::{DurationPrior, Error as CoreError, Step, WaitPolicy};
 
 use crate::limits::Access;
 use crate::record::{JobRecord, JobState};
 use crate::registry::{Registry, Vendor};
 use crate::retention::{TaskRetention, prune_forever};
-use crate::store::{Claim, Db, QUEUE, StepTask, Store};
+use crate::store::{Claim, Db, Priority, QUEUE, StepTask, Store};
+use crate::work_slots::WorkSlots;
 use crate::{Error, Result};
 
 /// How a worker runs.
@@ -83,7 +85,28 @@ struct Shared {
     grace: Duration,
     /// Steps under way (each on a task of its own).
     in_flight: tokio::sync::watch::Sender<usize>,
+    /// What past reports took, by vendor and kind, as last read or learned here: a step reads
+    /// the database at most every [`PRIOR_CACHED_FOR`] (a hint, so another worker's latest
+    /// sample may reach this one a little later).
+    priors: std::sync::Mutex<HashMap<PriorKey, (std::time::Instant, Option<DurationPrior>)>>,
+    /// The steps under way, `options.concurrency` at most.
+    slots: WorkSlots,
 }
+
+/// The engine hands a worker up to this many tasks per step it runs at once: a task fetched
+/// before its moment waits for it (up to [`EARLY`]) without taking a step's slot.
+const TASKS_PER_SLOT: usize = 8;
+
+/// The engine schedules in whole seconds: a task is due at its planned moment rounded down
+/// (never later), and its step waits for the moment itself. A step's planned moment further
+/// away than this was moved earlier on purpose (a webhook call): it does not wait.
+pub(crate) const EARLY: Duration = Duration::from_secs(1);
+
+/// A prior's vendor and kind of report.
+type PriorKey = (String, String);
+
+/// How long a worker uses a prior it read before it reads it again.
+const PRIOR_CACHED_FOR: Duration = Duration::from_secs(30);
 
 /// Counts a step as under way until dropped.
 struct InFlight(tokio::sync::watch::Sender<usize>);
@@ -171,6 +194,8 @@ impl Worker {
             stopping,
             grace: self.grace,
             in_flight,
+            priors: Default::default(),
+            slots: WorkSlots::new(concurrency),
         });
         let grace = self.grace;
         let (engine_stop_tx, engine_stop) = tokio::sync::watch::channel(false);
@@ -204,7 +229,7 @@ impl Worker {
             ($engine_name:expr, $backend:expr) => {
                 WorkerBuilder::new($engine_name)
                     .backend($backend)
-                    .concurrency(concurrency)
+                    .concurrency(concurrency * TASKS_PER_SLOT)
                     .data(shared.clone())
                     .build(handle)
                     .run_until(engine_stops())
@@ -357,6 +382,32 @@ impl Shared {
                 }
             }
         };
+        let claimed_at = std::time::Instant::now();
+        // Taken before its moment (see `EARLY`): wait for it, then for a slot.
+        let early = record
+            .next_poll_at
+            .and_then(|planned| (planned - Utc::now()).to_std().ok())
+            .filter(|early| *early <= EARLY)
+            .unwrap_or_default();
+        let slot = tokio::select! {
+            slot = async {
+                tokio::time::sleep(early).await;
+                self.slots.take(Priority::of(&record) != Priority::Start).await
+            } => slot,
+            // Not begun: handed back at once, for the next worker.
+            () = self.told_to_stop() => {
+                tracing::info!(job = %record.id, "step not begun as the worker stops; queued again");
+                return self.store.release(&record, &self.name).await;
+            }
+        };
+        if claimed_at.elapsed() > self.options.lease / 3
+            && !self
+                .store
+                .renew(&record, &self.name, self.options.lease)
+                .await?
+        {
+            return Err(Error::LeaseLost(record.id));
+        }
         if let Some(planned) = record.next_poll_at {
             let lag = (Utc::now() - planned).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::histogram!("reports_scheduling_lag_seconds", "vendor" => record.vendor.clone())
@@ -365,16 +416,22 @@ impl Shared {
         // Each step's span, for audits (`REPORTS_LOG=report_runner::steps=info`).
         tracing::info!(target: "report_runner::steps", job = %record.id, seq = record.seq, worker = %self.name, "step begins");
         let result = self.leased_step(record).await;
+        drop(slot);
         tracing::info!(target: "report_runner::steps", job = %task.job, seq = task.seq, worker = %self.name, "step ends");
         result
     }
 
     /// Completes once the worker was told to stop and the grace has run out.
     async fn abandoned(&self) {
+        self.told_to_stop().await;
+        tokio::time::sleep(self.grace).await;
+    }
+
+    /// Completes once the worker was told to stop.
+    async fn told_to_stop(&self) {
         let mut stopping = self.stopping.clone();
         // An error: the sender is gone, the worker stopping with it.
         let _ = stopping.wait_for(|stop| *stop).await;
-        tokio::time::sleep(self.grace).await;
     }
 
     /// Takes the step, renewing the lease while it runs; a step outliving its lease, or the
@@ -718,19 +775,41 @@ impl Shared {
     }
 
     /// The worker's policy with what past reports of this job's vendor and kind took: a prior
-    /// lets the wait skip polls while the report cannot plausibly be ready. Read at each step,
-    /// so a wait resumed by another worker schedules the same way.
+    /// lets the wait skip polls while the report cannot plausibly be ready. Read at each step
+    /// (from the database at most every [`PRIOR_CACHED_FOR`]), so a wait resumed by another
+    /// worker schedules the same way.
     async fn learned_policy(&self, record: &JobRecord) -> WaitPolicy {
         let kind = self.registry.kind_of(&record.vendor, &record.request);
-        // Only a hint: without it the job polls as if nothing were known.
-        let prior = match self.store.prior(&record.vendor, &kind).await {
-            Ok(prior) => prior,
-            Err(e) => {
-                tracing::warn!(job = %record.id, error = %e, "learned durations unavailable");
-                None
-            }
+        let key = (record.vendor.clone(), kind);
+        let cached = self
+            .priors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .filter(|(read, _)| read.elapsed() < PRIOR_CACHED_FOR)
+            .map(|(_, prior)| prior.clone());
+        let prior = match cached {
+            Some(prior) => prior,
+            // Only a hint: without it the job polls as if nothing were known.
+            None => match self.store.prior(&key.0, &key.1).await {
+                Ok(prior) => {
+                    self.remember_prior(key, prior.clone());
+                    prior
+                }
+                Err(e) => {
+                    tracing::warn!(job = %record.id, error = %e, "learned durations unavailable");
+                    None
+                }
+            },
         };
         self.options.policy.clone().with_prior(prior)
+    }
+
+    fn remember_prior(&self, key: PriorKey, prior: Option<DurationPrior>) {
+        self.priors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (std::time::Instant::now(), prior));
     }
 
     /// Records how long a report that just became ready took from its start, and how that
@@ -750,12 +829,13 @@ impl Shared {
         let kind = self.registry.kind_of(&record.vendor, &record.request);
         let _one_at_a_time = self.learning.lock().await;
         // A lost sample only makes the prior a little less sure; the job is not affected.
-        if let Err(e) = self
+        match self
             .store
             .learn_duration(&record.vendor, &kind, took, predicted)
             .await
         {
-            tracing::warn!(job = %record.id, error = %e, "duration not learned");
+            Ok(prior) => self.remember_prior((record.vendor.clone(), kind), Some(prior)),
+            Err(e) => tracing::warn!(job = %record.id, error = %e, "duration not learned"),
         }
     }
 

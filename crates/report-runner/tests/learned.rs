@@ -112,8 +112,7 @@ async fn run(store: &Store, vendor: &Arc<Vendor>, dir: &std::path::Path, jobs: &
         lease: Duration::from_secs(5),
         fetch_interval: Duration::from_millis(20),
         heartbeat: Duration::from_secs(1),
-        // Doubling capped at 100 ms (the engine rounds to a poll a second): without a prior a
-        // 5 s report takes about 5 polls.
+        // Doubling capped at 100 ms: without a prior a 5 s report takes about 50 polls.
         policy: WaitPolicy::default()
             .with_backoff(Duration::from_millis(100), Duration::from_millis(100))
             .with_deadline(Some(Duration::from_secs(30))),
@@ -167,12 +166,12 @@ async fn a_kinds_next_job_waits_with_what_its_past_jobs_took() {
     eprintln!("polls per job: {polls:?}");
     for first in ["a1", "a2", "a3", "c"] {
         assert!(
-            polls[first] >= 4,
+            polls[first] >= 30,
             "no prior: polled at the policy's pace: {polls:?}"
         );
     }
     assert!(
-        polls["b"] <= 2,
+        polls["b"] <= 5,
         "the prior skips the polls before the report can be ready: {polls:?}"
     );
 }

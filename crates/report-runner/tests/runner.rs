@@ -41,6 +41,9 @@ struct Vendor {
     /// Starts and polls under way now, and the most of each seen at once.
     starting: Gauge,
     polling: Gauge,
+    /// Polls after which a report is ready (two if zero), and when each poll came.
+    ready_at_poll: u32,
+    poll_times: Mutex<Vec<(String, DateTime<Utc>)>>,
 }
 
 /// Operations under way and the most at once.
@@ -125,10 +128,15 @@ impl ReportAdapter for Adapter {
 
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
         self.vendor.polling.during(self.vendor.busy).await;
+        self.vendor
+            .poll_times
+            .lock()
+            .unwrap()
+            .push((ticket.id.clone(), Utc::now()));
         let mut polls = self.vendor.polls.lock().unwrap();
         let n = polls.entry(ticket.id.clone()).or_default();
         *n += 1;
-        Ok(if *n < 2 {
+        Ok(if *n < self.vendor.ready_at_poll.max(2) {
             Status::Pending(Progress {
                 fraction: Some(0.5),
                 ..Progress::state("running")
@@ -605,6 +613,151 @@ async fn finished_engine_tasks_are_deleted_after_their_retention_and_job_records
     );
     assert_eq!(store.finished_tasks().await.unwrap(), 0);
     assert_eq!(vendor.starts.load(Ordering::SeqCst), 4);
+}
+
+/// The engine schedules tasks in whole seconds; polls still come at the policy's moments:
+/// never before, and late by no more than the fetch interval and a little work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_come_at_their_planned_moments_not_whole_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    for i in 0..3 {
+        submit(&store, dir.path(), &format!("t{i}")).await;
+    }
+    let vendor = Arc::new(Vendor {
+        ready_at_poll: 6,
+        ..Vendor::default()
+    });
+    let interval = Duration::from_millis(400);
+    let worker = Worker::new(
+        store.clone(),
+        registry(vendor.clone()),
+        WorkerOptions {
+            lease: Duration::from_secs(10),
+            fetch_interval: Duration::from_millis(100),
+            policy: WaitPolicy::default()
+                .with_backoff(interval, interval)
+                .with_jitter(0.0)
+                .with_deadline(Some(Duration::from_secs(30))),
+            ..options()
+        },
+    );
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        worker.run_until(idle(store.clone(), Duration::from_millis(50))),
+    )
+    .await
+    .expect("the queue drains in time")
+    .unwrap();
+    let times = vendor.poll_times.lock().unwrap().clone();
+    let mut gaps = Vec::new();
+    let tickets: std::collections::BTreeSet<_> = times.iter().map(|(t, _)| t.clone()).collect();
+    assert_eq!(tickets.len(), 3);
+    for ticket in tickets {
+        let at: Vec<_> = times
+            .iter()
+            .filter(|(t, _)| *t == ticket)
+            .map(|(_, at)| *at)
+            .collect();
+        assert_eq!(at.len(), 6, "{ticket}: {at:?}");
+        gaps.extend(at.windows(2).map(|w| (w[1] - w[0]).to_std().unwrap()));
+    }
+    gaps.sort();
+    let (least, median) = (gaps[0], gaps[gaps.len() / 2]);
+    assert!(
+        least >= interval - Duration::from_millis(5),
+        "a poll came early: {gaps:?}"
+    );
+    assert!(
+        median <= interval + Duration::from_millis(250),
+        "polls come late (rounded to whole seconds?): {gaps:?}"
+    );
+}
+
+/// A backlog of new jobs does not make due polls late: polls come before starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_polls_go_before_a_backlog_of_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    for i in 0..40 {
+        submit(&store, dir.path(), &format!("b{i:02}")).await;
+    }
+    let vendor = Arc::new(Vendor {
+        busy: Duration::from_millis(30),
+        ..Vendor::default()
+    });
+    let worker = Worker::new(
+        store.clone(),
+        registry(vendor.clone()),
+        WorkerOptions {
+            concurrency: 1,
+            lease: Duration::from_secs(10),
+            ..options()
+        },
+    );
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        worker.run_until(idle(store.clone(), Duration::from_millis(50))),
+    )
+    .await
+    .expect("the queue drains in time")
+    .unwrap();
+    let starts = vendor.started.lock().unwrap().clone();
+    assert_eq!(starts.len(), 40);
+    let first_poll = vendor.poll_times.lock().unwrap()[0].1;
+    // One at a time, the 40 starts take 1.2 s at least; the first job's poll, due 10 ms after
+    // its start, waits for those the worker had taken already (its tasks fetched at once), not
+    // for them all.
+    let before = starts.iter().filter(|(_, at)| *at < first_poll).count();
+    assert!(
+        before <= 20,
+        "{before} of 40 starts came before the first poll"
+    );
+}
+
+/// The engine acknowledges a task by searching the tasks its worker locked: finished tasks
+/// must not stay locked, or every acknowledgement reads all a worker ever finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_engine_tasks_are_unlocked_so_acknowledging_stays_cheap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    for i in 0..3 {
+        submit(&store, dir.path(), &format!("u{i}")).await;
+    }
+    drain(&store, Arc::new(Vendor::default())).await;
+    let side = sqlx::SqlitePool::connect(&format!("sqlite:{}", db(dir.path())))
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let side = side.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&side)
+                .await
+                .unwrap()
+        }
+    };
+    const LOCKED_DONE: &str =
+        "SELECT COUNT(*) FROM Jobs WHERE status = 'Done' AND lock_by IS NOT NULL";
+    assert!(count("SELECT COUNT(*) FROM Jobs WHERE status = 'Done'").await >= 12);
+    assert_eq!(count(LOCKED_DONE).await, 0, "finished tasks are unlocked");
+
+    // A database an older version left behind: its finished tasks are unlocked once, when it
+    // is next opened.
+    sqlx::raw_sql(
+        "DROP TRIGGER report_runner_unlock_finished_tasks;
+         UPDATE Jobs SET lock_by = (SELECT id FROM Workers LIMIT 1) WHERE status = 'Done'",
+    )
+    .execute(&side)
+    .await
+    .unwrap();
+    assert!(count(LOCKED_DONE).await >= 12);
+    drop(store);
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    assert_eq!(count(LOCKED_DONE).await, 0, "unlocked when opened");
+    submit(&store, dir.path(), "after").await;
+    drain(&store, Arc::new(Vendor::default())).await;
+    assert_eq!(count(LOCKED_DONE).await, 0, "and as they finish again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
