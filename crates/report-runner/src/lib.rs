@@ -30,6 +30,7 @@ mod retention;
 mod schedule;
 mod setup_lock;
 mod shared_limits;
+mod sqlite_setup;
 mod store;
 mod webhook;
 mod work_slots;

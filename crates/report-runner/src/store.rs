@@ -12,13 +12,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use apalis::prelude::{Task, TaskBuilder};
-use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
+use apalis_sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use chrono::{DateTime, Utc};
 use report_core::DurationPrior;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{JobRecord, JobState, NewJob};
 use crate::setup_lock::SetupLock;
+use crate::sqlite_setup;
 use crate::{Error, Result};
 
 /// The engine's queue the runner's tasks go to.
@@ -222,27 +223,6 @@ CREATE TABLE IF NOT EXISTS report_rate (
 CREATE INDEX IF NOT EXISTS report_rate_at ON report_rate (vendor, connection, began_at);
 ";
 
-/// The engine's SQLite acknowledgement (`ack.sql`) finds its tasks through `lock_by`, and a
-/// finished task keeps its worker's name there: each acknowledgement then read every task
-/// the worker had ever finished, so a worker slowed down as its table grew (apalis-sqlite
-/// issue 58; a 30-minute soak fell from 590 to 50 jobs a minute). Finished tasks are unlocked
-/// as they finish (and a database of an older version's, once); nothing reads `lock_by` of a
-/// finished task (fetches and re-queues look at unfinished ones only).
-const SQLITE_UNLOCK_FINISHED_TASKS: &str = "
-BEGIN;
-CREATE TRIGGER IF NOT EXISTS report_runner_unlock_finished_tasks
-AFTER UPDATE OF status ON Jobs
-WHEN NEW.lock_by IS NOT NULL AND (NEW.status IN ('Done', 'Killed')
-    OR (NEW.status = 'Failed' AND NEW.attempts >= NEW.max_attempts))
-BEGIN
-    UPDATE Jobs SET lock_by = NULL WHERE ROWID = NEW.ROWID;
-END;
-UPDATE Jobs SET lock_by = NULL
-WHERE status IN ('Done', 'Killed') AND lock_by IS NOT NULL;
-COMMIT;
-";
-const UNLOCK_TRIGGER: &str = "report_runner_unlock_finished_tasks";
-
 /// Writes the record if `owner` still holds its step (and, with `exclusive`, no other job of
 /// its vendor and connection is under way); `false` if not. A macro so that one text serves
 /// both databases' transaction types.
@@ -304,6 +284,22 @@ macro_rules! write_record {
     }};
 }
 
+/// A pool of up to `connections` connections to a SQLite job database.
+async fn sqlite_pool(options: SqliteConnectOptions, connections: u32) -> Result<SqlitePool> {
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        // Records survive a crash of the process (WAL with NORMAL syncs at checkpoints).
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, "PRAGMA synchronous = NORMAL;").await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|e| Error::Database(format!("cannot open the database: {e}")))
+}
+
 impl Store {
     /// Opens (creating if needed) a job database: `postgres://…` (feature `postgres`), else a
     /// SQLite `sqlite:` URL or file path.
@@ -323,38 +319,20 @@ impl Store {
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(30));
         let setup = SetupLock::acquire(options.get_filename()).await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            // The engine's setup turns synchronous writes off on its connection for speed;
-            // every connection of ours keeps them on, so records survive a power cut too.
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::Executor::execute(conn, "PRAGMA synchronous = NORMAL;").await?;
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|e| Error::Database(format!("cannot open the database: {e}")))?;
-        SqliteStorage::setup(&pool)
-            .await
-            .map_err(|e| Error::Database(format!("cannot set up the queue: {e}")))?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        let unlocking: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?",
-        )
-        .bind(UNLOCK_TRIGGER)
-        .fetch_one(&pool)
-        .await?;
-        if unlocking == 0 {
-            sqlx::raw_sql(SQLITE_UNLOCK_FINISHED_TASKS)
-                .execute(&pool)
-                .await?;
-        }
+        // Set up on a connection of its own, closed before the others open: each connection
+        // reads the planner's statistics once, and they must read the ones written here.
+        let set_up = sqlite_pool(options.clone(), 1).await?;
+        sqlite_setup::set_up_engine(&set_up).await?;
+        sqlx::raw_sql(SCHEMA).execute(&set_up).await?;
         let store = Store {
-            db: Db::Sqlite(pool),
+            db: Db::Sqlite(set_up.clone()),
         };
         store.add_columns().await?;
+        sqlite_setup::fix_planner_statistics(&set_up).await?;
+        set_up.close().await;
+        let store = Store {
+            db: Db::Sqlite(sqlite_pool(options, 4).await?),
+        };
         drop(setup);
         Ok(store)
     }

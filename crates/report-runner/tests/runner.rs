@@ -599,9 +599,10 @@ async fn finished_engine_tasks_are_deleted_after_their_retention_and_job_records
     ids.push(late);
     run(Duration::ZERO).await.unwrap().unwrap();
     let left = store.finished_tasks().await.unwrap();
+    // The late job's own four may all finish after the worker's last look.
     assert!(
-        left < 4,
-        "{left} of the late job's finished tasks at most are left"
+        left <= 4,
+        "{left} finished tasks left; at most the late job's four may be"
     );
     for id in &ids {
         let job = store.get(id).await.unwrap().unwrap();
