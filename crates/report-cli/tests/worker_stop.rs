@@ -160,3 +160,69 @@ async fn sigterm_during_a_poll_within_the_grace_lets_it_finish() {
     );
     next_worker_finishes(&sandbox, dir.path(), Duration::from_secs(15)).await;
 }
+
+/// A download the worker is told to stop in, longer than its grace: abandoned, nothing left in
+/// the output folder, exit 0; the next worker downloads the file whole, with no second start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_slow_download_abandons_it_and_leaves_no_file() {
+    let sandbox = Sandbox::start(report_sandbox::SandboxConfig {
+        job_duration: Duration::from_millis(300),
+        report_size: 2 * 1024 * 1024,
+        ..report_sandbox::SandboxConfig::fast()
+    })
+    .await
+    .unwrap();
+    // Two MiB at 256 KiB a second: eight seconds of download.
+    sandbox.set_faults(Faults {
+        download_bytes_per_sec: 256 * 1024,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let (_, args) = SUBMITS.iter().find(|(v, _)| *v == Vendor::Ofd).unwrap();
+    bare(&db)
+        .arg("submit")
+        .args(*args)
+        .args(["--out", files.join("r.zip").to_str().unwrap()])
+        .assert()
+        .success();
+    let mut child = worker(&sandbox, &db, &["--stop-grace-secs", "1"])
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while sandbox.stats(Vendor::Ofd).downloads == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the worker never downloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A second into the download: part of the file is written.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // SAFETY: a plain kill(2) of our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let (status, took) = tokio::task::spawn_blocking(move || {
+        let waited = wait(&mut child, Duration::from_secs(30));
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        waited
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+    let left: Vec<_> = std::fs::read_dir(&files)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "the abandoned download left {left:?}");
+    let jobs = jobs_json(&db);
+    assert_eq!(jobs[0]["state"], "downloading", "{}", jobs[0]);
+    next_worker_finishes(&sandbox, dir.path(), Duration::from_secs(30)).await;
+}

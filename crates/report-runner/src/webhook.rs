@@ -37,6 +37,10 @@ const MAX_BODY: usize = 64 * 1024;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Calls handled at once; more are answered 503 (the vendor retries, or the job polls).
 const MAX_CALLS: usize = 64;
+/// How long a request's headers may take to arrive.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 256;
 /// A call that found its job's step under way is applied to the next step: looked at this
 /// often, for at most this long.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
@@ -333,7 +337,47 @@ pub async fn serve_webhooks(
         retrying: Mutex::new(HashSet::new()),
     });
     let app = axum::Router::new().fallback(call).with_state(endpoint);
-    axum::serve(listener, app).await
+    serve(listener, app, HEADER_TIMEOUT).await
+}
+
+/// Serves `app` on `listener`, each connection on a task of its own: at most
+/// [`MAX_CONNECTIONS`] at once, each closed if a request's headers take longer than
+/// `header_timeout` to arrive (a caller sending them slowly would otherwise hold its
+/// connection for ever).
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+) -> std::io::Result<()> {
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = Arc::clone(&connections)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors, a connection reset before it was accepted: the
+            // endpoint goes on.
+            Err(e) => {
+                tracing::warn!(error = %e, "a webhook connection was not accepted");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "a webhook connection ended with an error");
+            }
+        });
+    }
 }
 
 async fn call(
@@ -436,5 +480,38 @@ mod tests {
             webhook_url(&base, &a),
             format!("https://hooks.example.com/reports/{a}")
         );
+    }
+
+    #[tokio::test]
+    async fn a_caller_sending_its_headers_too_slowly_is_cut_off() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(|| async { StatusCode::ACCEPTED });
+        let server = tokio::spawn(serve(listener, app, Duration::from_millis(300)));
+
+        // A whole request is answered.
+        let mut whole = tokio::net::TcpStream::connect(addr).await.unwrap();
+        whole
+            .write_all(
+                b"POST /t HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        whole.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+
+        // Headers that never end: the connection is closed once the timeout has passed.
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let began = std::time::Instant::now();
+        slow.write_all(b"POST /t HTTP/1.1\r\nhost: a\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the connection is still open after 5 s");
+        assert!(began.elapsed() >= Duration::from_millis(300));
+        server.abort();
     }
 }

@@ -341,6 +341,11 @@ pub(crate) async fn serve_file(
 
     shared.stats(vendor).download();
     let cut_after = roll_download_cut(shared, vendor).then_some(length / 2);
+    let drip = shared
+        .faults
+        .lock()
+        .expect("faults lock")
+        .download_bytes_per_sec;
     let (source, skip): (Box<dyn Iterator<Item = Bytes> + Send>, u64) = if spec.gzip {
         (Box::new(GzipSource::new(generator)), start)
     } else {
@@ -360,9 +365,15 @@ pub(crate) async fn serve_file(
         cut_left: cut_after,
         finished: false,
     };
-    let stream = futures::stream::unfold(window, |mut window| async move {
+    let stream = futures::stream::unfold(window, move |mut window| async move {
         match window.step() {
-            Step::Data(bytes) => Some((Ok(bytes), window)),
+            Step::Data(bytes) => {
+                if drip > 0 {
+                    let secs = bytes.len() as f64 / drip as f64;
+                    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+                }
+                Some((Ok(bytes), window))
+            }
             Step::Cut => {
                 // Let the bytes already handed over reach the client, then fail the body,
                 // which makes hyper close the connection mid-body.

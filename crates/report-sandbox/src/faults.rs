@@ -37,6 +37,9 @@ pub struct Faults {
     pub truncate_body: f64,
     /// Downloads: the body stops after about half the bytes and the connection is closed.
     pub download_cut: f64,
+    /// Downloads: the body drips at this many bytes a second at most (0: as fast as it goes),
+    /// like a slow link or a vendor streaming a file as it writes it.
+    pub download_bytes_per_sec: u64,
     /// Starts (OFD, CloudBlue, EvoVoice, DocSpace): the vendor starts the report, then closes
     /// the connection instead of answering (a start whose answer was lost). Never set by
     /// [`Faults::uniform`]: only vendors that list their reports can recover from it.
@@ -54,6 +57,7 @@ impl Default for Faults {
             drop_connection: 0.0,
             truncate_body: 0.0,
             download_cut: 0.0,
+            download_bytes_per_sec: 0,
             start_answer_lost: 0.0,
         }
     }
@@ -77,6 +81,7 @@ impl Faults {
             drop_connection: p,
             truncate_body: p,
             download_cut: p,
+            download_bytes_per_sec: 0,
             start_answer_lost: 0.0,
         }
     }
@@ -94,6 +99,7 @@ impl Faults {
         ]
         .iter()
         .all(|p| p.is_nan() || *p <= 0.0)
+            && self.download_bytes_per_sec == 0
     }
 }
 
