@@ -127,6 +127,16 @@ pub struct FastAdapter {
     pub counters: Arc<PollCounters>,
     pub polls_to_ready: u32,
     pub calls: Arc<Calls>,
+    /// How long each call takes: a vendor's network round trip, spent waiting, not computing.
+    pub latency: std::time::Duration,
+}
+
+impl FastAdapter {
+    async fn round_trip(&self) {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+    }
 }
 
 fn job_number(ticket: &Ticket) -> report_core::Result<usize> {
@@ -145,6 +155,7 @@ impl ReportAdapter for FastAdapter {
 
     async fn start(&self, n: &u64) -> report_core::Result<Started> {
         self.calls.note(&self.calls.starts);
+        self.round_trip().await;
         Ok(Started {
             ticket: Ticket::new(VENDOR, n.to_string(), Utc::now()),
             status: None,
@@ -153,6 +164,7 @@ impl ReportAdapter for FastAdapter {
 
     async fn poll(&self, ticket: &Ticket) -> report_core::Result<Status> {
         self.calls.note(&self.calls.polls);
+        self.round_trip().await;
         let n = job_number(ticket)?;
         let count = self.counters.bump(n).ok_or_else(|| {
             report_core::Error::InvalidInput(format!("job {n} has no poll counter"))
@@ -169,6 +181,7 @@ impl ReportAdapter for FastAdapter {
 
     async fn open(&self, artifact: &Artifact, offset: u64) -> report_core::Result<Download> {
         self.calls.note(&self.calls.opens);
+        self.round_trip().await;
         let body = format!("{}\n", artifact.url).into_bytes();
         let body = body.get(offset as usize..).unwrap_or_default().to_vec();
         Ok(Download {

@@ -34,6 +34,10 @@ pub struct Args {
     /// How often a worker looks for due tasks (`reports worker`'s default).
     #[arg(long, default_value_t = 500)]
     pub fetch_ms: u64,
+    /// How long each vendor call takes, in milliseconds: 0 measures the runner's own cost;
+    /// a real vendor's round trip makes a worker wait more than it computes.
+    #[arg(long, default_value_t = 0)]
+    pub vendor_latency_ms: u64,
     /// Leave PostgreSQL out.
     #[arg(long)]
     pub skip_postgres: bool,
@@ -45,6 +49,7 @@ pub struct WorkerSpec<'a> {
     pub counters: &'a Path,
     pub polls: u32,
     pub interval_ms: u64,
+    pub latency_ms: u64,
     pub concurrency: usize,
     pub fetch_ms: u64,
     pub stop_file: &'a Path,
@@ -58,6 +63,7 @@ impl WorkerSpec<'_> {
             .arg(self.counters)
             .args(["--polls", &self.polls.to_string()])
             .args(["--interval-ms", &self.interval_ms.to_string()])
+            .args(["--latency-ms", &self.latency_ms.to_string()])
             .args(["--concurrency", &self.concurrency.to_string()])
             .args(["--fetch-ms", &self.fetch_ms.to_string()])
             .arg("--stop-file")
@@ -189,6 +195,7 @@ fn in_process(args: &Args, dir: &Path) -> anyhow::Result<ChildReport> {
             .arg(&counters)
             .args(["--polls", &args.polls.to_string()])
             .args(["--interval-ms", &args.interval_ms.to_string()])
+            .args(["--latency-ms", &args.vendor_latency_ms.to_string()])
             .args(["--jobs", &args.jobs.to_string()])
             .arg("--out")
             .arg(run_dir.join("files")),
@@ -231,6 +238,7 @@ fn queue_run(
         counters: &counters,
         polls: args.polls,
         interval_ms: args.interval_ms,
+        latency_ms: args.vendor_latency_ms,
         concurrency: args.concurrency,
         fetch_ms: args.fetch_ms,
         stop_file: &stop_file,
@@ -311,18 +319,19 @@ fn print_report(
     let us = |s: f64| format!("{:.0} µs", s * 1e6);
     let base_cpu_poll = baseline.cpu_secs / baseline.polls.max(1) as f64;
     println!(
-        "\n`report-bench runner --jobs {} --polls {} --interval-ms {} --concurrency {} --fetch-ms {}` — {} UTC, machine: {} (shared with other builds: noisy; ratios are within this run).\n",
+        "\n`report-bench runner --jobs {} --polls {} --interval-ms {} --concurrency {} --fetch-ms {} --vendor-latency-ms {}` — {} UTC, machine: {} (shared with other builds: noisy; ratios are within this run).\n",
         args.jobs,
         args.polls,
         args.interval_ms,
         args.concurrency,
         args.fetch_ms,
+        args.vendor_latency_ms,
         started.format("%Y-%m-%d %H:%M"),
         crate::proc::machine(),
     );
     println!(
-        "Vendor: in-process adapter, no network (report ready at poll {}, {} ms between polls, no jitter). Every worker is its own process; CPU = getrusage of that process from its first job to its exit.\n",
-        args.polls, args.interval_ms
+        "Vendor: in-process adapter, no network, each call answered after {} ms (report ready at poll {}, {} ms between polls, no jitter). Every worker is its own process; CPU = getrusage of that process from its first job to its exit.\n",
+        args.vendor_latency_ms, args.polls, args.interval_ms
     );
     let mut table = Table::new([
         "setup",

@@ -41,6 +41,9 @@ pub struct Common {
     /// The wait policy's poll interval, in milliseconds.
     #[arg(long)]
     pub interval_ms: u64,
+    /// How long each vendor call takes (a network round trip), in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +120,7 @@ fn adapter(common: &Common) -> anyhow::Result<FastAdapter> {
     Ok(FastAdapter {
         counters: Arc::new(PollCounters::open(&common.counters)?),
         polls_to_ready: common.polls,
+        latency: Duration::from_millis(common.latency_ms),
         calls: Arc::new(Calls::default()),
     })
 }

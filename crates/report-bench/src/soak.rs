@@ -84,6 +84,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         counters: &counters,
         polls: args.polls,
         interval_ms: args.interval_ms,
+        latency_ms: 0,
         concurrency: args.concurrency,
         fetch_ms: args.fetch_ms,
         stop_file: &stop_file,
