@@ -285,6 +285,31 @@ impl DocSpaceAdapter {
         }
     }
 
+    /// What a start of `request` that was cut short left, judged by the user's current task.
+    /// DocSpace keeps one task per user and a start replaces a finished one: a running task is
+    /// ours; a finished one whose file names another period means ours never arrived; a
+    /// finished one of our period may be ours or an older one, which cannot be told.
+    fn left_by_a_cut_start(
+        &self,
+        request: &DocSpaceReportRequest,
+        task: Option<types::DocumentBuilderTaskDto>,
+    ) -> Result<Option<Ticket>> {
+        let Some(task) = task else {
+            return Ok(None);
+        };
+        let ours = self.started(&task, Some(request)).ticket;
+        if is_running(&task) {
+            return Ok(Some(ours));
+        }
+        match replaced_by(&ours, task.result_file_name.as_deref().unwrap_or_default()) {
+            Some(_) => Ok(None),
+            None => Err(Error::Unsupported {
+                vendor: VENDOR,
+                operation: "telling a finished task from an older one of the same period",
+            }),
+        }
+    }
+
     /// Whether this start retries one whose answer was lost (and forgets it either way).
     fn retries_lost_start(&self, body: &types::CustomerOperationsReportRequest) -> bool {
         let mut lost = self.lost_start.lock().unwrap_or_else(|p| p.into_inner());
@@ -425,14 +450,8 @@ impl ReportAdapter for DocSpaceAdapter {
         since: chrono::DateTime<Utc>,
     ) -> Result<Option<Ticket>> {
         let _ = since;
-        match self.client.current_task().await? {
-            None => Ok(None),
-            Some(task) if is_running(&task) => Ok(Some(self.started(&task, Some(request)).ticket)),
-            Some(_) => Err(Error::Unsupported {
-                vendor: VENDOR,
-                operation: "telling a finished task from an older one",
-            }),
-        }
+        let task = self.client.current_task().await?;
+        self.left_by_a_cut_start(request, task)
     }
 
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
@@ -494,6 +513,47 @@ mod tests {
             result_file_id: None,
             result_file_name: None,
             result_file_url: None,
+        }
+    }
+
+    #[test]
+    fn a_cut_start_is_judged_by_the_users_current_task() {
+        let adapter = adapter();
+        let day = |d| NaiveDate::from_ymd_opt(2024, 1, d).unwrap();
+        let january = DocSpaceReportRequest::for_days(day(1), day(31));
+        let finished = |name: &str| types::DocumentBuilderTaskDto {
+            is_completed: Some(true),
+            percentage: Some(100),
+            result_file_name: Some(name.into()),
+            ..task(TaskStatus::Completed)
+        };
+        // No task: nothing was started.
+        assert!(matches!(
+            adapter.left_by_a_cut_start(&january, None),
+            Ok(None)
+        ));
+        // A running task is ours (a start while one runs would only have returned it).
+        let running = adapter
+            .left_by_a_cut_start(&january, Some(task(TaskStatus::Running)))
+            .unwrap()
+            .expect("the running task");
+        assert_eq!(running.id, "DocumentBuilderTask_1_u");
+        // A finished report of another period: ours would have replaced it, so ours never came.
+        let december = finished("Customer operations report (01.12.2023-31.12.2023).xlsx");
+        assert!(matches!(
+            adapter.left_by_a_cut_start(&january, Some(december)),
+            Ok(None)
+        ));
+        // A finished report of our period, or one whose name tells no period: ours or an older
+        // one, which cannot be told.
+        for name in [
+            "Customer operations report (01.01.2024-31.01.2024).xlsx",
+            "Report.xlsx",
+        ] {
+            let err = adapter
+                .left_by_a_cut_start(&january, Some(finished(name)))
+                .unwrap_err();
+            assert!(matches!(err, Error::Unsupported { .. }), "{name}: {err}");
         }
     }
 

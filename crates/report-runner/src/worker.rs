@@ -1,6 +1,6 @@
 //! The worker: takes job steps from the engine's queue and carries them out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +91,37 @@ struct Shared {
     priors: std::sync::Mutex<HashMap<PriorKey, (std::time::Instant, Option<DurationPrior>)>>,
     /// The steps under way, `options.concurrency` at most.
     slots: WorkSlots,
+    /// The steps (job, step number) this worker has taken: a lease is held by the worker, so a
+    /// second task of a step it holds (a released or deferred copy beside the engine's own)
+    /// would pass the claim; it is dropped here instead, the first one carries the step.
+    taken: std::sync::Mutex<HashSet<(String, i64)>>,
+}
+
+/// A step marked taken in [`Shared::taken`] until dropped.
+struct Taken<'a> {
+    taken: &'a std::sync::Mutex<HashSet<(String, i64)>>,
+    step: (String, i64),
+}
+
+impl<'a> Taken<'a> {
+    /// Marks `task`'s step taken; `None` if it already is.
+    fn mark(taken: &'a std::sync::Mutex<HashSet<(String, i64)>>, task: &StepTask) -> Option<Self> {
+        let step = (task.job.clone(), task.seq);
+        let fresh = taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(step.clone());
+        fresh.then_some(Taken { taken, step })
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.step);
+    }
 }
 
 /// The engine hands a worker up to this many tasks per step it runs at once: a task fetched
@@ -196,6 +227,7 @@ impl Worker {
             in_flight,
             priors: Default::default(),
             slots: WorkSlots::new(concurrency),
+            taken: Default::default(),
         });
         let grace = self.grace;
         let (engine_stop_tx, engine_stop) = tokio::sync::watch::channel(false);
@@ -357,6 +389,10 @@ async fn handle(task: StepTask, shared: Data<Arc<Shared>>) -> Result<(), BoxDynE
 
 impl Shared {
     async fn run_step(&self, task: &StepTask) -> Result<()> {
+        let Some(_taken) = Taken::mark(&self.taken, task) else {
+            tracing::debug!(job = %task.job, seq = task.seq, "a second task of a step under way here: dropped");
+            return Ok(());
+        };
         let record = loop {
             match self
                 .store

@@ -675,6 +675,55 @@ async fn polls_come_at_their_planned_moments_not_whole_seconds() {
     );
 }
 
+/// Two tasks of one step (a released or deferred copy beside the engine's own) reaching one
+/// worker at once: the step is taken once, never started twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tasks_of_one_step_in_one_worker_take_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let id = submit(&store, dir.path(), &format!("d{i}")).await;
+        // A copy of the start's task, due at once like the original.
+        store
+            .defer(
+                &report_runner::StepTask {
+                    job: id.clone(),
+                    seq: 0,
+                },
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let vendor = Arc::new(Vendor {
+        busy: Duration::from_millis(300),
+        ..Vendor::default()
+    });
+    let worker = Worker::new(
+        store.clone(),
+        registry(vendor.clone()),
+        WorkerOptions {
+            concurrency: 8,
+            lease: Duration::from_secs(10),
+            ..options()
+        },
+    );
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        worker.run_until(idle(store.clone(), Duration::from_millis(50))),
+    )
+    .await
+    .expect("the queue drains in time")
+    .unwrap();
+    assert_eq!(vendor.starts.load(Ordering::SeqCst), 4, "one start per job");
+    for id in &ids {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Done, "{job:?}");
+    }
+}
+
 /// A backlog of new jobs does not make due polls late: polls come before starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn due_polls_go_before_a_backlog_of_starts() {
