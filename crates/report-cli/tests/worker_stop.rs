@@ -46,6 +46,45 @@ fn wait(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, Durati
     }
 }
 
+/// Queues one OFD job whose file goes to `files/r.zip`.
+fn submit_one(db: &Path, files: &Path) {
+    let (_, args) = SUBMITS.iter().find(|(v, _)| *v == Vendor::Ofd).unwrap();
+    bare(db)
+        .arg("submit")
+        .args(*args)
+        .args(["--out", files.join("r.zip").to_str().unwrap()])
+        .assert()
+        .success();
+}
+
+/// Waits until `done` (30 s at most).
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let began = Instant::now();
+    while !done() {
+        assert!(began.elapsed() < Duration::from_secs(30), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends SIGTERM to the worker and waits for its exit (30 s at most): its status and how long
+/// it took; it must not have panicked.
+async fn stop(mut child: Child) -> (std::process::ExitStatus, Duration) {
+    // SAFETY: a plain kill(2) of our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    tokio::task::spawn_blocking(move || {
+        let waited = wait(&mut child, Duration::from_secs(30));
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        waited
+    })
+    .await
+    .unwrap()
+}
+
 /// One OFD job; a worker is sent SIGTERM once its first poll is held by the sandbox for
 /// `delay`; returns the exit status and how long the worker took to exit.
 async fn stop_during_a_slow_poll(
@@ -67,41 +106,18 @@ async fn stop_during_a_slow_poll(
     let db = dir.path().join("jobs.sqlite");
     let files = dir.path().join("files");
     std::fs::create_dir(&files).unwrap();
-    let (_, args) = SUBMITS.iter().find(|(v, _)| *v == Vendor::Ofd).unwrap();
-    bare(&db)
-        .arg("submit")
-        .args(*args)
-        .args(["--out", files.join("r.zip").to_str().unwrap()])
-        .assert()
-        .success();
+    submit_one(&db, &files);
 
-    let mut child = worker(&sandbox, &db, &["--stop-grace-secs", grace_secs])
+    let child = worker(&sandbox, &db, &["--stop-grace-secs", grace_secs])
         .spawn()
         .unwrap();
-    let began = Instant::now();
     // The sandbox counts a slow answer's fault as the request arrives: a poll is under way.
-    while sandbox.stats(Vendor::Ofd).faults_injected == 0 {
-        assert!(
-            began.elapsed() < Duration::from_secs(30),
-            "the worker never polled"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(sandbox.stats(Vendor::Ofd).reports_started, 1);
-    // SAFETY: a plain kill(2) of our own child.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
-    let (status, took) = tokio::task::spawn_blocking(move || {
-        let waited = wait(&mut child, Duration::from_secs(30));
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        waited
+    until("the worker polls", || {
+        sandbox.stats(Vendor::Ofd).faults_injected > 0
     })
-    .await
-    .unwrap();
+    .await;
+    assert_eq!(sandbox.stats(Vendor::Ofd).reports_started, 1);
+    let (status, took) = stop(child).await;
     (sandbox, dir, status, took)
 }
 
@@ -181,40 +197,17 @@ async fn sigterm_during_a_slow_download_abandons_it_and_leaves_no_file() {
     let db = dir.path().join("jobs.sqlite");
     let files = dir.path().join("files");
     std::fs::create_dir(&files).unwrap();
-    let (_, args) = SUBMITS.iter().find(|(v, _)| *v == Vendor::Ofd).unwrap();
-    bare(&db)
-        .arg("submit")
-        .args(*args)
-        .args(["--out", files.join("r.zip").to_str().unwrap()])
-        .assert()
-        .success();
-    let mut child = worker(&sandbox, &db, &["--stop-grace-secs", "1"])
+    submit_one(&db, &files);
+    let child = worker(&sandbox, &db, &["--stop-grace-secs", "1"])
         .spawn()
         .unwrap();
-    let began = Instant::now();
-    while sandbox.stats(Vendor::Ofd).downloads == 0 {
-        assert!(
-            began.elapsed() < Duration::from_secs(30),
-            "the worker never downloaded"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("the worker downloads", || {
+        sandbox.stats(Vendor::Ofd).downloads > 0
+    })
+    .await;
     // A second into the download: part of the file is written.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    // SAFETY: a plain kill(2) of our own child.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
-    let (status, took) = tokio::task::spawn_blocking(move || {
-        let waited = wait(&mut child, Duration::from_secs(30));
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        waited
-    })
-    .await
-    .unwrap();
+    let (status, took) = stop(child).await;
     assert_eq!(status.code(), Some(0), "{status}");
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
     let left: Vec<_> = std::fs::read_dir(&files)
