@@ -32,10 +32,10 @@ struct Gauge {
 }
 
 impl Gauge {
-    async fn during(&self) {
+    async fn during(&self, busy: Duration) {
         let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(busy).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -50,7 +50,9 @@ impl ReportAdapter for Adapter {
     }
 
     async fn start(&self, request: &String) -> Result<Started> {
-        self.0.starting.during().await;
+        // Starts go one at a time; a poll outlasts two of them, so without the read limit
+        // three polls would overlap.
+        self.0.starting.during(Duration::from_millis(150)).await;
         self.0.starts.fetch_add(1, Ordering::SeqCst);
         Ok(Started {
             ticket: Ticket::new("fake", request.clone(), Utc::now()),
@@ -59,7 +61,7 @@ impl ReportAdapter for Adapter {
     }
 
     async fn poll(&self, ticket: &Ticket) -> Result<Status> {
-        self.0.polling.during().await;
+        self.0.polling.during(Duration::from_millis(400)).await;
         Ok(Status::Ready(Artifact {
             url: format!("http://127.0.0.1/{}", ticket.id),
             ..Artifact::default()
