@@ -737,6 +737,19 @@ impl Shared {
                     .await;
                 self.send_start(record, vendor, policy, pass).await
             }
+            // The vendor could not be asked just now (a 502, a timeout): ask again later, the
+            // intent kept, within the policy's budget of transient errors.
+            Err(e) if e.is_transient() && record.retries < policy.transient_error_budget => {
+                tracing::warn!(job = %record.id, error = %e, "a start whose answer was lost could not be looked for; asking again");
+                let delay = transient_delay(policy, record.retries, e.retry_after());
+                record.retries += 1;
+                record.message = Some(format!(
+                    "looking for a start whose answer was lost: {e}; asking again"
+                ));
+                let again = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                record.next_poll_at = Some(again);
+                self.store.advance(record, &self.name, Some(again)).await
+            }
             Err(e) => {
                 self.fail(
                     record,
@@ -882,6 +895,17 @@ impl Shared {
         record.finished_at = Some(Utc::now());
         self.store.advance(record, &self.name, None).await
     }
+}
+
+/// The policy's delay before the `attempt`-th retry (from 0) after a transient error, at
+/// least `retry_after`.
+fn transient_delay(policy: &WaitPolicy, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let mut scheduler = policy.scheduler();
+    let mut delay = Duration::ZERO;
+    for _ in 0..=attempt.min(32) {
+        delay = scheduler.after_error(retry_after);
+    }
+    delay
 }
 
 /// When a report found ready was most likely done: midway between the last status that said

@@ -44,6 +44,8 @@ struct Vendor {
     /// Polls after which a report is ready (two if zero), and when each poll came.
     ready_at_poll: u32,
     poll_times: Mutex<Vec<(String, DateTime<Utc>)>>,
+    /// Looking for a started report fails with a 502 this many times first.
+    find_fails: AtomicU32,
 }
 
 /// Operations under way and the most at once.
@@ -117,6 +119,21 @@ impl ReportAdapter for Adapter {
             return Err(report_core::Error::Unsupported {
                 vendor: "fake",
                 operation: "find_started",
+            });
+        }
+        let fail = self
+            .vendor
+            .find_fails
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(report_core::Error::Api {
+                vendor: "fake",
+                status: Some(502),
+                code: None,
+                message: "Bad Gateway".into(),
+                request_id: None,
+                retry_after: None,
             });
         }
         let started = self.vendor.started.lock().unwrap();
@@ -376,6 +393,20 @@ async fn a_start_whose_answer_was_lost_is_reconciled_not_repeated() {
     assert_eq!(job.state, JobState::Done, "{job:?}");
     assert_eq!(job.ticket.unwrap().id, "listed-0");
     assert_eq!(listing.starts.load(Ordering::SeqCst), 1, "one start in all");
+
+    // The vendor cannot be asked for a moment (two 502s): asked again, not failed.
+    let flaky = submit(&store, dir.path(), "flaky").await;
+    let listing = Arc::new(Vendor {
+        lose_answer: true,
+        can_list: true,
+        find_fails: AtomicU32::new(2),
+        ..Vendor::default()
+    });
+    drain(&store, listing.clone()).await;
+    let job = store.get(&flaky).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Done, "{job:?}");
+    assert_eq!(listing.starts.load(Ordering::SeqCst), 1, "one start in all");
+    assert_eq!(listing.find_fails.load(Ordering::SeqCst), 0);
 
     // A vendor that cannot list: the job fails clearly, never started twice.
     let unknown = submit(&store, dir.path(), "unlisted").await;
