@@ -526,11 +526,7 @@ impl Store {
                     "job {id} changed meanwhile; try again"
                 )));
             }
-            let priority = if record.ticket.is_some() {
-                Priority::Poll
-            } else {
-                Priority::Start
-            };
+            let priority = Priority::of_step(state, record.ticket.is_some(), false);
             tx.push_step(id, record.seq + 1, None, priority).await?;
             tx.commit().await?;
         });
@@ -881,10 +877,19 @@ pub(crate) enum Priority {
 impl Priority {
     /// The priority of `record`'s next step.
     pub(crate) fn of(record: &JobRecord) -> Priority {
-        if record.cancel_requested || (record.ticket.is_some() && record.state == JobState::Running)
-        {
+        Priority::of_step(
+            record.state,
+            record.ticket.is_some(),
+            record.cancel_requested,
+        )
+    }
+
+    /// The priority of the next step of a job in `state`, with a ticket or not, whose cancel
+    /// was asked for or not.
+    pub(crate) fn of_step(state: JobState, has_ticket: bool, cancel_requested: bool) -> Priority {
+        if cancel_requested || (has_ticket && state == JobState::Running) {
             Priority::Poll
-        } else if record.state == JobState::Downloading {
+        } else if state == JobState::Downloading {
             Priority::Download
         } else {
             Priority::Start

@@ -94,18 +94,21 @@ struct Shared {
     /// The steps (job, step number) this worker has taken: a lease is held by the worker, so a
     /// second task of a step it holds (a released or deferred copy beside the engine's own)
     /// would pass the claim; it is dropped here instead, the first one carries the step.
-    taken: std::sync::Mutex<HashSet<(String, i64)>>,
+    taken: TakenSteps,
 }
+
+/// Steps by job and step number.
+type TakenSteps = std::sync::Mutex<HashSet<(String, i64)>>;
 
 /// A step marked taken in [`Shared::taken`] until dropped.
 struct Taken<'a> {
-    taken: &'a std::sync::Mutex<HashSet<(String, i64)>>,
+    taken: &'a TakenSteps,
     step: (String, i64),
 }
 
 impl<'a> Taken<'a> {
     /// Marks `task`'s step taken; `None` if it already is.
-    fn mark(taken: &'a std::sync::Mutex<HashSet<(String, i64)>>, task: &StepTask) -> Option<Self> {
+    fn mark(taken: &'a TakenSteps, task: &StepTask) -> Option<Self> {
         let step = (task.job.clone(), task.seq);
         let fresh = taken
             .lock()
