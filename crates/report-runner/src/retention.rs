@@ -6,7 +6,6 @@
 //! Safe at any moment: only finished tasks go, and a step is never judged by its task's row
 //! (the job record's step counter decides), so a deleted task is never missed.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -95,15 +94,25 @@ impl Store {
     }
 }
 
-/// Deletes old finished tasks now and every `retention.every`; never returns. A failure is
-/// logged and tried again next time (the table only grows meanwhile).
-pub(crate) async fn prune_forever(store: Store, retention: TaskRetention) -> Infallible {
+/// Deletes old finished tasks now and every `retention.every` until told to stop. A stop
+/// waits for a delete under way: dropped mid-statement, the database would still run it after
+/// the worker is over (sqlx hands a statement to the connection before it is awaited). A
+/// failure is logged and tried again next time (the table only grows meanwhile).
+pub(crate) async fn prune_until_stopped(
+    store: Store,
+    retention: TaskRetention,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         match store.delete_finished_tasks(retention.keep).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "old finished engine tasks deleted"),
             Err(e) => tracing::warn!(error = %e, "old finished engine tasks not deleted"),
         }
-        tokio::time::sleep(retention.every.max(Duration::from_millis(10))).await;
+        tokio::select! {
+            () = tokio::time::sleep(retention.every.max(Duration::from_millis(10))) => {}
+            // Told to stop, or the worker gone.
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
     }
 }

@@ -13,7 +13,7 @@ use report_core::{DurationPrior, Error as CoreError, Step, WaitPolicy};
 use crate::limits::Access;
 use crate::record::{JobRecord, JobState};
 use crate::registry::{Registry, Vendor};
-use crate::retention::{TaskRetention, prune_forever};
+use crate::retention::{TaskRetention, prune_until_stopped};
 use crate::store::{Claim, Db, Priority, QUEUE, StepTask, Store};
 use crate::work_slots::WorkSlots;
 use crate::{Error, Result};
@@ -210,12 +210,13 @@ impl Worker {
         let (in_flight, _) = tokio::sync::watch::channel(0usize);
         let mut steps_over = in_flight.subscribe();
         let mut last_step_over = in_flight.subscribe();
-        let prune = match self.retention {
-            Some(retention) => {
-                futures::future::Either::Left(prune_forever(self.store.clone(), retention))
-            }
-            None => {
-                futures::future::Either::Right(std::future::pending::<std::convert::Infallible>())
+        let (prune_stop_tx, prune_stop) = tokio::sync::watch::channel(false);
+        let prune = {
+            let (store, retention) = (self.store.clone(), self.retention);
+            async move {
+                if let Some(retention) = retention {
+                    prune_until_stopped(store, retention, prune_stop).await;
+                }
             }
         };
         let shared = Arc::new(Shared {
@@ -335,16 +336,20 @@ impl Worker {
             let _ = steps_over.wait_for(|n| *n == 0).await;
             tokio::time::sleep(ENGINE_SHUTDOWN).await;
         };
-        // Pruning runs beside the engine and ends with it.
-        let result = tokio::select! {
-            result = engine => result,
-            never = prune => match never {},
-            never = stop => match never {},
-            () = shutdown => {
-                tracing::warn!("the job engine did not stop in time; stopping without it");
-                Ok(())
-            }
+        let work = async move {
+            let result = tokio::select! {
+                result = engine => result,
+                never = stop => match never {},
+                () = shutdown => {
+                    tracing::warn!("the job engine did not stop in time; stopping without it");
+                    Ok(())
+                }
+            };
+            let _ = prune_stop_tx.send(true);
+            result
         };
+        // Pruning runs beside the engine and ends with it, its last delete over.
+        let (result, ()) = tokio::join!(work, prune);
         // No step of ours runs now: what the engine had taken for us goes back to the queue.
         match store.unlock_engine_tasks(&engine_name).await {
             Ok(0) => {}
