@@ -35,8 +35,10 @@ pub struct StepTask {
 /// What [`Store::claim`] found.
 #[derive(Debug)]
 pub enum Claim {
-    /// The step is ours until the lease runs out (renew it while working).
-    Claimed(JobRecord),
+    /// The step is ours until the lease runs out (renew it while working). `taken_over`: a
+    /// worker held this very step before us and did not give it back (it died, or its lease
+    /// ran out), so it may have left work half done.
+    Claimed { record: JobRecord, taken_over: bool },
     /// Another worker holds the step; its lease runs out at this moment.
     Busy(DateTime<Utc>),
     /// The task is stale: the job moved on, finished or was removed.
@@ -540,10 +542,12 @@ impl Store {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
         // The claimed record comes back with the claim: one round trip for the usual case.
-        let claimed: Option<RawJob> = with_db!(&self.db, pool, kind => {
+        // (SET reads the columns as they were: a lease still held means a take-over.)
+        let claimed: Option<ClaimedRow> = with_db!(&self.db, pool, kind => {
             sqlx::query_as(sql(
                 kind,
-                "UPDATE report_jobs SET lease_owner = ?, lease_until = ?
+                "UPDATE report_jobs SET lease_owner = ?, lease_until = ?,
+                     step_taken_over = CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END
                  WHERE id = ? AND seq = ? AND state NOT IN ('done', 'failed', 'cancelled')
                      AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)
                  RETURNING *",
@@ -558,7 +562,10 @@ impl Store {
             .await?
         });
         if let Some(claimed) = claimed {
-            return Ok(Claim::Claimed(claimed.parse()?));
+            return Ok(Claim::Claimed {
+                taken_over: claimed.step_taken_over == Some(1),
+                record: claimed.job.parse()?,
+            });
         }
         match self.get(&task.job).await? {
             Some(r) if r.seq == task.seq && !r.state.is_terminal() => {
@@ -805,7 +812,7 @@ impl Store {
     /// Adds the columns later versions brought to a database made by an earlier one (its
     /// `CREATE TABLE IF NOT EXISTS` left the table as it was).
     async fn add_columns(&self) -> Result<()> {
-        for column in ADDED_COLUMNS {
+        for (column, sql_type) in ADDED_COLUMNS {
             match &self.db {
                 Db::Sqlite(pool) => {
                     let present: i64 = sqlx::query_scalar(
@@ -816,7 +823,7 @@ impl Store {
                     .await?;
                     if present == 0 {
                         let added = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                            "ALTER TABLE report_jobs ADD COLUMN {column} TEXT"
+                            "ALTER TABLE report_jobs ADD COLUMN {column} {sql_type}"
                         )))
                         .execute(pool)
                         .await;
@@ -831,7 +838,7 @@ impl Store {
                 #[cfg(feature = "postgres")]
                 Db::Postgres(pool) => {
                     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "ALTER TABLE report_jobs ADD COLUMN IF NOT EXISTS {column} TEXT"
+                        "ALTER TABLE report_jobs ADD COLUMN IF NOT EXISTS {column} {sql_type}"
                     )))
                     .execute(pool)
                     .await?;
@@ -853,10 +860,15 @@ impl Store {
     }
 }
 
-/// Columns of `report_jobs` newer than its `CREATE TABLE` (all `TEXT`, `NULL` by default):
-/// the SHA-256 of the job's webhook token, when a webhook call nudged it, the vendor's first
-/// ETA.
-const ADDED_COLUMNS: [&str; 3] = ["webhook_sha256", "nudged_at", "first_eta_at"];
+/// Columns of `report_jobs` newer than its `CREATE TABLE` (`NULL` by default), with their
+/// types: the SHA-256 of the job's webhook token, when a webhook call nudged it, the vendor's
+/// first ETA, and whether the current step's last claim took it over from another holder.
+const ADDED_COLUMNS: [(&str, &str); 4] = [
+    ("webhook_sha256", "TEXT"),
+    ("nudged_at", "TEXT"),
+    ("first_eta_at", "TEXT"),
+    ("step_taken_over", "BIGINT"),
+];
 
 /// The engine task of step `seq` of `job`, due at `at` (now if `None`).
 fn step_task(job: &str, seq: i64, at: Option<DateTime<Utc>>, priority: Priority) -> Task<Vec<u8>> {
@@ -954,6 +966,14 @@ impl PushStep for sqlx::Transaction<'_, sqlx::Postgres> {
             .await
             .map_err(|e| Error::Database(format!("cannot queue a task: {e}")))
     }
+}
+
+/// A `report_jobs` row as a claim returns it.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    #[sqlx(flatten)]
+    job: RawJob,
+    step_taken_over: Option<i64>,
 }
 
 /// A `report_jobs` row as stored.

@@ -401,13 +401,13 @@ impl Shared {
             tracing::debug!(job = %task.job, seq = task.seq, "a second task of a step under way here: dropped");
             return Ok(());
         };
-        let record = loop {
+        let (record, taken_over) = loop {
             match self
                 .store
                 .claim(task, &self.name, self.options.lease)
                 .await?
             {
-                Claim::Claimed(record) => break record,
+                Claim::Claimed { record, taken_over } => break (record, taken_over),
                 Claim::Stale(Some(record)) if record.seq > task.seq => {
                     // A repeated task of a step already taken: make sure the current step's
                     // task exists (it does unless a crash came between the two).
@@ -459,7 +459,7 @@ impl Shared {
         }
         // Each step's span, for audits (`REPORTS_LOG=report_runner::steps=info`).
         tracing::info!(target: "report_runner::steps", job = %record.id, seq = record.seq, worker = %self.name, "step begins");
-        let result = self.leased_step(record).await;
+        let result = self.leased_step(record, taken_over).await;
         drop(slot);
         tracing::info!(target: "report_runner::steps", job = %task.job, seq = task.seq, worker = %self.name, "step ends");
         result
@@ -478,11 +478,11 @@ impl Shared {
         let _ = stopping.wait_for(|stop| *stop).await;
     }
 
-    /// Takes the step, renewing the lease while it runs; a step outliving its lease, or the
-    /// stop grace, is abandoned.
-    async fn leased_step(&self, record: JobRecord) -> Result<()> {
+    /// Takes the step (`taken_over` from a worker that did not give it back), renewing the
+    /// lease while it runs; a step outliving its lease, or the stop grace, is abandoned.
+    async fn leased_step(&self, record: JobRecord, taken_over: bool) -> Result<()> {
         let renew_every = self.options.lease / 3;
-        let mut step = Box::pin(self.take_step(record.clone()));
+        let mut step = Box::pin(self.take_step(record.clone(), taken_over));
         let abandoned = self.abandoned();
         futures::pin_mut!(abandoned);
         loop {
@@ -503,7 +503,7 @@ impl Shared {
         Err(Error::Stopped(record.id))
     }
 
-    async fn take_step(&self, mut record: JobRecord) -> Result<()> {
+    async fn take_step(&self, mut record: JobRecord, taken_over: bool) -> Result<()> {
         let Some(vendor) = self.registry.vendor(&record.vendor) else {
             let error = format!("this worker has no vendor `{}`", record.vendor);
             return self.fail(&mut record, error).await;
@@ -519,7 +519,8 @@ impl Shared {
                     .await
             }
             (Some(_), _) if record.state == JobState::Downloading => {
-                self.download(&mut record, vendor.as_ref()).await
+                self.download(&mut record, vendor.as_ref(), taken_over)
+                    .await
             }
             (Some(ticket), _) => {
                 let ticket = ticket.clone();
@@ -768,7 +769,14 @@ impl Shared {
         }
     }
 
-    async fn download(&self, record: &mut JobRecord, vendor: &dyn Vendor) -> Result<()> {
+    /// Downloads the report; `taken_over`: the step was another worker's, which may have been
+    /// killed mid-download.
+    async fn download(
+        &self,
+        record: &mut JobRecord,
+        vendor: &dyn Vendor,
+        taken_over: bool,
+    ) -> Result<()> {
         let (Some(ticket), Some(artifact)) = (record.ticket.clone(), record.artifact.clone())
         else {
             return self
@@ -776,10 +784,20 @@ impl Shared {
                 .await;
         };
         let out = Path::new(&record.out).to_path_buf();
-        // A worker killed mid-download left its temporary file; this job's step is ours.
-        for leftover in report_core::leftover_temporary_files(&out) {
-            tracing::info!(job = %record.id, file = %leftover.display(), "removing a killed download's temporary file");
-            let _ = std::fs::remove_file(leftover);
+        // A worker killed mid-download left its temporary file; this job's step is ours now.
+        // Looked for only then: an output folder may hold thousands of reports, and reading
+        // it at every download made each one slower than the last.
+        if taken_over {
+            let leftovers = {
+                let out = out.clone();
+                tokio::task::spawn_blocking(move || report_core::leftover_temporary_files(&out))
+                    .await
+                    .unwrap_or_default()
+            };
+            for leftover in leftovers {
+                tracing::info!(job = %record.id, file = %leftover.display(), "removing a killed download's temporary file");
+                let _ = std::fs::remove_file(leftover);
+            }
         }
         let _pass = self
             .registry

@@ -14,7 +14,8 @@ use report_core::{
     WaitPolicy,
 };
 use report_runner::{
-    JobState, Limits, NewJob, Registry, Store, TaskRetention, Worker, WorkerOptions, idle,
+    Claim, JobState, Limits, NewJob, Registry, StepTask, Store, TaskRetention, Worker,
+    WorkerOptions, idle,
 };
 use sha2::{Digest, Sha256};
 
@@ -46,6 +47,9 @@ struct Vendor {
     poll_times: Mutex<Vec<(String, DateTime<Utc>)>>,
     /// Looking for a started report fails with a 502 this many times first.
     find_fails: AtomicU32,
+    /// Downloads begun, and whether they hang (a worker killed mid-download).
+    downloads: AtomicU32,
+    hang_in_download: bool,
 }
 
 /// Operations under way and the most at once.
@@ -173,6 +177,10 @@ impl ReportAdapter for Adapter {
     }
 
     async fn open(&self, artifact: &Artifact, offset: u64) -> Result<Download> {
+        self.vendor.downloads.fetch_add(1, Ordering::SeqCst);
+        if self.vendor.hang_in_download {
+            futures::future::pending::<()>().await;
+        }
         let id = artifact.url.rsplit('/').next().unwrap().to_string();
         let body = content(&id)[offset as usize..].to_vec();
         Ok(Download {
@@ -428,6 +436,76 @@ async fn a_start_whose_answer_was_lost_is_reconciled_not_repeated() {
         blind.starts.load(Ordering::SeqCst),
         1,
         "never a second start"
+    );
+}
+
+/// A download's folder is read for a killed download's temporary file only when the step is
+/// taken over from a worker that did not give it back: a folder of thousands of reports is not
+/// read at every download, and a first download leaves files that are not its own alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_download_taken_over_looks_for_a_killed_downloads_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(dir.path())).await.unwrap();
+    let first = submit(&store, dir.path(), "first").await;
+    let not_ours = dir.path().join(".first.txt.a1b2c3.part");
+    std::fs::write(&not_ours, "someone else's").unwrap();
+    drain(&store, Arc::new(Vendor::default())).await;
+    assert_eq!(
+        store.get(&first).await.unwrap().unwrap().state,
+        JobState::Done
+    );
+    assert!(not_ours.exists(), "a first download removes nothing");
+
+    // A job reaches its download (the worker stopped there gives the step back cleanly)...
+    let cut = submit(&store, dir.path(), "cut").await;
+    let hanging = Arc::new(Vendor {
+        hang_in_download: true,
+        ..Vendor::default()
+    });
+    let worker =
+        Worker::new(store.clone(), registry(hanging.clone()), options()).stop_grace(Duration::ZERO);
+    let run = tokio::spawn(worker.run_until(futures::future::pending()));
+    while hanging.downloads.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    let record = store.get(&cut).await.unwrap().unwrap();
+    assert_eq!(record.state, JobState::Downloading);
+    let step = StepTask {
+        job: cut.clone(),
+        seq: record.seq,
+    };
+    // ...and a worker SIGKILLed in that download: it held the step and left its file.
+    let mut claimed = store
+        .claim(&step, "killed", Duration::from_millis(300))
+        .await;
+    for _ in 0..50 {
+        if matches!(claimed, Ok(Claim::Claimed { .. })) {
+            break;
+        }
+        // The stopped worker's release may still be on its way.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        claimed = store
+            .claim(&step, "killed", Duration::from_millis(300))
+            .await;
+    }
+    assert!(matches!(claimed, Ok(Claim::Claimed { .. })), "{claimed:?}");
+    let killed = dir.path().join(".cut.txt.d4e5f6.part");
+    std::fs::write(&killed, "half a report").unwrap();
+
+    // The next worker takes the step over once the dead one's lease runs out.
+    let vendor = Arc::new(Vendor::default());
+    drain(&store, vendor.clone()).await;
+    let job = store.get(&cut).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Done, "{job:?}");
+    assert_eq!(vendor.downloads.load(Ordering::SeqCst), 1);
+    assert!(!killed.exists(), "the killed download's file is removed");
+    assert!(not_ours.exists());
+    assert_eq!(
+        sha256(&dir.path().join("cut.txt")),
+        job.sha256.unwrap(),
+        "the file is whole"
     );
 }
 
