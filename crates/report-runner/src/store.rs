@@ -290,6 +290,9 @@ macro_rules! write_record {
 async fn sqlite_pool(options: SqliteConnectOptions, connections: u32) -> Result<SqlitePool> {
     SqlitePoolOptions::new()
         .max_connections(connections)
+        // No ping before each statement: a SQLite connection is a file in this process, it
+        // cannot be cut, and the ping was a round trip to its thread for every statement.
+        .test_before_acquire(false)
         // Records survive a crash of the process (WAL with NORMAL syncs at checkpoints).
         .after_connect(|conn, _| {
             Box::pin(async move {
@@ -344,6 +347,11 @@ impl Store {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            // No ping before each statement (a round trip to the server for every one, about
+            // a third of them): a connection the server cut fails its next statement instead,
+            // which the worker survives like any database error (the step is delivered
+            // again), and the pool replaces it.
+            .test_before_acquire(false)
             .connect(url)
             .await
             .map_err(|e| Error::Database(format!("cannot open the database: {e}")))?;

@@ -180,3 +180,63 @@ async fn two_workers_share_limits_and_finished_tasks_are_deleted_on_postgres() {
     assert_eq!(one.finished_tasks().await.unwrap(), 0);
     assert_eq!(one.list().await.unwrap().len(), 8);
 }
+
+/// A server restart cuts every pooled connection: each fails its next statement (the pool does
+/// not ping before each one), the steps under way are delivered again, and every job still
+/// ends done with one start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_outlives_a_postgresql_restart() {
+    let Some(cluster) = postgres::Cluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&cluster.url).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let job = store
+            .submit(NewJob {
+                vendor: "fake".into(),
+                connection: "main".into(),
+                request: serde_json::json!({ "name": format!("r{i}") }),
+                out: dir.path().join(format!("r{i}")).display().to_string(),
+            })
+            .await
+            .unwrap();
+        ids.push(job.id);
+    }
+    let fake = Arc::new(Fake::default());
+    let options = WorkerOptions {
+        concurrency: 8,
+        lease: Duration::from_secs(2),
+        fetch_interval: Duration::from_millis(50),
+        heartbeat: Duration::from_secs(1),
+        policy: report_core::WaitPolicy::default()
+            .with_backoff(Duration::from_millis(10), Duration::from_millis(10)),
+    };
+    let worker = Worker::new(store.clone(), registry(fake.clone()), options);
+    let run = tokio::spawn(tokio::time::timeout(
+        Duration::from_secs(90),
+        worker.run_until(idle(store.clone(), Duration::from_millis(50))),
+    ));
+    // Once every report is started (a start cut off here could not be reconciled with this
+    // vendor), while polls are under way.
+    while fake.starts.load(Ordering::SeqCst) < 6 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.restart();
+        cluster
+    })
+    .await
+    .unwrap();
+    run.await
+        .unwrap()
+        .expect("drained in time after the restart")
+        .unwrap();
+    let store = Store::open(&cluster.url).await.unwrap();
+    for id in &ids {
+        let job = store.get(id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Done, "{job:?}");
+    }
+    assert_eq!(fake.starts.load(Ordering::SeqCst), 6, "one start per job");
+}
