@@ -28,7 +28,7 @@ use rand::RngCore;
 use report_core::WaitState;
 use sha2::{Digest, Sha256};
 
-use crate::store::{Db, QUEUE, Store};
+use crate::store::{Db, Kind, QUEUE, Store, sql, with_db};
 use crate::{Error, Result};
 
 /// The most of a call's body read (and dropped).
@@ -108,30 +108,20 @@ impl Store {
         token: &str,
     ) -> Result<()> {
         let digest = token_digest(token);
-        let text = "UPDATE report_jobs SET webhook_sha256 = ?, nudged_at = NULL
-                    WHERE id = ? AND seq = ? AND lease_owner = ?";
-        let n = match &self.db {
-            Db::Sqlite(pool) => sqlx::query(text)
-                .bind(&digest)
-                .bind(id)
-                .bind(seq)
-                .bind(owner)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            #[cfg(feature = "postgres")]
-            Db::Postgres(pool) => sqlx::query(
-                "UPDATE report_jobs SET webhook_sha256 = $1, nudged_at = NULL
-                 WHERE id = $2 AND seq = $3 AND lease_owner = $4",
-            )
+        let n = with_db!(&self.db, pool, kind => {
+            sqlx::query(sql(
+                kind,
+                "UPDATE report_jobs SET webhook_sha256 = ?, nudged_at = NULL
+                 WHERE id = ? AND seq = ? AND lease_owner = ?",
+            ))
             .bind(&digest)
             .bind(id)
             .bind(seq)
             .bind(owner)
             .execute(pool)
             .await?
-            .rows_affected(),
-        };
+            .rows_affected()
+        });
         if n == 1 {
             Ok(())
         } else {
