@@ -24,6 +24,8 @@
 //! - It knows no vendor.
 
 mod limits;
+#[cfg(feature = "postgres")]
+mod postgres_setup;
 mod record;
 mod registry;
 mod retention;

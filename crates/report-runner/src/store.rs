@@ -355,10 +355,7 @@ impl Store {
             .connect(url)
             .await
             .map_err(|e| Error::Database(format!("cannot open the database: {e}")))?;
-        apalis_postgres::PostgresStorage::<()>::setup(&pool)
-            .await
-            .map_err(|e| Error::Database(format!("cannot set up the queue: {e}")))?;
-        sqlx::raw_sql(PG_SCHEMA).execute(&pool).await?;
+        crate::postgres_setup::set_up(&pool, PG_SCHEMA).await?;
         let store = Store {
             db: Db::Postgres(pool),
         };

@@ -240,3 +240,79 @@ async fn the_worker_outlives_a_postgresql_restart() {
     }
     assert_eq!(fake.starts.load(Ordering::SeqCst), 6, "one start per job");
 }
+
+/// Finished engine tasks lose their worker's name, so the engine's acknowledgement and
+/// heartbeat (which look tasks up by it) stay as cheap at the millionth task as at the first;
+/// a database an older version left behind is mended when next opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_engine_tasks_are_unlocked_on_postgres() {
+    let Some(cluster) = postgres::Cluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&cluster.url).await.unwrap();
+    let side = sqlx::PgPool::connect(&cluster.url).await.unwrap();
+    let count = |sql: &'static str| {
+        let side = side.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&side)
+                .await
+                .unwrap()
+        }
+    };
+    const DONE: &str = "SELECT COUNT(*) FROM apalis.jobs WHERE status = 'Done'";
+    const LOCKED_DONE: &str =
+        "SELECT COUNT(*) FROM apalis.jobs WHERE status = 'Done' AND lock_by IS NOT NULL";
+    let drain = |name: &'static str| {
+        let (store, out) = (store.clone(), dir.path().join(name));
+        async move {
+            store
+                .submit(NewJob {
+                    vendor: "fake".into(),
+                    connection: "main".into(),
+                    request: serde_json::json!({ "name": name }),
+                    out: out.display().to_string(),
+                })
+                .await
+                .unwrap();
+            let options = WorkerOptions {
+                concurrency: 4,
+                lease: Duration::from_secs(5),
+                fetch_interval: Duration::from_millis(50),
+                heartbeat: Duration::from_secs(1),
+                policy: report_core::WaitPolicy::default()
+                    .with_backoff(Duration::from_millis(10), Duration::from_millis(10)),
+            };
+            let worker = Worker::new(store.clone(), registry(Arc::new(Fake::default())), options);
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                worker.run_until(idle(store.clone(), Duration::from_millis(50))),
+            )
+            .await
+            .expect("drained in time")
+            .unwrap();
+        }
+    };
+    drain("u1").await;
+    drain("u2").await;
+    assert!(count(DONE).await >= 6, "{}", count(DONE).await);
+    assert_eq!(count(LOCKED_DONE).await, 0, "finished tasks are unlocked");
+
+    // A database an older version left behind: unlocked once, when next opened.
+    sqlx::raw_sql(
+        "DROP TRIGGER report_runner_unlock_finished_tasks ON apalis.jobs;
+         UPDATE apalis.jobs SET lock_by = (SELECT id FROM apalis.workers LIMIT 1)
+         WHERE status = 'Done'",
+    )
+    .execute(&side)
+    .await
+    .unwrap();
+    assert!(count(LOCKED_DONE).await >= 6);
+    let store = Store::open(&cluster.url).await.unwrap();
+    assert_eq!(count(LOCKED_DONE).await, 0, "unlocked when opened");
+    drop(store);
+    drain("u3").await;
+    assert!(count(DONE).await >= 9);
+    assert_eq!(count(LOCKED_DONE).await, 0, "and as they finish again");
+}
