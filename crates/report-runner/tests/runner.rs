@@ -480,7 +480,7 @@ async fn only_a_download_taken_over_looks_for_a_killed_downloads_temporary_file(
     let mut claimed = store
         .claim(&step, "killed", Duration::from_millis(300))
         .await;
-    for _ in 0..50 {
+    for _ in 0..250 {
         if matches!(claimed, Ok(Claim::Claimed { .. })) {
             break;
         }
