@@ -788,15 +788,18 @@ impl Shared {
         // Looked for only then: an output folder may hold thousands of reports, and reading
         // it at every download made each one slower than the last.
         if taken_over {
-            let leftovers = {
-                let out = out.clone();
-                tokio::task::spawn_blocking(move || report_core::leftover_temporary_files(&out))
-                    .await
-                    .unwrap_or_default()
-            };
-            for leftover in leftovers {
-                tracing::info!(job = %record.id, file = %leftover.display(), "removing a killed download's temporary file");
-                let _ = std::fs::remove_file(leftover);
+            let out = out.clone();
+            let removed = tokio::task::spawn_blocking(move || {
+                let leftovers = report_core::leftover_temporary_files(&out);
+                for leftover in &leftovers {
+                    let _ = std::fs::remove_file(leftover);
+                }
+                leftovers
+            })
+            .await
+            .unwrap_or_default();
+            for leftover in removed {
+                tracing::info!(job = %record.id, file = %leftover.display(), "removed a killed download's temporary file");
             }
         }
         let _pass = self
