@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,15 +46,21 @@ fn wait(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, Durati
     }
 }
 
-/// Queues one OFD job whose file goes to `files/r.zip`.
-fn submit_one(db: &Path, files: &Path) {
+/// A temporary folder with a job database (`jobs.sqlite`) in which one OFD job is queued, its
+/// file to go to `files/r.zip`: the folder, the database and `files`.
+fn one_queued_job() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.sqlite");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
     let (_, args) = SUBMITS.iter().find(|(v, _)| *v == Vendor::Ofd).unwrap();
-    bare(db)
+    bare(&db)
         .arg("submit")
         .args(*args)
         .args(["--out", files.join("r.zip").to_str().unwrap()])
         .assert()
         .success();
+    (dir, db, files)
 }
 
 /// Waits until `done` (30 s at most).
@@ -102,11 +108,7 @@ async fn stop_during_a_slow_poll(
         slow_delay: delay,
         ..Faults::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("jobs.sqlite");
-    let files = dir.path().join("files");
-    std::fs::create_dir(&files).unwrap();
-    submit_one(&db, &files);
+    let (dir, db, _files) = one_queued_job();
 
     let child = worker(&sandbox, &db, &["--stop-grace-secs", grace_secs])
         .spawn()
@@ -193,11 +195,7 @@ async fn sigterm_during_a_slow_download_abandons_it_and_leaves_no_file() {
         download_bytes_per_sec: 256 * 1024,
         ..Faults::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("jobs.sqlite");
-    let files = dir.path().join("files");
-    std::fs::create_dir(&files).unwrap();
-    submit_one(&db, &files);
+    let (dir, db, files) = one_queued_job();
     let child = worker(&sandbox, &db, &["--stop-grace-secs", "1"])
         .spawn()
         .unwrap();

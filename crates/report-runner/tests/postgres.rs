@@ -99,6 +99,33 @@ fn registry(fake: Arc<Fake>) -> Registry {
     registry
 }
 
+/// Queues a job of the fake vendor named `name`, its file in `dir`; returns its id.
+async fn submit(store: &Store, dir: &std::path::Path, name: &str) -> String {
+    store
+        .submit(NewJob {
+            vendor: "fake".into(),
+            connection: "main".into(),
+            request: serde_json::json!({ "name": name }),
+            out: dir.join(name).display().to_string(),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+/// A worker's options here: `concurrency` steps at once under a `lease`, quick fetches and
+/// retries.
+fn options(concurrency: usize, lease: Duration) -> WorkerOptions {
+    WorkerOptions {
+        concurrency,
+        lease,
+        fetch_interval: Duration::from_millis(50),
+        heartbeat: Duration::from_secs(1),
+        policy: report_core::WaitPolicy::default()
+            .with_backoff(Duration::from_millis(10), Duration::from_millis(10)),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_limits_and_finished_tasks_are_deleted_on_postgres() {
     let Some(cluster) = postgres::Cluster::start() else {
@@ -109,27 +136,11 @@ async fn two_workers_share_limits_and_finished_tasks_are_deleted_on_postgres() {
     let two = Store::open(&cluster.url).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..8 {
-        let job = one
-            .submit(NewJob {
-                vendor: "fake".into(),
-                connection: "main".into(),
-                request: serde_json::json!({ "name": format!("p{i}") }),
-                out: dir.path().join(format!("p{i}")).display().to_string(),
-            })
-            .await
-            .unwrap();
-        ids.push(job.id);
+        ids.push(submit(&one, dir.path(), &format!("p{i}")).await);
     }
     let fake = Arc::new(Fake::default());
     let run = |store: &Store| {
-        let options = WorkerOptions {
-            concurrency: 8,
-            lease: Duration::from_secs(5),
-            fetch_interval: Duration::from_millis(50),
-            heartbeat: Duration::from_secs(1),
-            policy: report_core::WaitPolicy::default()
-                .with_backoff(Duration::from_millis(10), Duration::from_millis(10)),
-        };
+        let options = options(8, Duration::from_secs(5));
         let worker = Worker::new(store.clone(), registry(fake.clone()), options).task_retention(
             Some(TaskRetention {
                 keep: Duration::from_secs(3600),
@@ -193,27 +204,14 @@ async fn the_worker_outlives_a_postgresql_restart() {
     let store = Store::open(&cluster.url).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..6 {
-        let job = store
-            .submit(NewJob {
-                vendor: "fake".into(),
-                connection: "main".into(),
-                request: serde_json::json!({ "name": format!("r{i}") }),
-                out: dir.path().join(format!("r{i}")).display().to_string(),
-            })
-            .await
-            .unwrap();
-        ids.push(job.id);
+        ids.push(submit(&store, dir.path(), &format!("r{i}")).await);
     }
     let fake = Arc::new(Fake::default());
-    let options = WorkerOptions {
-        concurrency: 8,
-        lease: Duration::from_secs(2),
-        fetch_interval: Duration::from_millis(50),
-        heartbeat: Duration::from_secs(1),
-        policy: report_core::WaitPolicy::default()
-            .with_backoff(Duration::from_millis(10), Duration::from_millis(10)),
-    };
-    let worker = Worker::new(store.clone(), registry(fake.clone()), options);
+    let worker = Worker::new(
+        store.clone(),
+        registry(fake.clone()),
+        options(8, Duration::from_secs(2)),
+    );
     let run = tokio::spawn(tokio::time::timeout(
         Duration::from_secs(90),
         worker.run_until(idle(store.clone(), Duration::from_millis(50))),
@@ -265,26 +263,14 @@ async fn finished_engine_tasks_are_unlocked_on_postgres() {
     const LOCKED_DONE: &str =
         "SELECT COUNT(*) FROM apalis.jobs WHERE status = 'Done' AND lock_by IS NOT NULL";
     let drain = |name: &'static str| {
-        let (store, out) = (store.clone(), dir.path().join(name));
+        let (store, dir) = (store.clone(), dir.path().to_path_buf());
         async move {
-            store
-                .submit(NewJob {
-                    vendor: "fake".into(),
-                    connection: "main".into(),
-                    request: serde_json::json!({ "name": name }),
-                    out: out.display().to_string(),
-                })
-                .await
-                .unwrap();
-            let options = WorkerOptions {
-                concurrency: 4,
-                lease: Duration::from_secs(5),
-                fetch_interval: Duration::from_millis(50),
-                heartbeat: Duration::from_secs(1),
-                policy: report_core::WaitPolicy::default()
-                    .with_backoff(Duration::from_millis(10), Duration::from_millis(10)),
-            };
-            let worker = Worker::new(store.clone(), registry(Arc::new(Fake::default())), options);
+            submit(&store, &dir, name).await;
+            let worker = Worker::new(
+                store.clone(),
+                registry(Arc::new(Fake::default())),
+                options(4, Duration::from_secs(5)),
+            );
             tokio::time::timeout(
                 Duration::from_secs(60),
                 worker.run_until(idle(store.clone(), Duration::from_millis(50))),
