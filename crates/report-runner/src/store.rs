@@ -88,6 +88,16 @@ pub(crate) enum Kind {
     Postgres,
 }
 
+impl Kind {
+    /// Whether this is PostgreSQL (always `false` in a build without it).
+    pub(crate) fn is_postgres(self) -> bool {
+        #[cfg(feature = "postgres")]
+        return self == Kind::Postgres;
+        #[cfg(not(feature = "postgres"))]
+        false
+    }
+}
+
 /// The SQL for `kind`: our queries are written with `?` placeholders; PostgreSQL numbers them.
 /// Only ever given our own literal SQL (values are bound), hence safe.
 pub(crate) fn sql(kind: Kind, text: &'static str) -> sqlx::AssertSqlSafe<String> {
@@ -697,20 +707,23 @@ impl Store {
         exclusive: bool,
     ) -> Result<bool> {
         let written = with_db!(&self.db, pool, kind => {
-            let mut tx = pool.begin().await?;
             // SQLite runs one write at a time; PostgreSQL would let two workers pass the
             // check for two jobs at once (each sees the other not yet started): they queue on
             // a lock per vendor and connection, held until the intent is committed.
-            #[cfg(feature = "postgres")]
-            if exclusive && kind == Kind::Postgres {
+            if exclusive && kind.is_postgres() {
+                let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                     .bind(format!("{}/{}", record.vendor, record.connection))
                     .execute(&mut *tx)
                     .await?;
+                let written = write_record!(kind, tx, record, owner, false, exclusive);
+                tx.commit().await?;
+                written
+            } else {
+                // One statement, atomic on its own: no transaction's two extra round trips.
+                let mut conn = pool.acquire().await?;
+                write_record!(kind, conn, record, owner, false, exclusive)
             }
-            let written = write_record!(kind, tx, record, owner, false, exclusive);
-            tx.commit().await?;
-            written
         });
         if written {
             return Ok(true);

@@ -275,12 +275,16 @@ impl Worker {
         // The engine's name for this run: the worker's, then a new one per restart (the engine
         // refuses a name seen alive within its heartbeat).
         let mut engine_name = name.clone();
+        // The engine's tasks stay `Queued` while their steps run (`lock_tasks(false)`): marking
+        // them `Running` cost an UPDATE per batch and nothing reads it. The engine re-queues a
+        // dead worker's tasks in either state, and a step's lease says who runs it.
         let run_once = |engine_name: String| async move {
             match db {
                 Db::Sqlite(pool) => {
                     let config = apalis_sqlite::Config::default()
                         .queue(QUEUE)
-                        .heartbeat_interval(heartbeat);
+                        .heartbeat_interval(heartbeat)
+                        .lock_tasks(false);
                     run!(
                         engine_name.as_str(),
                         SqliteStorage::<StepTask>::new(pool)
@@ -292,7 +296,8 @@ impl Worker {
                 Db::Postgres(pool) => {
                     let config = apalis_postgres::Config::default()
                         .queue(QUEUE)
-                        .heartbeat_interval(heartbeat);
+                        .heartbeat_interval(heartbeat)
+                        .lock_tasks(false);
                     run!(
                         engine_name.as_str(),
                         apalis_postgres::PostgresStorage::<StepTask>::new(pool)
