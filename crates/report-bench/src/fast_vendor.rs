@@ -105,7 +105,8 @@ pub struct Calls {
 }
 
 impl Calls {
-    fn note(&self, counter: &AtomicU64) {
+    /// Counts a call on `counter` and notes its moment.
+    pub fn note(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
         let now = Utc::now().timestamp_micros().max(0) as u64;
         let _ = self

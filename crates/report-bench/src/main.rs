@@ -5,6 +5,7 @@
 
 mod decode;
 mod download;
+mod engine_floor;
 mod fast_vendor;
 mod footprint;
 mod pg;

@@ -41,6 +41,10 @@ pub struct Args {
     /// Leave PostgreSQL out.
     #[arg(long)]
     pub skip_postgres: bool,
+    /// Also write every lag sample to this CSV file (`setup,worker,seconds since the worker
+    /// began,lag seconds`), to see when polls ran late.
+    #[arg(long)]
+    pub lag_csv: Option<PathBuf>,
 }
 
 /// The options of a worker child (`report-bench runner-child worker …`).
@@ -132,8 +136,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let started = chrono::Utc::now();
-    eprintln!("runner: {} jobs, in-process baseline…", args.jobs);
-    let baseline = in_process(args, dir.path())?;
+    // The baseline runs three times (first, between the setups, last): the machine drifts
+    // within a run, and a ratio should not rest on one lucky or unlucky moment.
+    eprintln!("runner: {} jobs, in-process baseline 1/3…", args.jobs);
+    let mut baselines = vec![in_process(args, dir.path(), 1)?];
     let mut runs = Vec::new();
     eprintln!("runner: SQLite, one worker…");
     let sqlite = dir.path().join("jobs.sqlite").display().to_string();
@@ -146,6 +152,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         1,
         None,
     )?);
+    eprintln!("runner: in-process baseline 2/3…");
+    baselines.push(in_process(args, dir.path(), 2)?);
+    eprintln!("runner: the job engine alone, SQLite…");
+    let floor_db = dir.path().join("floor.sqlite").display().to_string();
+    let mut floors = vec![floor_run(args, &rt, FLOOR_SQLITE, &floor_db, None)?];
+    let writes_db = dir.path().join("writes.sqlite").display().to_string();
+    floors.push(floor_run(args, &rt, WRITES_SQLITE, &writes_db, None)?);
     let mut pg_note = None;
     let cluster = if args.skip_postgres {
         pg_note = Some("PostgreSQL: skipped (--skip-postgres).".to_string());
@@ -178,13 +191,30 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 Some(cluster),
             )?);
         }
+        eprintln!("runner: the job engine alone, PostgreSQL…");
+        let url = crate::pg::create_database(cluster, "engine_floor")?;
+        floors.push(floor_run(args, &rt, FLOOR_POSTGRES, &url, Some(cluster))?);
+        let url = crate::pg::create_database(cluster, "writes_only")?;
+        floors.push(floor_run(args, &rt, WRITES_POSTGRES, &url, Some(cluster))?);
     }
-    print_report(args, started, &baseline, &runs, pg_note.as_deref());
+    eprintln!("runner: in-process baseline 3/3…");
+    baselines.push(in_process(args, dir.path(), 3)?);
+    if let Some(path) = &args.lag_csv {
+        write_lag_csv(path, &runs)?;
+    }
+    print_report(
+        args,
+        started,
+        &baselines,
+        &runs,
+        &floors,
+        pg_note.as_deref(),
+    );
     Ok(())
 }
 
-fn in_process(args: &Args, dir: &Path) -> anyhow::Result<ChildReport> {
-    let run_dir = dir.join("in-process");
+fn in_process(args: &Args, dir: &Path, n: usize) -> anyhow::Result<ChildReport> {
+    let run_dir = dir.join(format!("in-process-{n}"));
     std::fs::create_dir_all(run_dir.join("files"))?;
     let counters = run_dir.join("counters");
     PollCounters::create(&counters, args.jobs as usize)?;
@@ -285,6 +315,62 @@ fn queue_run(
     })
 }
 
+const FLOOR_SQLITE: &str = "apalis alone, SQLite, empty steps";
+const FLOOR_POSTGRES: &str = "apalis alone, PostgreSQL, empty steps";
+const WRITES_SQLITE: &str = "no engine: 1 write per step, SQLite";
+const WRITES_POSTGRES: &str = "no engine: 1 write per step, PostgreSQL";
+
+/// The job engine alone on a database set up by `Store::open`: the same number of tasks as
+/// the runner's steps, each doing nothing but queue the next; or, for the `WRITES_…` labels,
+/// no engine and one database write per step (`engine_floor`).
+fn floor_run(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    label: &str,
+    url: &str,
+    cluster: Option<&Cluster>,
+) -> anyhow::Result<Run> {
+    drop(rt.block_on(Store::open(url))?);
+    let server0 = cluster.map(crate::pg::server_cpu_secs);
+    let measured = run_measured(
+        Command::new(std::env::current_exe()?)
+            .args(["runner-child", "engine-floor", "--db", url])
+            .args(["--jobs", &args.jobs.to_string()])
+            .args(["--polls", &args.polls.to_string()])
+            .args(["--interval-ms", &args.interval_ms.to_string()])
+            .args(["--concurrency", &args.concurrency.to_string()])
+            .args(["--fetch-ms", &args.fetch_ms.to_string()])
+            .args(label.starts_with("no engine").then_some("--writes-only")),
+    )?;
+    let server_cpu = cluster
+        .zip(server0)
+        .map(|(c, before)| crate::pg::server_cpu_secs(c) - before);
+    let child = parse_child(&measured)?;
+    let done = child.downloads;
+    Ok(Run {
+        label: label.to_string(),
+        workers: 1,
+        children: vec![child],
+        measured: vec![measured],
+        submit_secs: f64::NAN,
+        done,
+        not_done: Vec::new(),
+        server_cpu,
+    })
+}
+
+fn write_lag_csv(path: &Path, runs: &[Run]) -> anyhow::Result<()> {
+    let mut csv = String::from("setup,worker,at_secs,lag_secs\n");
+    for run in runs {
+        for (worker, child) in run.children.iter().enumerate() {
+            for (at, lag) in &child.lag {
+                csv.push_str(&format!("\"{}\",{worker},{at:.3},{lag:.3}\n", run.label));
+            }
+        }
+    }
+    std::fs::write(path, csv).with_context(|| format!("write {}", path.display()))
+}
+
 /// Queues jobs `0..jobs` of the fast vendor, one `Store::submit` each (as `reports submit`).
 pub async fn submit_all(store: &Store, jobs: u64, files: &Path) -> anyhow::Result<()> {
     for n in 0..jobs {
@@ -312,12 +398,18 @@ fn out_path(files: &Path, n: u64) -> PathBuf {
 fn print_report(
     args: &Args,
     started: chrono::DateTime<chrono::Utc>,
-    baseline: &ChildReport,
+    baselines: &[ChildReport],
     runs: &[Run],
+    floors: &[Run],
     pg_note: Option<&str>,
 ) {
     let us = |s: f64| format!("{:.0} µs", s * 1e6);
-    let base_cpu_poll = baseline.cpu_secs / baseline.polls.max(1) as f64;
+    let per_poll = |b: &ChildReport| b.cpu_secs / b.polls.max(1) as f64;
+    // The median of the baseline's runs (the table shows that run).
+    let mut sorted: Vec<&ChildReport> = baselines.iter().collect();
+    sorted.sort_by(|a, b| per_poll(a).total_cmp(&per_poll(b)));
+    let baseline = sorted[sorted.len() / 2];
+    let base_cpu_poll = per_poll(baseline);
     println!(
         "\n`report-bench runner --jobs {} --polls {} --interval-ms {} --concurrency {} --fetch-ms {} --vendor-latency-ms {}` — {} UTC, machine: {} (shared with other builds: noisy; ratios are within this run).\n",
         args.jobs,
@@ -347,10 +439,10 @@ fn print_report(
         "worker CPU",
         "CPU per poll",
         "× in-process",
-        "+ PostgreSQL server CPU per poll",
+        "worker + PostgreSQL server CPU per poll",
     ]);
     table.row([
-        "in-process Job::wait (baseline)".to_string(),
+        "in-process Job::wait (baseline, median run)".to_string(),
         format!("{0} / {0}", args.jobs),
         format!(
             "{} / {} / {}",
@@ -368,21 +460,26 @@ fn print_report(
         "1.00×".into(),
         "—".into(),
     ]);
-    for run in runs {
+    let dash_if_none = |v: f64, f: &dyn Fn(f64) -> String| {
+        if v.is_nan() { "—".to_string() } else { f(v) }
+    };
+    for run in runs.iter().chain(floors) {
         let lag = run.lag();
+        // The engine alone measures no lag (its tasks are due in whole seconds).
+        let lag_cell = |v: f64| dash_if_none(if lag.is_empty() { f64::NAN } else { v }, &fmt_secs);
         let starts = run.sum(|c| c.starts);
         let downloads = run.sum(|c| c.downloads);
         table.row([
             run.label.clone(),
             format!("{} / {}", run.done, args.jobs),
             format!("{starts} / {} / {downloads}", run.polls()),
-            fmt_secs(run.submit_secs),
+            dash_if_none(run.submit_secs, &fmt_secs),
             fmt_secs(run.window()),
             format!("{:.0}", run.polls_per_sec()),
             format!("{:.0}", run.steps() as f64 / run.window()),
-            fmt_secs(percentile(&lag, 50.0)),
-            fmt_secs(percentile(&lag, 99.0)),
-            fmt_secs(crate::stats::max(&lag)),
+            lag_cell(percentile(&lag, 50.0)),
+            lag_cell(percentile(&lag, 99.0)),
+            lag_cell(crate::stats::max(&lag)),
             fmt_secs(run.cpu()),
             us(run.cpu_per_poll()),
             fmt_ratio(ratio(run.cpu_per_poll(), base_cpu_poll)),
@@ -396,6 +493,14 @@ fn print_report(
         println!("- {note}");
     }
     println!(
+        "- in-process baseline, CPU per poll of its runs (first, between the setups, last): {}; ratios use the median",
+        baselines
+            .iter()
+            .map(|b| us(per_poll(b)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
         "- queueing: {} `Store::submit` calls, one transaction each; drain: first to last vendor call over all workers; polls/s = polls ÷ drain, steps/s = (starts + polls + downloads) ÷ drain (starts and downloads are steps of the runner as well). Lag: the runner's `reports_scheduling_lag_seconds` samples (claim moment − planned poll moment) of every poll.",
         args.jobs
     );
@@ -407,8 +512,21 @@ fn print_report(
             .map(|m| m.max_rss_bytes)
             .max()
             .unwrap_or(0);
+        // How the steps fell to the workers: one worker taking most of them is no fleet.
+        let split = if run.children.len() > 1 {
+            format!(
+                " (steps per worker: {})",
+                run.children
+                    .iter()
+                    .map(|c| (c.starts + c.polls + c.downloads).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "- {}: {} worker process(es), whole-process CPU {} (set-up included), peak RSS {}; runner's extra CPU per poll over in-process: {}{}",
+            "- {}: {} worker process(es){split}, whole-process CPU {} (set-up included), peak RSS {}; runner's extra CPU per poll over in-process: {}{}",
             run.label,
             run.workers,
             fmt_secs(whole),
@@ -453,6 +571,59 @@ fn print_report(
             fmt_ratio(scale),
             two.polls_per_sec(),
             one.polls_per_sec()
+        );
+        // Worker and server share this machine: when its CPU is the bound, a second worker
+        // only has the cores the first one and the server leave idle.
+        if let Some(server) = one.server_cpu {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            let cpu_per_poll = (one.cpu() + server) / one.polls().max(1) as f64;
+            let ceiling = cores / cpu_per_poll;
+            println!(
+                "- this machine's ceiling for PostgreSQL when its CPU is the bound: {cores} cores ÷ {} CPU per poll (one worker's + the server's, on the same cores) = {ceiling:.0} polls/s = {} one worker's throughput: no number of workers on this machine reaches more",
+                us(cpu_per_poll),
+                fmt_ratio(ratio(ceiling, one.polls_per_sec())),
+            );
+        }
+    }
+    // The floors: one write per step (under any durable runner on this database) and the
+    // engine alone (under any runner built on apalis).
+    for (label, limit, db) in [
+        (WRITES_SQLITE, 1.5, "SQLite"),
+        (WRITES_POSTGRES, 2.0, "PostgreSQL"),
+        (FLOOR_SQLITE, 1.5, "SQLite"),
+        (FLOOR_POSTGRES, 2.0, "PostgreSQL"),
+    ] {
+        let Some(floor) = floors.iter().find(|r| r.label == label) else {
+            continue;
+        };
+        let least = base_cpu_poll + floor.cpu_per_poll();
+        let (what, under) = if label.starts_with("no engine") {
+            (
+                format!("one autocommit write per step on {db} (sqlx, no engine)"),
+                "a runner that stores each step's outcome",
+            )
+        } else {
+            (
+                format!("the engine alone on {db} (its tasks, empty steps)"),
+                "a runner on apalis",
+            )
+        };
+        let beyond = runs
+            .iter()
+            .filter(|_| !label.starts_with("no engine"))
+            .find(|r| r.label.starts_with(db) && r.workers == 1)
+            .map(|r| {
+                format!(
+                    "; the runner spends {} per poll beyond both (its job records, leases, files)",
+                    us(r.cpu_per_poll() - least)
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "- {what}: {} per poll; {under} spends at least that plus the in-process work, {} = {} in-process (goal ≤ {limit}×){beyond}",
+            us(floor.cpu_per_poll()),
+            us(least),
+            fmt_ratio(ratio(least, base_cpu_poll)),
         );
     }
 }

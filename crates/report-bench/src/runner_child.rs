@@ -27,6 +27,8 @@ pub enum Mode {
     Worker(WorkerArgs),
     /// `Job::start` + `Job::wait` + `download_to` for jobs `0..jobs`, all at once.
     InProcess(InProcessArgs),
+    /// The job engine alone: chains of tasks shaped like the runner's, with empty steps.
+    EngineFloor(crate::engine_floor::FloorArgs),
 }
 
 /// What both modes share.
@@ -111,6 +113,7 @@ pub fn run(args: &ChildArgs) -> anyhow::Result<()> {
     let report = match &args.mode {
         Mode::Worker(a) => runtime.block_on(worker(a))?,
         Mode::InProcess(a) => runtime.block_on(in_process(a))?,
+        Mode::EngineFloor(a) => runtime.block_on(crate::engine_floor::run(a))?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -125,7 +128,8 @@ fn adapter(common: &Common) -> anyhow::Result<FastAdapter> {
     })
 }
 
-fn report(calls: &Calls, cpu0: Duration, began: Instant, lag: Vec<(f64, f64)>) -> ChildReport {
+/// What a child did, from its vendor calls (or steps counted as such) and its CPU since `cpu0`.
+pub fn report(calls: &Calls, cpu0: Duration, began: Instant, lag: Vec<(f64, f64)>) -> ChildReport {
     use std::sync::atomic::Ordering::Relaxed;
     let (first_call, last_call) = calls.window();
     ChildReport {
