@@ -28,7 +28,17 @@ fn plain(text: &str) -> String {
 }
 
 /// One worker's `step begins` / `step ends` log lines: (job, worker, begin, end).
-fn step_spans(log: &str) -> Vec<(String, String, DateTime<Utc>, DateTime<Utc>)> {
+/// One step as a worker's log tells it: from "step begins" to "step ends".
+#[derive(Debug)]
+struct StepSpan {
+    job: String,
+    worker: String,
+    seq: i64,
+    begin: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+fn step_spans(log: &str) -> Vec<StepSpan> {
     let log = plain(log);
     let field = |line: &str, name: &str| -> Option<String> {
         let start = line.find(&format!("{name}="))? + name.len() + 1;
@@ -58,7 +68,13 @@ fn step_spans(log: &str) -> Vec<(String, String, DateTime<Utc>, DateTime<Utc>)> 
         } else if line.contains("step ends")
             && let Some(begin) = open.remove(&key)
         {
-            spans.push((job, worker, begin, time.with_timezone(&Utc)));
+            spans.push(StepSpan {
+                job,
+                worker,
+                seq: seq.parse().expect("a step number"),
+                begin,
+                end: time.with_timezone(&Utc),
+            });
         }
     }
     spans
@@ -153,13 +169,16 @@ async fn two_workers_share_one_postgres_queue_and_never_step_one_job_at_once() {
         assert_eq!(sandbox.stats(*vendor).reports_started, 4, "{vendor:?}");
     }
 
-    // Both workers took steps, and no job had two steps under way at once.
+    // Both workers took steps, and no job had two steps under way at once: never one step by
+    // two workers at once, and each step begun after the one before it. (A step's "step ends"
+    // line comes after its outcome is saved, and the next step may be claimed in between: the
+    // job's step counter, which the claim checks, moves only with that save.)
     let mut spans = Vec::new();
     for n in [1, 2] {
         let log = std::fs::read_to_string(dir.path().join(format!("worker-{n}.log"))).unwrap();
         spans.extend(step_spans(&log));
     }
-    let workers: std::collections::HashSet<_> = spans.iter().map(|s| s.1.clone()).collect();
+    let workers: std::collections::HashSet<_> = spans.iter().map(|s| s.worker.clone()).collect();
     assert_eq!(
         workers.len(),
         2,
@@ -167,22 +186,31 @@ async fn two_workers_share_one_postgres_queue_and_never_step_one_job_at_once() {
         spans.len()
     );
     let mut by_job: HashMap<&str, Vec<_>> = HashMap::new();
-    for (job, worker, begin, end) in &spans {
-        by_job.entry(job).or_default().push((*begin, *end, worker));
+    for span in &spans {
+        by_job.entry(&span.job).or_default().push(span);
     }
     let mut shared = 0;
     for (job, mut steps) in by_job {
-        steps.sort();
-        if steps.iter().any(|s| s.2 != steps[0].2) {
+        steps.sort_by_key(|s| (s.seq, s.begin));
+        if steps.iter().any(|s| s.worker != steps[0].worker) {
             shared += 1;
         }
         for pair in steps.windows(2) {
-            assert!(
-                pair[0].1 <= pair[1].0,
-                "job {job}: steps overlap: {:?} and {:?}",
-                pair[0],
-                pair[1]
-            );
+            let (earlier, later) = (pair[0], pair[1]);
+            if earlier.seq == later.seq {
+                assert!(
+                    earlier.end <= later.begin,
+                    "job {job}: step {} taken twice at once: {earlier:?} and {later:?}",
+                    earlier.seq
+                );
+            } else {
+                assert!(
+                    earlier.begin < later.begin,
+                    "job {job}: step {} begun before step {}: {earlier:?} and {later:?}",
+                    later.seq,
+                    earlier.seq
+                );
+            }
         }
     }
     eprintln!(
