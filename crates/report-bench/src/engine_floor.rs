@@ -103,8 +103,7 @@ pub async fn run(args: &FloorArgs) -> anyhow::Result<ChildReport> {
     let fetch = Duration::from_millis(args.fetch_ms.max(10));
     let concurrency = args.concurrency.max(1) * TASKS_PER_SLOT;
     let cpu0 = self_cpu();
-    // The runner's heartbeat default; the engine's name is fresh per run.
-    let heartbeat = Duration::from_secs(30);
+    let heartbeat = report_runner::WorkerOptions::default().heartbeat;
     // The same worker on either database's engine storage.
     macro_rules! run {
         ($backend:expr) => {
