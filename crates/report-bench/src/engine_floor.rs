@@ -169,11 +169,13 @@ async fn step(link: Link, chains: Data<Arc<Chains>>) -> Result<(), BoxDynError> 
 
 /// One write per step of every job, `--concurrency` writers at once.
 async fn writes_only(args: &FloorArgs, pool: &Pool, began: Instant) -> anyhow::Result<ChildReport> {
+    // One text for both databases: SQLite reads `$1` as PostgreSQL does.
     const CREATE: &str = "CREATE TABLE floor_writes (id BIGINT PRIMARY KEY, steps BIGINT NOT NULL)";
     // A row per job, 0..jobs.
     const FILL: &str =
         "WITH RECURSIVE n(v) AS (SELECT 0 UNION ALL SELECT v + 1 FROM n WHERE v < $1)
                         INSERT INTO floor_writes SELECT v, 0 FROM n";
+    const WRITE: &str = "UPDATE floor_writes SET steps = steps + 1 WHERE id = $1";
     let last = args.jobs as i64 - 1;
     match pool {
         Pool::Sqlite(p) => {
@@ -202,16 +204,10 @@ async fn writes_only(args: &FloorArgs, pool: &Pool, began: Instant) -> anyhow::R
                 let (job, step) = ((i % jobs) as i64, i / jobs);
                 match &pool {
                     Pool::Sqlite(p) => {
-                        sqlx::query("UPDATE floor_writes SET steps = steps + 1 WHERE id = ?")
-                            .bind(job)
-                            .execute(p)
-                            .await?;
+                        sqlx::query(WRITE).bind(job).execute(p).await?;
                     }
                     Pool::Postgres(p) => {
-                        sqlx::query("UPDATE floor_writes SET steps = steps + 1 WHERE id = $1")
-                            .bind(job)
-                            .execute(p)
-                            .await?;
+                        sqlx::query(WRITE).bind(job).execute(p).await?;
                     }
                 }
                 let counter = match step {

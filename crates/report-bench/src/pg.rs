@@ -23,6 +23,19 @@ pub fn create_database(cluster: &Cluster, name: &str) -> anyhow::Result<String> 
     Ok(cluster.url_of(name))
 }
 
+/// Runs `work`; with a cluster, also the server's CPU (seconds) it took.
+pub fn server_cpu_during<T>(
+    cluster: Option<&Cluster>,
+    work: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Option<f64>)> {
+    let before = cluster.map(server_cpu_secs);
+    let out = work()?;
+    let used = cluster
+        .zip(before)
+        .map(|(c, before)| server_cpu_secs(c) - before);
+    Ok((out, used))
+}
+
 /// CPU (user + system) used so far by the server: the postmaster, its live children and
 /// the children it has reaped.
 pub fn server_cpu_secs(cluster: &Cluster) -> f64 {

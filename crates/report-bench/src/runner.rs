@@ -273,23 +273,22 @@ fn queue_run(
         fetch_ms: args.fetch_ms,
         stop_file: &stop_file,
     };
-    let server0 = cluster.map(crate::pg::server_cpu_secs);
-    let handles: Vec<_> = (0..workers)
-        .map(|_| {
-            let mut cmd = spec.command()?;
-            Ok(std::thread::spawn(move || run_measured(&mut cmd)))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut measured = Vec::new();
-    for h in handles {
-        measured.push(
-            h.join()
-                .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??,
-        );
-    }
-    let server_cpu = cluster
-        .zip(server0)
-        .map(|(c, before)| crate::pg::server_cpu_secs(c) - before);
+    let (measured, server_cpu) = crate::pg::server_cpu_during(cluster, || {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let mut cmd = spec.command()?;
+                Ok(std::thread::spawn(move || run_measured(&mut cmd)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut measured = Vec::new();
+        for h in handles {
+            measured.push(
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??,
+            );
+        }
+        Ok(measured)
+    })?;
     let children = measured
         .iter()
         .map(parse_child)
@@ -320,6 +319,11 @@ const FLOOR_POSTGRES: &str = "apalis alone, PostgreSQL, empty steps";
 const WRITES_SQLITE: &str = "no engine: 1 write per step, SQLite";
 const WRITES_POSTGRES: &str = "no engine: 1 write per step, PostgreSQL";
 
+/// Whether the floor labelled `label` is the one with no engine, one write per step.
+fn writes_only(label: &str) -> bool {
+    label == WRITES_SQLITE || label == WRITES_POSTGRES
+}
+
 /// The job engine alone on a database set up by `Store::open`: the same number of tasks as
 /// the runner's steps, each doing nothing but queue the next; or, for the `WRITES_…` labels,
 /// no engine and one database write per step (`engine_floor`).
@@ -331,20 +335,17 @@ fn floor_run(
     cluster: Option<&Cluster>,
 ) -> anyhow::Result<Run> {
     drop(rt.block_on(Store::open(url))?);
-    let server0 = cluster.map(crate::pg::server_cpu_secs);
-    let measured = run_measured(
-        Command::new(std::env::current_exe()?)
-            .args(["runner-child", "engine-floor", "--db", url])
-            .args(["--jobs", &args.jobs.to_string()])
-            .args(["--polls", &args.polls.to_string()])
-            .args(["--interval-ms", &args.interval_ms.to_string()])
-            .args(["--concurrency", &args.concurrency.to_string()])
-            .args(["--fetch-ms", &args.fetch_ms.to_string()])
-            .args(label.starts_with("no engine").then_some("--writes-only")),
-    )?;
-    let server_cpu = cluster
-        .zip(server0)
-        .map(|(c, before)| crate::pg::server_cpu_secs(c) - before);
+    let mut child = Command::new(std::env::current_exe()?);
+    child
+        .args(["runner-child", "engine-floor", "--db", url])
+        .args(["--jobs", &args.jobs.to_string()])
+        .args(["--polls", &args.polls.to_string()])
+        .args(["--interval-ms", &args.interval_ms.to_string()])
+        .args(["--concurrency", &args.concurrency.to_string()])
+        .args(["--fetch-ms", &args.fetch_ms.to_string()])
+        .args(writes_only(label).then_some("--writes-only"));
+    let (measured, server_cpu) =
+        crate::pg::server_cpu_during(cluster, || run_measured(&mut child))?;
     let child = parse_child(&measured)?;
     let done = child.downloads;
     Ok(Run {
@@ -597,7 +598,8 @@ fn print_report(
             continue;
         };
         let least = base_cpu_poll + floor.cpu_per_poll();
-        let (what, under) = if label.starts_with("no engine") {
+        let writes = writes_only(label);
+        let (what, under) = if writes {
             (
                 format!("one autocommit write per step on {db} (sqlx, no engine)"),
                 "a runner that stores each step's outcome",
@@ -608,10 +610,10 @@ fn print_report(
                 "a runner on apalis",
             )
         };
+        // Only the engine's floor is under the runner's own: it runs on apalis.
         let beyond = runs
             .iter()
-            .filter(|_| !label.starts_with("no engine"))
-            .find(|r| r.label.starts_with(db) && r.workers == 1)
+            .find(|r| !writes && r.label.starts_with(db) && r.workers == 1)
             .map(|r| {
                 format!(
                     "; the runner spends {} per poll beyond both (its job records, leases, files)",

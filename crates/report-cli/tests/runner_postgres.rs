@@ -27,7 +27,6 @@ fn plain(text: &str) -> String {
     out
 }
 
-/// One worker's `step begins` / `step ends` log lines: (job, worker, begin, end).
 /// One step as a worker's log tells it: from "step begins" to "step ends".
 #[derive(Debug)]
 struct StepSpan {
@@ -38,6 +37,7 @@ struct StepSpan {
     end: DateTime<Utc>,
 }
 
+/// One worker's steps, from its `step begins` / `step ends` log lines.
 fn step_spans(log: &str) -> Vec<StepSpan> {
     let log = plain(log);
     let field = |line: &str, name: &str| -> Option<String> {

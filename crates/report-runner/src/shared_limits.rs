@@ -252,8 +252,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             // SQLite runs one write at a time; on PostgreSQL two workers could both count
             // room for one more: they queue on a lock per connection instead.
-            #[cfg(feature = "postgres")]
-            if kind == Kind::Postgres {
+            if kind.is_postgres() {
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                     .bind(format!("rate/{vendor}/{connection}"))
                     .execute(&mut *tx)
