@@ -34,6 +34,7 @@ mod setup_lock;
 mod shared_limits;
 mod sqlite_setup;
 mod store;
+mod transaction;
 mod webhook;
 mod work_slots;
 mod worker;

@@ -8,9 +8,55 @@
 //! (`sqlite_setup.rs`), a trigger unlocks tasks as they finish; nothing reads `lock_by` of a
 //! finished task (fetches and re-queues look at unfinished ones only).
 
+use std::time::Duration;
+
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::{Error, Result};
+
+/// A pool of at most `max` connections, named `name` in the server's `pg_stat_activity`
+/// unless the URL names them.
+pub(crate) async fn connect(options: PgConnectOptions, name: &str, max: u32) -> Result<PgPool> {
+    let options = match options.get_application_name() {
+        Some(_) => options,
+        None => options.application_name(name),
+    };
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        // No ping before each statement (a round trip to the server for every one, about a
+        // third of them): a connection the server cut fails its next statement instead, which
+        // the worker survives like any database error (the step is delivered again), and the
+        // pool replaces it.
+        .test_before_acquire(false)
+        // The server ends a session left idle inside a transaction for a minute: ours last
+        // milliseconds, and one left open (see `transaction.rs`) would hold its locks for ever.
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(conn, "SET idle_in_transaction_session_timeout = '60s'")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|e| Error::Database(format!("cannot open the database: {e}")))
+}
+
+/// The job engine's own pool for one run of it, beside the store's `pool`: the engine's code
+/// begins its transactions as sqlx does, so one of its futures dropped as the run ends can
+/// leave a session inside a transaction (`transaction.rs`); closed with the run, that session
+/// goes with it instead of reaching the store's writes.
+pub(crate) async fn engine_pool(pool: &PgPool) -> Result<PgPool> {
+    let options = (*pool.connect_options()).clone();
+    let name = format!(
+        "{} engine",
+        options.get_application_name().unwrap_or("report-runner")
+    );
+    let options = options.application_name(&name);
+    connect(options, &name, 8).await
+}
 
 /// Runs the engine's migrations, then creates our tables (`schema`) and the trigger, one
 /// process at a time: two workers started together would race on the catalog.
@@ -19,7 +65,11 @@ pub(crate) async fn set_up(pool: &PgPool, schema: &str) -> Result<()> {
     apalis_postgres::PostgresStorage::<()>::setup(pool)
         .await
         .map_err(|e| Error::Database(format!("cannot set up the queue: {e}")))?;
-    let mut tx = pool.begin().await?;
+    if is_set_up(pool, schema).await? {
+        return Ok(());
+    }
+    let mut tx = crate::transaction::begin(pool).await?;
+    bound_lock_waits(&mut tx).await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(SETUP_LOCK)
         .execute(&mut *tx)
@@ -40,6 +90,90 @@ pub(crate) async fn set_up(pool: &PgPool, schema: &str) -> Result<()> {
             .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Whether every table and index `schema` creates exists, and the trigger: then nothing is
+/// run, so opening a database in use takes no lock on its tables (`CREATE INDEX IF NOT EXISTS`
+/// locks its table against writes before it finds the index there).
+async fn is_set_up(pool: &PgPool, schema: &str) -> Result<bool> {
+    let set_up = sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM unnest($1::text[]) AS name
+                            WHERE to_regclass(quote_ident(current_schema()) || '.' || name) IS NULL)
+            AND EXISTS (SELECT 1 FROM pg_trigger
+                        WHERE tgname = $2 AND tgrelid = 'apalis.jobs'::regclass)",
+    )
+    .bind(created_names(schema))
+    .bind(UNLOCK_TRIGGER)
+    .fetch_one(pool)
+    .await?;
+    Ok(set_up)
+}
+
+/// The names of the tables and indexes `schema` creates (`CREATE … IF NOT EXISTS name`).
+fn created_names(schema: &str) -> Vec<String> {
+    schema
+        .split("IF NOT EXISTS")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Adds the `columns` of `report_jobs` an older version's database lacks, then the `index` on
+/// them. Only what is missing is altered: `ALTER TABLE … IF NOT EXISTS` locks the table
+/// against every worker even when there is nothing to add, and each command opens the
+/// database.
+pub(crate) async fn add_columns(
+    pool: &PgPool,
+    columns: &[(&str, &str)],
+    index: &str,
+) -> Result<()> {
+    let present: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name = 'report_jobs'",
+    )
+    .fetch_all(pool)
+    .await?;
+    let index_present: bool = sqlx::query_scalar(
+        "SELECT to_regclass(quote_ident(current_schema()) || '.report_jobs_webhook') IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    let missing: Vec<_> = columns
+        .iter()
+        .filter(|(column, _)| !present.iter().any(|p| p == column))
+        .collect();
+    if missing.is_empty() && index_present {
+        return Ok(());
+    }
+    let mut tx = crate::transaction::begin(pool).await?;
+    bound_lock_waits(&mut tx).await?;
+    for (column, sql_type) in missing {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE report_jobs ADD COLUMN IF NOT EXISTS {column} {sql_type}"
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(index.to_string()))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How long a set-up statement waits for a lock on our tables: a session elsewhere that holds
+/// one and never ends (a stuck transaction) makes opening the database fail with an error
+/// saying so, where it would wait for ever.
+const LOCK_WAIT: &str = "30s";
+
+async fn bound_lock_waits(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET LOCAL lock_timeout = '{LOCK_WAIT}'"
+    )))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -67,3 +201,24 @@ EXECUTE FUNCTION apalis.report_runner_unlock_finished_task();
 UPDATE apalis.jobs SET lock_by = NULL
 WHERE status IN ('Done', 'Killed') AND lock_by IS NOT NULL;
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_and_index_of_the_schema_is_checked() {
+        assert_eq!(
+            created_names(crate::store::PG_SCHEMA),
+            [
+                "report_jobs",
+                "report_jobs_state",
+                "report_jobs_unique_key",
+                "report_priors",
+                "report_slots",
+                "report_rate",
+                "report_rate_at"
+            ]
+        );
+    }
+}

@@ -249,7 +249,7 @@ impl Store {
         let now = Utc::now().timestamp_millis();
         let since = now - millis(window);
         let wait = with_db!(&self.db, pool, kind => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::transaction::begin(pool).await?;
             // SQLite runs one write at a time; on PostgreSQL two workers could both count
             // room for one more: they queue on a lock per connection instead.
             if kind.is_postgres() {

@@ -57,7 +57,7 @@ COMMIT;
 pub(crate) async fn fix_planner_statistics(pool: &SqlitePool) -> Result<()> {
     // Creates `sqlite_stat1` if it is missing, and reads nothing else.
     sqlx::raw_sql("ANALYZE sqlite_schema").execute(pool).await?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::transaction::begin(pool).await?;
     sqlx::raw_sql("DELETE FROM sqlite_stat1 WHERE tbl IN ('Jobs', 'report_jobs')")
         .execute(&mut *tx)
         .await?;

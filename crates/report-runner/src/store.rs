@@ -180,7 +180,7 @@ CREATE INDEX IF NOT EXISTS report_rate_at ON report_rate (vendor, connection, be
 ";
 
 #[cfg(feature = "postgres")]
-const PG_SCHEMA: &str = "
+pub(crate) const PG_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS report_jobs (
     id TEXT PRIMARY KEY NOT NULL,
     vendor TEXT NOT NULL,
@@ -354,17 +354,10 @@ impl Store {
 
     #[cfg(feature = "postgres")]
     async fn open_postgres(url: &str) -> Result<Store> {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            // No ping before each statement (a round trip to the server for every one, about
-            // a third of them): a connection the server cut fails its next statement instead,
-            // which the worker survives like any database error (the step is delivered
-            // again), and the pool replaces it.
-            .test_before_acquire(false)
-            .connect(url)
-            .await
-            .map_err(|e| Error::Database(format!("cannot open the database: {e}")))?;
+        let options = url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .map_err(|e| Error::Database(format!("bad database URL: {e}")))?;
+        let pool = crate::postgres_setup::connect(options, "report-runner", 8).await?;
         crate::postgres_setup::set_up(&pool, PG_SCHEMA).await?;
         let store = Store {
             db: Db::Postgres(pool),
@@ -395,7 +388,7 @@ impl Store {
     async fn submit_keyed(&self, new: NewJob, key: Option<&str>) -> Result<Option<JobRecord>> {
         let record = JobRecord::queued(uuid::Uuid::new_v4().to_string(), new, Utc::now());
         let inserted = with_db!(&self.db, pool, kind => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::transaction::begin(pool).await?;
             let inserted = sqlx::query(sql(
                 kind,
                 "INSERT INTO report_jobs
@@ -476,7 +469,7 @@ impl Store {
     pub async fn request_cancel(&self, id: &str) -> Result<JobRecord> {
         let now = Utc::now();
         with_db!(&self.db, pool, kind => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::transaction::begin(pool).await?;
             sqlx::query(sql(
                 kind,
                 "UPDATE report_jobs SET state = 'cancelled', finished_at = ?, seq = seq + 1,
@@ -523,7 +516,7 @@ impl Store {
             JobState::Queued
         };
         with_db!(&self.db, pool, kind => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::transaction::begin(pool).await?;
             let updated = sqlx::query(sql(
                 kind,
                 "UPDATE report_jobs SET state = ?, seq = seq + 1, error = NULL, finished_at = NULL,
@@ -625,7 +618,7 @@ impl Store {
     /// whichever task arrives first.
     pub async fn release(&self, record: &JobRecord, owner: &str) -> Result<()> {
         with_db!(&self.db, pool, kind => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::transaction::begin(pool).await?;
             let released = sqlx::query(sql(
                 kind,
                 "UPDATE report_jobs SET lease_owner = NULL, lease_until = NULL
@@ -690,7 +683,7 @@ impl Store {
             None => Priority::Start,
         };
         with_db!(&self.db, pool, kind => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::transaction::begin(pool).await?;
             tx.push_task(task_of(&task.job, task.seq, Some(at), key, priority)).await?;
             tx.commit().await?;
         });
@@ -711,7 +704,7 @@ impl Store {
             // check for two jobs at once (each sees the other not yet started): they queue on
             // a lock per vendor and connection, held until the intent is committed.
             if exclusive && kind.is_postgres() {
-                let mut tx = pool.begin().await?;
+                let mut tx = crate::transaction::begin(pool).await?;
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                     .bind(format!("{}/{}", record.vendor, record.connection))
                     .execute(&mut *tx)
@@ -743,7 +736,7 @@ impl Store {
         next_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
         with_db!(&self.db, pool, kind => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::transaction::begin(pool).await?;
             if !write_record!(kind, tx, record, owner, true, false) {
                 return Err(Error::LeaseLost(record.id.clone()));
             }
@@ -763,18 +756,53 @@ impl Store {
         if record.state.is_terminal() {
             return Ok(());
         }
-        with_db!(&self.db, pool, kind => {
-            let mut tx = pool.begin().await?;
-            tx.push_step(
-                &record.id,
-                record.seq,
-                record.next_poll_at,
-                Priority::of(record),
-            )
-            .await?;
-            tx.commit().await?;
-        });
-        Ok(())
+        let pushed = async {
+            with_db!(&self.db, pool, kind => {
+                let mut tx = crate::transaction::begin(pool).await?;
+                tx.push_step(
+                    &record.id,
+                    record.seq,
+                    record.next_poll_at,
+                    Priority::of(record),
+                )
+                .await?;
+                tx.commit().await?;
+            });
+            Ok(())
+        };
+        match pushed.await {
+            // The engine ignores a second task under one key on SQLite but refuses it on
+            // PostgreSQL: a task already there is what was asked for.
+            Err(_) if self.step_task_exists(&record.id, record.seq).await? => Ok(()),
+            pushed => pushed,
+        }
+    }
+
+    /// Whether the engine holds a task of step `seq` of `job`, in any state.
+    async fn step_task_exists(&self, job: &str, seq: i64) -> Result<bool> {
+        let key = step_key(job, seq);
+        let exists =
+            match &self.db {
+                Db::Sqlite(pool) => sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM Jobs WHERE job_type = ? AND idempotency_key = ?)",
+                )
+                .bind(QUEUE)
+                .bind(&key)
+                .fetch_one(pool)
+                .await?,
+                #[cfg(feature = "postgres")]
+                Db::Postgres(pool) => {
+                    sqlx::query_scalar::<_, bool>(
+                        "SELECT EXISTS (SELECT 1 FROM apalis.jobs
+                                    WHERE job_type = $1 AND idempotency_key = $2)",
+                    )
+                    .bind(QUEUE)
+                    .bind(&key)
+                    .fetch_one(pool)
+                    .await?
+                }
+            };
+        Ok(exists)
     }
 
     /// What past reports of `vendor` and `kind` took (`None`: nothing learned yet), to give
@@ -830,9 +858,9 @@ impl Store {
     /// Adds the columns later versions brought to a database made by an earlier one (its
     /// `CREATE TABLE IF NOT EXISTS` left the table as it was).
     async fn add_columns(&self) -> Result<()> {
-        for (column, sql_type) in ADDED_COLUMNS {
-            match &self.db {
-                Db::Sqlite(pool) => {
+        match &self.db {
+            Db::Sqlite(pool) => {
+                for (column, sql_type) in ADDED_COLUMNS {
                     let present: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM pragma_table_info('report_jobs') WHERE name = ?",
                     )
@@ -853,30 +881,20 @@ impl Store {
                         }
                     }
                 }
-                #[cfg(feature = "postgres")]
-                Db::Postgres(pool) => {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "ALTER TABLE report_jobs ADD COLUMN IF NOT EXISTS {column} {sql_type}"
-                    )))
-                    .execute(pool)
-                    .await?;
-                }
-            }
-        }
-        let index = "CREATE UNIQUE INDEX IF NOT EXISTS report_jobs_webhook
-                     ON report_jobs (webhook_sha256)";
-        match &self.db {
-            Db::Sqlite(pool) => {
-                sqlx::raw_sql(index).execute(pool).await?;
+                sqlx::raw_sql(WEBHOOK_INDEX).execute(pool).await?;
             }
             #[cfg(feature = "postgres")]
             Db::Postgres(pool) => {
-                sqlx::raw_sql(index).execute(pool).await?;
+                crate::postgres_setup::add_columns(pool, &ADDED_COLUMNS, WEBHOOK_INDEX).await?;
             }
         }
         Ok(())
     }
 }
+
+/// The index on the newest of the added columns.
+const WEBHOOK_INDEX: &str =
+    "CREATE UNIQUE INDEX IF NOT EXISTS report_jobs_webhook ON report_jobs (webhook_sha256)";
 
 /// Columns of `report_jobs` newer than its `CREATE TABLE` (`NULL` by default), with their
 /// types: the SHA-256 of the job's webhook token, when a webhook call nudged it, the vendor's
@@ -890,7 +908,12 @@ const ADDED_COLUMNS: [(&str, &str); 4] = [
 
 /// The engine task of step `seq` of `job`, due at `at` (now if `None`).
 fn step_task(job: &str, seq: i64, at: Option<DateTime<Utc>>, priority: Priority) -> Task<Vec<u8>> {
-    task_of(job, seq, at, format!("{job}/{seq}"), priority)
+    task_of(job, seq, at, step_key(job, seq), priority)
+}
+
+/// The idempotency key of the engine's task for step `seq` of `job`.
+pub(crate) fn step_key(job: &str, seq: i64) -> String {
+    format!("{job}/{seq}")
 }
 
 /// Which of the due tasks the engine hands out first (the highest) when more are due than

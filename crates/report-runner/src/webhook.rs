@@ -28,7 +28,7 @@ use rand::RngCore;
 use report_core::WaitState;
 use sha2::{Digest, Sha256};
 
-use crate::store::{Db, Kind, QUEUE, Store, sql, with_db};
+use crate::store::{Db, Kind, QUEUE, Store, sql, step_key, with_db};
 use crate::{Error, Result};
 
 /// The most of a call's body read (and dropped).
@@ -156,7 +156,7 @@ impl Store {
                 }
                 // Writes first, so the transaction takes SQLite's write lock at once (a read
                 // turned write could fail on a busy database); the step is checked again.
-                let mut tx = pool.begin().await?;
+                let mut tx = crate::transaction::begin(pool).await?;
                 let marked = sqlx::query(mark)
                     .bind(now.to_rfc3339())
                     .bind(&target.id)
@@ -167,7 +167,7 @@ impl Store {
                 if marked != 1 {
                     return Ok(target.ignored("the job moved on"));
                 }
-                let key = format!("{}/{}", target.id, target.seq);
+                let key = step_key(&target.id, target.seq);
                 let moved = sqlx::query(
                     "UPDATE Jobs SET run_at = ?
                      WHERE job_type = ? AND idempotency_key = ? AND status = 'Pending'
@@ -197,7 +197,7 @@ impl Store {
             }
             #[cfg(feature = "postgres")]
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = crate::transaction::begin(pool).await?;
                 // Locks the job's row: two calls at once nudge once.
                 let Some(target) = sqlx::query_as::<_, Target>(
                     "SELECT id, seq, state, ticket, wait_state, nudged_at FROM report_jobs
@@ -212,7 +212,7 @@ impl Store {
                 if let Some(outcome) = target.not_nudgeable() {
                     return Ok(outcome);
                 }
-                let key = format!("{}/{}", target.id, target.seq);
+                let key = step_key(&target.id, target.seq);
                 let moved = sqlx::query(
                     "UPDATE apalis.jobs SET run_at = now()
                      WHERE job_type = $1 AND idempotency_key = $2 AND status = 'Pending'

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
 use apalis_sqlite::SqliteStorage;
@@ -294,16 +294,25 @@ impl Worker {
                 }
                 #[cfg(feature = "postgres")]
                 Db::Postgres(pool) => {
+                    let engine_pool =
+                        crate::postgres_setup::engine_pool(pool)
+                            .await
+                            .map_err(|e| {
+                                apalis::prelude::WorkerError::from(std::io::Error::other(e))
+                            })?;
                     let config = apalis_postgres::Config::default()
                         .queue(QUEUE)
                         .heartbeat_interval(heartbeat)
                         .lock_tasks(false);
-                    run!(
+                    let run = run!(
                         engine_name.as_str(),
-                        apalis_postgres::PostgresStorage::<StepTask>::new(pool)
+                        apalis_postgres::PostgresStorage::<StepTask>::new(&engine_pool)
                             .with_config(config)
                             .poll_with_interval(fetch)
-                    )
+                    );
+                    // Its sessions end with the run (their transactions rolled back).
+                    let _ = tokio::time::timeout(ENGINE_SHUTDOWN, engine_pool.close()).await;
+                    run
                 }
             }
         };
@@ -318,10 +327,13 @@ impl Worker {
                 match result {
                     Err(e) if !*engine_stop.borrow() => {
                         tracing::warn!(error = %e, pause_secs = pause.as_secs_f64(), "the job engine stopped on an error; restarting it");
+                        // After the pause: the error that stopped the engine (a database
+                        // restarting) would likely refuse this too, and the tasks would then
+                        // wait for the engine's heartbeat timeout.
+                        tokio::time::sleep(pause).await;
                         if let Err(e) = store.unlock_engine_tasks(engine_name).await {
                             tracing::warn!(error = %e, "tasks taken but not run wait for the engine's heartbeat timeout");
                         }
-                        tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(ENGINE_RESTART_MAX);
                         *engine_name = format!("{name}-{restart}");
                     }
@@ -406,13 +418,16 @@ impl Shared {
             tracing::debug!(job = %task.job, seq = task.seq, "a second task of a step under way here: dropped");
             return Ok(());
         };
-        let (record, taken_over) = loop {
+        let (record, taken_over, mut lease_runs_until) = loop {
+            let asked = Instant::now();
             match self
                 .store
                 .claim(task, &self.name, self.options.lease)
                 .await?
             {
-                Claim::Claimed { record, taken_over } => break (record, taken_over),
+                Claim::Claimed { record, taken_over } => {
+                    break (record, taken_over, asked + self.options.lease);
+                }
                 Claim::Stale(Some(record)) if record.seq > task.seq => {
                     // A repeated task of a step already taken: make sure the current step's
                     // task exists (it does unless a crash came between the two).
@@ -431,7 +446,7 @@ impl Shared {
                 }
             }
         };
-        let claimed_at = std::time::Instant::now();
+        let claimed_at = Instant::now();
         // Taken before its moment (see `EARLY`): wait for it, then for a slot.
         let early = record
             .next_poll_at
@@ -449,13 +464,17 @@ impl Shared {
                 return self.store.release(&record, &self.name).await;
             }
         };
-        if claimed_at.elapsed() > self.options.lease / 3
-            && !self
+        if claimed_at.elapsed() > self.options.lease / 3 {
+            let asked = Instant::now();
+            // Nothing of the step has run: a renewal refused means the lease is lost.
+            if !self
                 .store
                 .renew(&record, &self.name, self.options.lease)
                 .await?
-        {
-            return Err(Error::LeaseLost(record.id));
+            {
+                return Err(Error::LeaseLost(record.id));
+            }
+            lease_runs_until = asked + self.options.lease;
         }
         if let Some(planned) = record.next_poll_at {
             let lag = (Utc::now() - planned).num_milliseconds().max(0) as f64 / 1000.0;
@@ -464,7 +483,7 @@ impl Shared {
         }
         // Each step's span, for audits (`REPORTS_LOG=report_runner::steps=info`).
         tracing::info!(target: "report_runner::steps", job = %record.id, seq = record.seq, worker = %self.name, "step begins");
-        let result = self.leased_step(record, taken_over).await;
+        let result = self.leased_step(record, taken_over, lease_runs_until).await;
         drop(slot);
         tracing::info!(target: "report_runner::steps", job = %task.job, seq = task.seq, worker = %self.name, "step ends");
         result
@@ -484,19 +503,38 @@ impl Shared {
     }
 
     /// Takes the step (`taken_over` from a worker that did not give it back), renewing the
-    /// lease while it runs; a step outliving its lease, or the stop grace, is abandoned.
-    async fn leased_step(&self, record: JobRecord, taken_over: bool) -> Result<()> {
+    /// lease (held until `lease_runs_until`) while it runs; a step outliving its lease, or the
+    /// stop grace, is abandoned.
+    async fn leased_step(
+        &self,
+        record: JobRecord,
+        taken_over: bool,
+        mut lease_runs_until: Instant,
+    ) -> Result<()> {
         let renew_every = self.options.lease / 3;
         let mut step = Box::pin(self.take_step(record.clone(), taken_over));
         let abandoned = self.abandoned();
         futures::pin_mut!(abandoned);
+        let mut renewing = true;
         loop {
             tokio::select! {
                 result = &mut step => return result,
                 _ = &mut abandoned => break,
-                _ = tokio::time::sleep(renew_every) => {
-                    if !self.store.renew(&record, &self.name, self.options.lease).await? {
-                        return Err(Error::LeaseLost(record.id));
+                _ = tokio::time::sleep(renew_every), if renewing => {
+                    let asked = Instant::now();
+                    let renewed = self.store.renew(&record, &self.name, self.options.lease).await;
+                    match lease_after_renewal(&record.id, renewed, lease_runs_until, Instant::now()) {
+                        LeaseAfterRenewal::Renewed => {
+                            lease_runs_until = asked + self.options.lease;
+                        }
+                        LeaseAfterRenewal::StepSaved => renewing = false,
+                        LeaseAfterRenewal::StillRuns(e) => {
+                            tracing::warn!(job = %record.id, error = %e, "lease not renewed; the step goes on while its lease runs");
+                        }
+                        LeaseAfterRenewal::Lost(e) => {
+                            tracing::warn!(job = %record.id, error = %e, "lease lost; the step is cut");
+                            return Err(e);
+                        }
                     }
                 }
             }
@@ -971,6 +1009,39 @@ fn fresh_wait(policy: &WaitPolicy) -> report_core::WaitState {
 
 /// Completes once no job is queued or in progress (checked every `every`): with
 /// [`Worker::run_until`], drains the queue and stops (`reports worker --exit-when-idle`).
+/// What a renewal of a step's lease tells.
+#[derive(Debug)]
+enum LeaseAfterRenewal {
+    /// Renewed: held for another lease from the moment it was asked.
+    Renewed,
+    /// Refused while the lease still ran: the job's row moved on, and while a lease runs no
+    /// one but its holder can move it (another worker takes a step only once its lease ran
+    /// out), so the step's own last write did (its commit was under way as the renewal was
+    /// sent). The step is ending; its write says how. No more renewals.
+    StepSaved,
+    /// Not asked (a database error) while the lease still runs: the step goes on; its next
+    /// write finds out whether the lease held.
+    StillRuns(Error),
+    /// Refused, or not asked, once the lease had run out: another worker may hold the step.
+    Lost(Error),
+}
+
+fn lease_after_renewal(
+    job: &str,
+    renewed: Result<bool>,
+    lease_runs_until: Instant,
+    now: Instant,
+) -> LeaseAfterRenewal {
+    let runs = now < lease_runs_until;
+    match renewed {
+        Ok(true) => LeaseAfterRenewal::Renewed,
+        Ok(false) if runs => LeaseAfterRenewal::StepSaved,
+        Err(e) if runs => LeaseAfterRenewal::StillRuns(e),
+        Ok(false) => LeaseAfterRenewal::Lost(Error::LeaseLost(job.to_string())),
+        Err(e) => LeaseAfterRenewal::Lost(e),
+    }
+}
+
 pub async fn idle(store: Store, every: Duration) {
     loop {
         match store.unfinished().await {
@@ -985,6 +1056,39 @@ pub async fn idle(store: Store, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_renewal_cuts_the_step_only_once_its_lease_ran_out() {
+        let now = Instant::now();
+        let (runs, ran_out) = (now + Duration::from_secs(1), now - Duration::from_millis(1));
+        let verdict = |renewed, until| lease_after_renewal("j", renewed, until, now);
+        let db_error = || Err(Error::Database("connection reset".into()));
+        assert!(matches!(
+            verdict(Ok(true), runs),
+            LeaseAfterRenewal::Renewed
+        ));
+        assert!(matches!(
+            verdict(Ok(true), ran_out),
+            LeaseAfterRenewal::Renewed
+        ));
+        // The step's own commit moved the row on as the renewal was sent.
+        assert!(matches!(
+            verdict(Ok(false), runs),
+            LeaseAfterRenewal::StepSaved
+        ));
+        assert!(matches!(
+            verdict(db_error(), runs),
+            LeaseAfterRenewal::StillRuns(_)
+        ));
+        assert!(matches!(
+            verdict(Ok(false), ran_out),
+            LeaseAfterRenewal::Lost(Error::LeaseLost(job)) if job == "j"
+        ));
+        assert!(matches!(
+            verdict(db_error(), ran_out),
+            LeaseAfterRenewal::Lost(Error::Database(_))
+        ));
+    }
 
     #[test]
     fn a_ready_report_is_dated_midway_since_the_last_pending_status() {

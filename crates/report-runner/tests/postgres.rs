@@ -216,11 +216,20 @@ async fn the_worker_outlives_a_postgresql_restart() {
         Duration::from_secs(90),
         worker.run_until(idle(store.clone(), Duration::from_millis(50))),
     ));
-    // Once every report is started (a start cut off here could not be reconciled with this
-    // vendor), while polls are under way.
-    while fake.starts.load(Ordering::SeqCst) < 6 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Once every report's start is recorded (a start cut off before its ticket is saved could
+    // not be reconciled with this vendor), while polls are under way.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !run.is_finished() {
+            let jobs = store.list().await.unwrap();
+            if jobs.iter().all(|job| job.ticket.is_some()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("every report started in time");
+    assert!(!run.is_finished(), "the worker ended before the restart");
     let cluster = tokio::task::spawn_blocking(move || {
         cluster.restart();
         cluster
@@ -231,12 +240,141 @@ async fn the_worker_outlives_a_postgresql_restart() {
         .unwrap()
         .expect("drained in time after the restart")
         .unwrap();
-    let store = Store::open(&cluster.url).await.unwrap();
+    // No session is left inside a transaction (its writes uncommitted, its locks held).
+    let side = sqlx::PgPool::connect(&cluster.url).await.unwrap();
+    assert_eq!(
+        idle_in_transaction_after_settling(&side).await,
+        Vec::<String>::new()
+    );
+    let store = tokio::time::timeout(Duration::from_secs(60), Store::open(&cluster.url))
+        .await
+        .expect("opened in time")
+        .unwrap();
     for id in &ids {
         let job = store.get(id).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Done, "{job:?}");
     }
     assert_eq!(fake.starts.load(Ordering::SeqCst), 6, "one start per job");
+}
+
+/// Sessions of the database other than `side`'s inside a transaction once the ones being
+/// rolled back are (within 200 ms).
+async fn idle_in_transaction_after_settling(side: &sqlx::PgPool) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(200);
+    loop {
+        let open: Vec<String> = sqlx::query_scalar(
+            "SELECT query FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+                 AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_all(side)
+        .await
+        .unwrap();
+        if open.is_empty() || std::time::Instant::now() > deadline {
+            return open;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A store operation dropped at any moment (a step cut at its lease or at the stop grace, a
+/// timeout) leaves no session inside a transaction: sqlx 0.9 would leave one when the drop
+/// comes while a `BEGIN` is on its way, and the pool would hand that session on, with the
+/// next borrower's writes uncommitted and their locks held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_operations_dropped_at_any_moment_leave_no_transaction_open() {
+    let Some(cluster) = postgres::Cluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&cluster.url).await.unwrap();
+    let id = submit(&store, dir.path(), "d").await;
+    let task = report_runner::StepTask {
+        job: id.clone(),
+        seq: 0,
+    };
+    // Each drop comes a little later than the last (after one more turn of the runtime, which
+    // drives the connections' I/O meanwhile), through the whole operation. A dropped
+    // transaction is rolled back as its connection goes back to the pool; a session still
+    // inside one after that is left open for good (until a later borrower's COMMIT ends it
+    // with that borrower's writes, which is why each drop is checked at once).
+    let side = sqlx::PgPool::connect(&cluster.url).await.unwrap();
+    let (mut dropped, mut finished) = (0, 0);
+    for turns in 0..5_000 {
+        tokio::select! {
+            result = store.defer(&task, Duration::from_secs(3600)) => {
+                result.unwrap();
+                finished += 1;
+                if finished == 30 {
+                    break;
+                }
+            }
+            () = async {
+                for _ in 0..turns {
+                    tokio::task::yield_now().await;
+                }
+            } => {
+                dropped += 1;
+                let open = idle_in_transaction_after_settling(&side).await;
+                assert_eq!(open, Vec::<String>::new(), "dropped after {turns} turns");
+            }
+        }
+    }
+    assert!(
+        dropped > 20 && finished == 30,
+        "{dropped} dropped, {finished} finished"
+    );
+    // And writes through the pool's sessions are committed: another session sees each at once.
+    for i in 0..16 {
+        let id = submit(&store, dir.path(), &format!("s{i}")).await;
+        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM report_jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&side)
+            .await
+            .unwrap();
+        assert_eq!(seen, 1, "job {i} is committed");
+    }
+    assert_eq!(
+        idle_in_transaction_after_settling(&side).await,
+        Vec::<String>::new()
+    );
+}
+
+/// Queueing a step's task again is harmless when it is queued (the engine refuses a second
+/// task under one key on PostgreSQL, where SQLite's ignores it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queueing_a_queued_step_again_is_harmless_on_postgres() {
+    let Some(cluster) = postgres::Cluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&cluster.url).await.unwrap();
+    let id = submit(&store, dir.path(), "q").await;
+    let record = store.get(&id).await.unwrap().unwrap();
+    store.requeue(&record).await.unwrap();
+    store.requeue(&record).await.unwrap();
+}
+
+/// Opening a database in use takes no lock on its tables: a session reading `report_jobs` in
+/// a long transaction (a report query, a backup) does not hold up a CLI command or a worker
+/// starting, which `ALTER TABLE … IF NOT EXISTS` on every open did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_database_in_use_waits_for_no_lock() {
+    let Some(cluster) = postgres::Cluster::start() else {
+        return;
+    };
+    let store = Store::open(&cluster.url).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    submit(&store, dir.path(), "o").await;
+    let side = sqlx::PgPool::connect(&cluster.url).await.unwrap();
+    let mut reading = side.begin().await.unwrap();
+    sqlx::query("SELECT COUNT(*) FROM report_jobs")
+        .execute(&mut *reading)
+        .await
+        .unwrap();
+    let opened = tokio::time::timeout(Duration::from_secs(20), Store::open(&cluster.url)).await;
+    reading.rollback().await.unwrap();
+    opened.expect("opened while another session reads").unwrap();
 }
 
 /// Finished engine tasks lose their worker's name, so the engine's acknowledgement and
