@@ -15,13 +15,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::{Error, Result};
 
-/// A pool of at most `max` connections, named `name` in the server's `pg_stat_activity`
-/// unless the URL names them.
-pub(crate) async fn connect(options: PgConnectOptions, name: &str, max: u32) -> Result<PgPool> {
-    let options = match options.get_application_name() {
-        Some(_) => options,
-        None => options.application_name(name),
-    };
+/// What the store's sessions are called in the server's `pg_stat_activity` unless the URL
+/// names them (`application_name`); the engine's are called the same plus " engine".
+pub(crate) const APPLICATION_NAME: &str = "report-runner";
+
+/// A pool of at most `max` connections.
+pub(crate) async fn connect(options: PgConnectOptions, max: u32) -> Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(10))
@@ -52,10 +51,9 @@ pub(crate) async fn engine_pool(pool: &PgPool) -> Result<PgPool> {
     let options = (*pool.connect_options()).clone();
     let name = format!(
         "{} engine",
-        options.get_application_name().unwrap_or("report-runner")
+        options.get_application_name().unwrap_or(APPLICATION_NAME)
     );
-    let options = options.application_name(&name);
-    connect(options, &name, 8).await
+    connect(options.application_name(&name), 8).await
 }
 
 /// Runs the engine's migrations, then creates our tables (`schema`) and the trigger, one
@@ -65,7 +63,9 @@ pub(crate) async fn set_up(pool: &PgPool, schema: &str) -> Result<()> {
     apalis_postgres::PostgresStorage::<()>::setup(pool)
         .await
         .map_err(|e| Error::Database(format!("cannot set up the queue: {e}")))?;
-    if is_set_up(pool, schema).await? {
+    // Nothing to create: opening a database in use then takes no lock on its tables
+    // (`CREATE INDEX IF NOT EXISTS` locks its table against writes before it finds the index).
+    if all_exist(pool, created_names(schema)).await? && unlocking_trigger_exists(pool).await? {
         return Ok(());
     }
     let mut tx = crate::transaction::begin(pool).await?;
@@ -77,14 +77,7 @@ pub(crate) async fn set_up(pool: &PgPool, schema: &str) -> Result<()> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(schema.to_string()))
         .execute(&mut *tx)
         .await?;
-    let unlocking: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_trigger
-                        WHERE tgname = $1 AND tgrelid = 'apalis.jobs'::regclass)",
-    )
-    .bind(UNLOCK_TRIGGER)
-    .fetch_one(&mut *tx)
-    .await?;
-    if !unlocking {
+    if !unlocking_trigger_exists(&mut *tx).await? {
         sqlx::raw_sql(UNLOCK_FINISHED_TASKS)
             .execute(&mut *tx)
             .await?;
@@ -93,21 +86,28 @@ pub(crate) async fn set_up(pool: &PgPool, schema: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether every table and index `schema` creates exists, and the trigger: then nothing is
-/// run, so opening a database in use takes no lock on its tables (`CREATE INDEX IF NOT EXISTS`
-/// locks its table against writes before it finds the index there).
-async fn is_set_up(pool: &PgPool, schema: &str) -> Result<bool> {
-    let set_up = sqlx::query_scalar(
+/// Whether each of the tables and indexes `names` exists in the current schema.
+async fn all_exist(pool: &PgPool, names: Vec<String>) -> Result<bool> {
+    let all = sqlx::query_scalar(
         "SELECT NOT EXISTS (SELECT 1 FROM unnest($1::text[]) AS name
-                            WHERE to_regclass(quote_ident(current_schema()) || '.' || name) IS NULL)
-            AND EXISTS (SELECT 1 FROM pg_trigger
-                        WHERE tgname = $2 AND tgrelid = 'apalis.jobs'::regclass)",
+                            WHERE to_regclass(quote_ident(current_schema()) || '.' || name) IS NULL)",
     )
-    .bind(created_names(schema))
-    .bind(UNLOCK_TRIGGER)
+    .bind(names)
     .fetch_one(pool)
     .await?;
-    Ok(set_up)
+    Ok(all)
+}
+
+/// Whether the trigger that unlocks finished engine tasks is there.
+async fn unlocking_trigger_exists<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<bool> {
+    let exists = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger
+                        WHERE tgname = $1 AND tgrelid = 'apalis.jobs'::regclass)",
+    )
+    .bind(UNLOCK_TRIGGER)
+    .fetch_one(db)
+    .await?;
+    Ok(exists)
 }
 
 /// The names of the tables and indexes `schema` creates (`CREATE … IF NOT EXISTS name`).
@@ -135,11 +135,7 @@ pub(crate) async fn add_columns(
     )
     .fetch_all(pool)
     .await?;
-    let index_present: bool = sqlx::query_scalar(
-        "SELECT to_regclass(quote_ident(current_schema()) || '.report_jobs_webhook') IS NOT NULL",
-    )
-    .fetch_one(pool)
-    .await?;
+    let index_present = all_exist(pool, created_names(index)).await?;
     let missing: Vec<_> = columns
         .iter()
         .filter(|(column, _)| !present.iter().any(|p| p == column))

@@ -354,10 +354,14 @@ impl Store {
 
     #[cfg(feature = "postgres")]
     async fn open_postgres(url: &str) -> Result<Store> {
-        let options = url
+        use crate::postgres_setup::{APPLICATION_NAME, connect};
+        let mut options = url
             .parse::<sqlx::postgres::PgConnectOptions>()
             .map_err(|e| Error::Database(format!("bad database URL: {e}")))?;
-        let pool = crate::postgres_setup::connect(options, "report-runner", 8).await?;
+        if options.get_application_name().is_none() {
+            options = options.application_name(APPLICATION_NAME);
+        }
+        let pool = connect(options, 8).await?;
         crate::postgres_setup::set_up(&pool, PG_SCHEMA).await?;
         let store = Store {
             db: Db::Postgres(pool),

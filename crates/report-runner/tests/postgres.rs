@@ -99,6 +99,14 @@ fn registry(fake: Arc<Fake>) -> Registry {
     registry
 }
 
+/// A throwaway cluster, a folder for the jobs' files, and a store on the cluster; `None`
+/// (the test skips) where PostgreSQL is not installed.
+async fn cluster_with_store() -> Option<(postgres::Cluster, tempfile::TempDir, Store)> {
+    let cluster = postgres::Cluster::start()?;
+    let store = Store::open(&cluster.url).await.unwrap();
+    Some((cluster, tempfile::tempdir().unwrap(), store))
+}
+
 /// Queues a job of the fake vendor named `name`, its file in `dir`; returns its id.
 async fn submit(store: &Store, dir: &std::path::Path, name: &str) -> String {
     store
@@ -128,11 +136,9 @@ fn options(concurrency: usize, lease: Duration) -> WorkerOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_limits_and_finished_tasks_are_deleted_on_postgres() {
-    let Some(cluster) = postgres::Cluster::start() else {
+    let Some((cluster, dir, one)) = cluster_with_store().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let one = Store::open(&cluster.url).await.unwrap();
     let two = Store::open(&cluster.url).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..8 {
@@ -197,11 +203,9 @@ async fn two_workers_share_limits_and_finished_tasks_are_deleted_on_postgres() {
 /// ends done with one start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_outlives_a_postgresql_restart() {
-    let Some(cluster) = postgres::Cluster::start() else {
+    let Some((cluster, dir, store)) = cluster_with_store().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&cluster.url).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..6 {
         ids.push(submit(&store, dir.path(), &format!("r{i}")).await);
@@ -283,11 +287,9 @@ async fn idle_in_transaction_after_settling(side: &sqlx::PgPool) -> Vec<String> 
 /// next borrower's writes uncommitted and their locks held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_operations_dropped_at_any_moment_leave_no_transaction_open() {
-    let Some(cluster) = postgres::Cluster::start() else {
+    let Some((cluster, dir, store)) = cluster_with_store().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&cluster.url).await.unwrap();
     let id = submit(&store, dir.path(), "d").await;
     let task = report_runner::StepTask {
         job: id.clone(),
@@ -344,11 +346,9 @@ async fn store_operations_dropped_at_any_moment_leave_no_transaction_open() {
 /// task under one key on PostgreSQL, where SQLite's ignores it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queueing_a_queued_step_again_is_harmless_on_postgres() {
-    let Some(cluster) = postgres::Cluster::start() else {
+    let Some((_cluster, dir, store)) = cluster_with_store().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&cluster.url).await.unwrap();
     let id = submit(&store, dir.path(), "q").await;
     let record = store.get(&id).await.unwrap().unwrap();
     store.requeue(&record).await.unwrap();
@@ -360,11 +360,9 @@ async fn queueing_a_queued_step_again_is_harmless_on_postgres() {
 /// starting, which `ALTER TABLE … IF NOT EXISTS` on every open did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_a_database_in_use_waits_for_no_lock() {
-    let Some(cluster) = postgres::Cluster::start() else {
+    let Some((cluster, dir, store)) = cluster_with_store().await else {
         return;
     };
-    let store = Store::open(&cluster.url).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
     submit(&store, dir.path(), "o").await;
     let side = sqlx::PgPool::connect(&cluster.url).await.unwrap();
     let mut reading = side.begin().await.unwrap();
@@ -382,11 +380,9 @@ async fn opening_a_database_in_use_waits_for_no_lock() {
 /// a database an older version left behind is mended when next opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_engine_tasks_are_unlocked_on_postgres() {
-    let Some(cluster) = postgres::Cluster::start() else {
+    let Some((cluster, dir, store)) = cluster_with_store().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&cluster.url).await.unwrap();
     let side = sqlx::PgPool::connect(&cluster.url).await.unwrap();
     let count = |sql: &'static str| {
         let side = side.clone();
