@@ -32,13 +32,59 @@ fn default_path() -> Result<PathBuf, Failure> {
     Ok(dir.join("jobs.sqlite"))
 }
 
-/// A database URL for messages: a password in it is blanked.
+/// A database URL for messages: a password in it is blanked, whether or not the URL parses
+/// (a bad port is the very case an error message shows it for).
 fn shown(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+    if let Ok(mut parsed) = url::Url::parse(url) {
+        if parsed.password().is_some() {
+            let _ = parsed.set_password(Some("***"));
+            return parsed.to_string();
+        }
+        return url.to_string();
+    }
+    // Unparsed: what stands between the user's name and the last `@` before the query.
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    match rest[..before_query].rsplit_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let host_on = &rest[userinfo.len() + 1..];
+            format!("{scheme}://{user}:***@{host_on}")
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_password_is_blanked_in_urls_that_parse_and_urls_that_do_not() {
+        assert_eq!(
+            shown("postgres://u:s3cret@127.0.0.1:5432/db"),
+            "postgres://u:***@127.0.0.1:5432/db"
+        );
+        // A bad port: the URL does not parse.
+        assert_eq!(
+            shown("postgres://u:s3cret@127.0.0.1:badport/db"),
+            "postgres://u:***@127.0.0.1:badport/db"
+        );
+        // A password with `/` and `@` in it, unencoded.
+        assert_eq!(
+            shown("postgres://u:s3/cr@et@host:x/db?sslmode=bogus"),
+            "postgres://u:***@host:x/db?sslmode=bogus"
+        );
+        // Nothing to blank.
+        for plain in [
+            "postgres://u@host/db",
+            "postgres://host:x/db?user=a@b",
+            "/var/lib/reports/jobs.sqlite",
+            "sqlite:jobs.sqlite",
+        ] {
+            assert_eq!(shown(plain), plain);
+        }
     }
 }
