@@ -54,7 +54,12 @@ COMMIT;
 
 /// Replaces whatever statistics the planner has for the task and job tables with fixed ones
 /// (a connection reads them when it first opens: the caller's other connections open later).
+/// Writes nothing when they are already in place: every `reports` command opens the database,
+/// and a write there would wait behind the workers' writes, and theirs behind it.
 pub(crate) async fn fix_planner_statistics(pool: &SqlitePool) -> Result<()> {
+    if statistics_are_fixed(pool).await? {
+        return Ok(());
+    }
     // Creates `sqlite_stat1` if it is missing, and reads nothing else.
     sqlx::raw_sql("ANALYZE sqlite_schema").execute(pool).await?;
     let mut tx = crate::transaction::begin(pool).await?;
@@ -81,6 +86,47 @@ pub(crate) async fn fix_planner_statistics(pool: &SqlitePool) -> Result<()> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Whether the planner's statistics for the task and job tables are exactly `STATISTICS`
+/// (an `ANALYZE` since, or `sqlite_stat4` rows, would change its plans).
+async fn statistics_are_fixed(pool: &SqlitePool) -> Result<bool> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('sqlite_stat1', 'sqlite_stat4')",
+    )
+    .fetch_all(pool)
+    .await?;
+    if !tables.iter().any(|t| t == "sqlite_stat1") {
+        return Ok(false);
+    }
+    if tables.iter().any(|t| t == "sqlite_stat4") {
+        let stat4: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_stat4 WHERE tbl IN ('Jobs', 'report_jobs')",
+        )
+        .fetch_one(pool)
+        .await?;
+        if stat4 > 0 {
+            return Ok(false);
+        }
+    }
+    let mut present: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT tbl, idx, stat FROM sqlite_stat1 WHERE tbl IN ('Jobs', 'report_jobs')",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut wanted: Vec<(String, Option<String>, String)> = STATISTICS
+        .iter()
+        .map(|(table, index, stat)| {
+            (
+                table.to_string(),
+                index.map(str::to_string),
+                stat.to_string(),
+            )
+        })
+        .collect();
+    present.sort();
+    wanted.sort();
+    Ok(present == wanted)
 }
 
 /// Table, index, and "rows, then rows per distinct value of the index's leading columns":

@@ -70,3 +70,30 @@ async fn a_database_in_constant_use_still_opens() {
         failures.len()
     );
 }
+
+/// `reports jobs` and `submit` open the database while workers write: an open of a database
+/// already set up takes no write lock, so it neither waits behind a long write nor makes the
+/// workers wait behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_set_up_database_waits_for_no_writer() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let url = format!("sqlite:{}", path.display());
+    drop(Store::open(&url).await.unwrap());
+    // Another process's write transaction, held for the whole open.
+    let mut writer = sqlx::sqlite::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let opened = tokio::time::timeout(Duration::from_secs(10), Store::open(&url)).await;
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let store = opened
+        .expect("the open waited for the writer's lock")
+        .unwrap();
+    assert!(store.list().await.unwrap().is_empty());
+}
