@@ -86,11 +86,17 @@ async fn two_workers_share_one_postgres_queue_and_never_step_one_job_at_once() {
         return;
     };
     let sandbox = sandbox().await;
+    // Every status answer takes 200 ms, and each worker runs one step at a time: neither can
+    // take all the work before the other has started. (With fast steps and several at once,
+    // one worker could: its engine fetches every due task in batches of ten, and 1 run in
+    // about 25 under load left the other worker nothing to do.)
     sandbox.set_faults(report_sandbox::Faults {
         status_5xx: 0.1,
         drop_connection: 0.05,
         truncate_body: 0.05,
         download_cut: 0.1,
+        slow: 1.0,
+        slow_delay: Duration::from_millis(200),
         ..report_sandbox::Faults::default()
     });
     let dir = tempfile::tempdir().unwrap();
@@ -121,7 +127,7 @@ async fn two_workers_share_one_postgres_queue_and_never_step_one_job_at_once() {
                 "--quiet",
                 "--exit-when-idle",
                 "--concurrency",
-                "4",
+                "1",
             ])
             .args(["--fetch-ms", "100", "--heartbeat-secs", "2"])
             .stdout(std::process::Stdio::null())
@@ -131,7 +137,7 @@ async fn two_workers_share_one_postgres_queue_and_never_step_one_job_at_once() {
     };
     let workers = vec![spawn(1), spawn(2)];
     let finished = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
         workers
             .into_iter()
             .map(|mut child| {
@@ -178,12 +184,15 @@ async fn two_workers_share_one_postgres_queue_and_never_step_one_job_at_once() {
         let log = std::fs::read_to_string(dir.path().join(format!("worker-{n}.log"))).unwrap();
         spans.extend(step_spans(&log));
     }
-    let workers: std::collections::HashSet<_> = spans.iter().map(|s| s.worker.clone()).collect();
+    let workers: std::collections::BTreeSet<_> = spans.iter().map(|s| s.worker.clone()).collect();
+    let by_worker: Vec<usize> = workers
+        .iter()
+        .map(|w| spans.iter().filter(|s| &s.worker == w).count())
+        .collect();
     assert_eq!(
         workers.len(),
         2,
-        "both workers worked: {} steps",
-        spans.len()
+        "both workers worked: steps by each {by_worker:?}"
     );
     let mut by_job: HashMap<&str, Vec<_>> = HashMap::new();
     for span in &spans {
@@ -213,10 +222,7 @@ async fn two_workers_share_one_postgres_queue_and_never_step_one_job_at_once() {
             }
         }
     }
-    eprintln!(
-        "{} steps over 2 workers; {shared} jobs stepped by both",
-        spans.len()
-    );
+    eprintln!("steps by each worker: {by_worker:?}; {shared} jobs stepped by both");
 
     // No credential in a dump of the database.
     let dump = cluster.dump();
