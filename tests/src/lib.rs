@@ -3,6 +3,7 @@
 //! secrets redacted.
 
 pub mod fuzzing;
+pub mod secrets;
 pub mod vendors;
 
 use std::fmt::Write;

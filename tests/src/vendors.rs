@@ -83,3 +83,29 @@ pub fn metakocka_adapter(base: &str) -> MetaKockaAdapter {
 pub fn metakocka_request() -> MetaKockaReportRequest {
     MetaKockaReportRequest::new("149", report_metakocka::ReportFormat::Pdf)
 }
+
+/// One whole lifecycle: start, wait, download into `dir/<vendor>`, delete (where the vendor
+/// can). Returns the ticket's JSON. Panics, naming the vendor and the step, on any error.
+pub async fn lifecycle<A: report_core::ReportAdapter>(
+    adapter: A,
+    request: &A::Request,
+    policy: report_core::WaitPolicy,
+    dir: &std::path::Path,
+) -> String {
+    let vendor = adapter.vendor();
+    let job = report_core::Job::start(adapter, request, policy)
+        .await
+        .unwrap_or_else(|e| panic!("{vendor}: start: {e:?}"));
+    let artifact = job
+        .wait()
+        .await
+        .unwrap_or_else(|e| panic!("{vendor}: wait: {e:?}"));
+    job.download_to(&artifact, dir.join(vendor), Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{vendor}: download: {e:?}"));
+    match job.delete().await {
+        Ok(()) | Err(report_core::Error::Unsupported { .. }) => {}
+        Err(e) => panic!("{vendor}: delete: {e:?}"),
+    }
+    job.ticket().to_json()
+}

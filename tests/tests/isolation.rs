@@ -13,13 +13,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use futures::StreamExt;
 use httpmock::{HttpMockRequest, MockServer};
+use integration_tests::secrets::{basic, error_text, issued_tokens, sandbox_secrets};
 use integration_tests::vendors::{
     cloudblue_adapter, cloudblue_config, cloudblue_request, docspace_adapter, docspace_request,
-    evovoice_adapter, evovoice_config, evovoice_request, metakocka_adapter, metakocka_config,
-    metakocka_request, ofd_adapter, ofd_config, ofd_request,
+    evovoice_adapter, evovoice_config, evovoice_request, lifecycle, metakocka_adapter,
+    metakocka_config, metakocka_request, ofd_adapter, ofd_config, ofd_request,
 };
 use report_cloudblue::{CloudBlueAdapter, CloudBlueClient};
 use report_core::HttpOptions;
@@ -41,10 +41,6 @@ fn policy() -> WaitPolicy {
             std::time::Duration::from_millis(500),
         )
         .with_deadline(Some(std::time::Duration::from_secs(60)))
-}
-
-fn basic(user: &str, password: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,79 +196,8 @@ impl Foreign {
     }
 }
 
-/// Every secret the sandbox's demo credentials consist of, by vendor (Basic encodings too).
-fn sandbox_secrets() -> Vec<(Vendor, String)> {
-    vec![
-        (Vendor::Ofd, c::OFD_PASSWORD.into()),
-        (Vendor::DocSpace, c::DOCSPACE_API_KEY.into()),
-        (Vendor::DocSpace, c::DOCSPACE_API_KEY_2.into()),
-        (Vendor::EvoVoice, c::EVOVOICE_PASSWORD.into()),
-        (
-            Vendor::EvoVoice,
-            basic(c::EVOVOICE_USERNAME, c::EVOVOICE_PASSWORD),
-        ),
-        (Vendor::CloudBlue, c::CLOUDBLUE_PASSWORD.into()),
-        (Vendor::CloudBlue, c::CLOUDBLUE_SUBSCRIPTION_KEY.into()),
-        (
-            Vendor::CloudBlue,
-            basic(c::CLOUDBLUE_USERNAME, c::CLOUDBLUE_PASSWORD),
-        ),
-        (Vendor::MetaKocka, c::METAKOCKA_SECRET_KEY.into()),
-    ]
-}
-
-/// Tokens the sandbox issued, as the clients sent them: OFD.ru `AuthToken` query values and
-/// CloudBlue bearer JWTs.
-fn issued_tokens(requests: &[RecordedRequest]) -> Vec<(Vendor, String)> {
-    let mut tokens = Vec::new();
-    for r in requests {
-        let received = Received::from_sandbox(r);
-        if r.origin == "ofd" {
-            for (key, value) in &received.query {
-                if key.eq_ignore_ascii_case("AuthToken") {
-                    tokens.push((Vendor::Ofd, value.clone()));
-                }
-            }
-        }
-        if r.origin == "cloudblue"
-            && let Some(token) = r
-                .header("authorization")
-                .and_then(|v| v.strip_prefix("Bearer "))
-        {
-            tokens.push((Vendor::CloudBlue, token.to_string()));
-        }
-    }
-    tokens.sort();
-    tokens.dedup();
-    tokens
-}
-
 // ---------------------------------------------------------------------------------------------
 // (a) Whole lifecycles against the sandbox.
-
-/// Start, wait, download, delete (where the vendor can); returns the ticket's JSON.
-async fn lifecycle<A: ReportAdapter>(
-    adapter: A,
-    request: &A::Request,
-    dir: &std::path::Path,
-) -> String {
-    let vendor = adapter.vendor();
-    let job = Job::start(adapter, request, policy())
-        .await
-        .unwrap_or_else(|e| panic!("{vendor}: start: {e:?}"));
-    let artifact = job
-        .wait()
-        .await
-        .unwrap_or_else(|e| panic!("{vendor}: wait: {e:?}"));
-    job.download_to(&artifact, dir.join(vendor), Default::default())
-        .await
-        .unwrap_or_else(|e| panic!("{vendor}: download: {e:?}"));
-    match job.delete().await {
-        Ok(()) | Err(Error::Unsupported { .. }) => {}
-        Err(e) => panic!("{vendor}: delete: {e:?}"),
-    }
-    job.ticket().to_json()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_credential_reaches_the_blob_origin_or_another_vendor() {
@@ -290,24 +215,33 @@ async fn no_credential_reaches_the_blob_origin_or_another_vendor() {
         lifecycle(
             docspace_adapter(&base(Vendor::DocSpace), c::DOCSPACE_API_KEY),
             &requests.0,
+            policy(),
             dir.path()
         ),
         lifecycle(
             evovoice_adapter(&base(Vendor::EvoVoice)),
             &requests.1,
+            policy(),
             dir.path()
         ),
         lifecycle(
             cloudblue_adapter(&base(Vendor::CloudBlue)),
             &requests.2,
+            policy(),
             dir.path()
         ),
         lifecycle(
             metakocka_adapter(&base(Vendor::MetaKocka)),
             &requests.3,
+            policy(),
             dir.path()
         ),
-        lifecycle(ofd_adapter(&base(Vendor::Ofd)), &requests.4, dir.path()),
+        lifecycle(
+            ofd_adapter(&base(Vendor::Ofd)),
+            &requests.4,
+            policy(),
+            dir.path()
+        ),
     );
 
     let recorded = sandbox.requests();
@@ -824,17 +758,6 @@ fn assert_hidden(what: &str, text: &str, secrets: &[String]) {
     }
 }
 
-/// Display, Debug and every source's Display of an error.
-fn error_texts(e: &Error) -> String {
-    let mut text = format!("{e}\n{e:?}");
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(&format!("\n{cause}"));
-        source = cause.source();
-    }
-    text
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_show_in_debug_or_error_messages() {
     let secrets = test_secrets();
@@ -951,7 +874,7 @@ async fn secrets_never_show_in_debug_or_error_messages() {
             matches!(error, Error::Auth { .. }),
             "{vendor}: expected Error::Auth, got {error:?}"
         );
-        assert_hidden(vendor, &error_texts(&error), &secrets);
+        assert_hidden(vendor, &error_text(&error), &secrets);
         lines.push(format!("{vendor:<10} {error}"));
     }
     for vendor in Vendor::ALL {
@@ -967,8 +890,8 @@ async fn secrets_never_show_in_debug_or_error_messages() {
     for error in refused {
         let error = error.expect("a key with a newline is refused");
         assert!(matches!(error, Error::InvalidInput(_)), "{error:?}");
-        assert_hidden("InvalidInput", &error_texts(&error), &[bad_key.to_string()]);
-        assert!(!error_texts(&error).contains("X-Leak"), "{error}");
+        assert_hidden("InvalidInput", &error_text(&error), &[bad_key.to_string()]);
+        assert!(!error_text(&error).contains("X-Leak"), "{error}");
     }
     println!("{}", lines.join("\n"));
     sandbox.shutdown().await;
@@ -1077,119 +1000,6 @@ async fn plain_http_artifact_urls_are_refused_when_the_api_is_https() {
             "{vendor}: {error:?}"
         );
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Logs.
-
-/// A `tracing` writer collecting everything logged into one buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-/// Every vendor's lifecycle, and a refused login, logged at TRACE level (the clients, report
-/// core, reqwest, hyper, rustls; not the sandbox, which is the server and sees the secrets):
-/// no secret and no issued token appears in the logs.
-#[tokio::test]
-async fn secrets_never_show_in_logs() {
-    use tracing_subscriber::util::SubscriberInitExt as _;
-
-    let captured = Captured::default();
-    // A current-thread runtime: every task logs on this thread, into this subscriber.
-    let _logging = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "trace,report_sandbox=off,axum=off",
-        ))
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish()
-        .set_default();
-    // The other tests of this binary run on other threads and may register a callsite (say
-    // `http.request`) while this subscriber registers: tracing can then cache "no interest"
-    // for it. Rebuilding once this subscriber is in place gives every callsite its interest.
-    tracing::callsite::rebuild_interest_cache();
-
-    let sandbox = Sandbox::start(SandboxConfig::fast()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let base = |v| sandbox.base_url(v);
-    lifecycle(
-        docspace_adapter(&base(Vendor::DocSpace), c::DOCSPACE_API_KEY),
-        &docspace_request(),
-        dir.path(),
-    )
-    .await;
-    lifecycle(
-        evovoice_adapter(&base(Vendor::EvoVoice)),
-        &evovoice_request(),
-        dir.path(),
-    )
-    .await;
-    lifecycle(
-        cloudblue_adapter(&base(Vendor::CloudBlue)),
-        &cloudblue_request("isolation"),
-        dir.path(),
-    )
-    .await;
-    lifecycle(
-        metakocka_adapter(&base(Vendor::MetaKocka)),
-        &metakocka_request(),
-        dir.path(),
-    )
-    .await;
-    lifecycle(ofd_adapter(&base(Vendor::Ofd)), &ofd_request(), dir.path()).await;
-    let refused =
-        OfdAdapter::new(OfdClient::new(ofd_config(&base(Vendor::Ofd), TEST_SECRETS[0])).unwrap());
-    let error = Job::start(refused, &ofd_request(), policy())
-        .await
-        .expect_err("a wrong password is refused");
-    assert!(matches!(error, Error::Auth { .. }), "{error:?}");
-
-    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
-    assert!(
-        logs.contains("http.request"),
-        "nothing was logged: the test proves nothing"
-    );
-    let mut secrets: Vec<String> = sandbox_secrets().into_iter().map(|(_, s)| s).collect();
-    secrets.extend(
-        issued_tokens(&sandbox.requests())
-            .into_iter()
-            .map(|(_, t)| t),
-    );
-    secrets.push(TEST_SECRETS[0].to_string());
-    for s in &secrets {
-        if let Some(at) = logs.find(s.as_str()) {
-            let line_start = logs[..at].rfind('\n').map_or(0, |i| i + 1);
-            let line_end = logs[at..].find('\n').map_or(logs.len(), |i| at + i);
-            panic!(
-                "a secret `{}…` was logged: {}",
-                &s[..4],
-                &logs[line_start..line_end]
-            );
-        }
-    }
-    println!(
-        "{} log lines at TRACE level, no secret among them",
-        logs.lines().count()
-    );
-    sandbox.shutdown().await;
 }
 
 /// The detector the tests above rely on recognises each kind of credential.
