@@ -12,15 +12,61 @@ pub use cluster::Cluster;
 
 /// Creates an empty database; its URL.
 pub fn create_database(cluster: &Cluster, name: &str) -> anyhow::Result<String> {
+    psql(
+        cluster,
+        &cluster.url,
+        &["-q", "-c", &format!("CREATE DATABASE {name}")],
+    )?;
+    Ok(cluster.url_of(name))
+}
+
+/// The server setting `--pg-statements` needs: statements counted as they run.
+pub const COUNT_STATEMENTS: &str = "shared_preload_libraries=pg_stat_statements";
+
+/// Counts the statements run in database `url` from now on (`pg_stat_statements`).
+pub fn reset_statements(cluster: &Cluster, url: &str) -> anyhow::Result<()> {
+    psql(
+        cluster,
+        url,
+        &[
+            "-q",
+            "-c",
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+            "-c",
+            "SELECT pg_stat_statements_reset()",
+        ],
+    )?;
+    Ok(())
+}
+
+/// The `n` statements run in database `url` since [`reset_statements`] that took the server
+/// longest, as psql prints them: calls, total and mean milliseconds, rows, buffers read from
+/// the cache, and the statement's first 100 characters.
+pub fn top_statements(cluster: &Cluster, url: &str, n: u32) -> anyhow::Result<String> {
+    let query = format!(
+        "SELECT calls, round(total_exec_time) AS total_ms,
+                round((total_exec_time / calls)::numeric, 3) AS mean_ms, rows,
+                shared_blks_hit AS cache_hits,
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS statement
+         FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+         ORDER BY total_exec_time DESC LIMIT {n}"
+    );
+    psql(cluster, url, &["-c", &query])
+}
+
+/// Runs psql on `url` with `args`; what it printed.
+fn psql(cluster: &Cluster, url: &str, args: &[&str]) -> anyhow::Result<String> {
     let out = cluster
         .command("psql")
-        .args([&cluster.url, "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .arg(url)
+        .args(args)
         .current_dir(cluster.dir())
         .output()?;
     if !out.status.success() {
         bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    Ok(cluster.url_of(name))
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Runs `work`; with a cluster, also the server's CPU (seconds) it took.

@@ -41,6 +41,13 @@ pub struct Args {
     /// Leave PostgreSQL out.
     #[arg(long)]
     pub skip_postgres: bool,
+    /// Leave SQLite out (its worker and its floors).
+    #[arg(long)]
+    pub skip_sqlite: bool,
+    /// After each PostgreSQL setup, print the statements that took its server longest
+    /// (`pg_stat_statements`, loaded into the benchmark's cluster).
+    #[arg(long)]
+    pub pg_statements: bool,
     /// Also write every lag sample to this CSV file (`setup,worker,seconds since the worker
     /// began,lag seconds`), to see when polls ran late.
     #[arg(long)]
@@ -87,6 +94,8 @@ struct Run {
     not_done: Vec<(String, u64)>,
     /// PostgreSQL's own CPU during the drain.
     server_cpu: Option<f64>,
+    /// With `--pg-statements`: what the server spent its time on (psql's table).
+    statements: Option<String>,
 }
 
 impl Run {
@@ -141,30 +150,40 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     eprintln!("runner: {} jobs, in-process baseline 1/3…", args.jobs);
     let mut baselines = vec![in_process(args, dir.path(), 1)?];
     let mut runs = Vec::new();
-    eprintln!("runner: SQLite, one worker…");
-    let sqlite = dir.path().join("jobs.sqlite").display().to_string();
-    runs.push(queue_run(
-        args,
-        &rt,
-        dir.path(),
-        "SQLite, 1 worker",
-        &sqlite,
-        1,
-        None,
-    )?);
+    let mut floors = Vec::new();
+    if !args.skip_sqlite {
+        eprintln!("runner: SQLite, one worker…");
+        let sqlite = dir.path().join("jobs.sqlite").display().to_string();
+        runs.push(queue_run(
+            args,
+            &rt,
+            dir.path(),
+            "SQLite, 1 worker",
+            &sqlite,
+            1,
+            None,
+        )?);
+    }
     eprintln!("runner: in-process baseline 2/3…");
     baselines.push(in_process(args, dir.path(), 2)?);
-    eprintln!("runner: the job engine alone, SQLite…");
-    let floor_db = dir.path().join("floor.sqlite").display().to_string();
-    let mut floors = vec![floor_run(args, &rt, FLOOR_SQLITE, &floor_db, None)?];
-    let writes_db = dir.path().join("writes.sqlite").display().to_string();
-    floors.push(floor_run(args, &rt, WRITES_SQLITE, &writes_db, None)?);
+    if !args.skip_sqlite {
+        eprintln!("runner: the job engine alone, SQLite…");
+        let floor_db = dir.path().join("floor.sqlite").display().to_string();
+        floors.push(floor_run(args, &rt, FLOOR_SQLITE, &floor_db, None)?);
+        let writes_db = dir.path().join("writes.sqlite").display().to_string();
+        floors.push(floor_run(args, &rt, WRITES_SQLITE, &writes_db, None)?);
+    }
     let mut pg_note = None;
     let cluster = if args.skip_postgres {
         pg_note = Some("PostgreSQL: skipped (--skip-postgres).".to_string());
         None
     } else {
-        let cluster = Cluster::start();
+        let settings: &[&str] = if args.pg_statements {
+            &[crate::pg::COUNT_STATEMENTS]
+        } else {
+            &[]
+        };
+        let cluster = Cluster::start_with(settings);
         if cluster.is_none() {
             pg_note = Some(
                 "PostgreSQL: skipped: initdb/pg_ctl not found (apt-get install postgresql)."
@@ -273,6 +292,10 @@ fn queue_run(
         fetch_ms: args.fetch_ms,
         stop_file: &stop_file,
     };
+    let counted = cluster.filter(|_| args.pg_statements);
+    if let Some(cluster) = counted {
+        crate::pg::reset_statements(cluster, url)?;
+    }
     let (measured, server_cpu) = crate::pg::server_cpu_during(cluster, || {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -289,6 +312,9 @@ fn queue_run(
         }
         Ok(measured)
     })?;
+    let statements = counted
+        .map(|cluster| crate::pg::top_statements(cluster, url, 12))
+        .transpose()?;
     let children = measured
         .iter()
         .map(parse_child)
@@ -311,6 +337,7 @@ fn queue_run(
         done,
         not_done,
         server_cpu,
+        statements,
     })
 }
 
@@ -357,6 +384,7 @@ fn floor_run(
         done,
         not_done: Vec::new(),
         server_cpu,
+        statements: None,
     })
 }
 
@@ -627,6 +655,14 @@ fn print_report(
             us(least),
             fmt_ratio(ratio(least, base_cpu_poll)),
         );
+    }
+    for run in runs {
+        if let Some(statements) = &run.statements {
+            println!(
+                "\n{}: the statements that took the PostgreSQL server longest during the drain (`pg_stat_statements`)\n\n```text\n{}```",
+                run.label, statements
+            );
+        }
     }
 }
 

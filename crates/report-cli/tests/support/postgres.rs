@@ -47,6 +47,11 @@ fn is_root() -> bool {
 impl Cluster {
     /// A running cluster, or `None` (after saying why) when PostgreSQL is not installed.
     pub fn start() -> Option<Cluster> {
+        Cluster::start_with(&[])
+    }
+
+    /// The same, with server settings of the caller's (`name=value`, each passed as `-c`).
+    pub fn start_with(settings: &[&str]) -> Option<Cluster> {
         let Some(bin) = find_bin() else {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
             assert!(
@@ -93,10 +98,14 @@ impl Cluster {
                 "UTF8",
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c max_connections=100",
             cluster.dir.path().display()
         );
+        for setting in settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         let log = cluster.dir.path().join("server.log");
         cluster.run(
             "pg_ctl",
