@@ -84,6 +84,17 @@ pub fn metakocka_request() -> MetaKockaReportRequest {
     MetaKockaReportRequest::new("149", report_metakocka::ReportFormat::Pdf)
 }
 
+/// A policy for the sandbox's quick reports: backoff from 50 ms doubling to 500 ms, and a
+/// deadline of a minute.
+pub fn quick_policy() -> report_core::WaitPolicy {
+    report_core::WaitPolicy::default()
+        .with_backoff(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_millis(500),
+        )
+        .with_deadline(Some(std::time::Duration::from_secs(60)))
+}
+
 /// One whole lifecycle: start, wait, download into `dir/<vendor>`, delete (where the vendor
 /// can). Returns the ticket's JSON. Panics, naming the vendor and the step, on any error.
 pub async fn lifecycle<A: report_core::ReportAdapter>(

@@ -19,11 +19,11 @@ use integration_tests::secrets::{basic, error_text, issued_tokens, sandbox_secre
 use integration_tests::vendors::{
     cloudblue_adapter, cloudblue_config, cloudblue_request, docspace_adapter, docspace_request,
     evovoice_adapter, evovoice_config, evovoice_request, lifecycle, metakocka_adapter,
-    metakocka_config, metakocka_request, ofd_adapter, ofd_config, ofd_request,
+    metakocka_config, metakocka_request, ofd_adapter, ofd_config, ofd_request, quick_policy,
 };
 use report_cloudblue::{CloudBlueAdapter, CloudBlueClient};
 use report_core::HttpOptions;
-use report_core::{Artifact, Compression, Error, Job, ReportAdapter, Ticket, WaitPolicy};
+use report_core::{Artifact, Compression, Error, Job, ReportAdapter, Ticket};
 use report_docspace::{DocSpaceAdapter, DocSpaceClient, DocSpaceConfig};
 use report_evovoice::{EvoVoiceAdapter, EvoVoiceClient};
 use report_metakocka::{MetaKockaAdapter, MetaKockaClient};
@@ -33,15 +33,6 @@ use report_sandbox::{RecordedRequest, Sandbox, SandboxConfig, Vendor, credential
 
 // ---------------------------------------------------------------------------------------------
 // Vendors.
-
-fn policy() -> WaitPolicy {
-    WaitPolicy::default()
-        .with_backoff(
-            std::time::Duration::from_millis(50),
-            std::time::Duration::from_millis(500),
-        )
-        .with_deadline(Some(std::time::Duration::from_secs(60)))
-}
 
 // ---------------------------------------------------------------------------------------------
 // What a credential looks like on the wire.
@@ -215,31 +206,31 @@ async fn no_credential_reaches_the_blob_origin_or_another_vendor() {
         lifecycle(
             docspace_adapter(&base(Vendor::DocSpace), c::DOCSPACE_API_KEY),
             &requests.0,
-            policy(),
+            quick_policy(),
             dir.path()
         ),
         lifecycle(
             evovoice_adapter(&base(Vendor::EvoVoice)),
             &requests.1,
-            policy(),
+            quick_policy(),
             dir.path()
         ),
         lifecycle(
             cloudblue_adapter(&base(Vendor::CloudBlue)),
             &requests.2,
-            policy(),
+            quick_policy(),
             dir.path()
         ),
         lifecycle(
             metakocka_adapter(&base(Vendor::MetaKocka)),
             &requests.3,
-            policy(),
+            quick_policy(),
             dir.path()
         ),
         lifecycle(
             ofd_adapter(&base(Vendor::Ofd)),
             &requests.4,
-            policy(),
+            quick_policy(),
             dir.path()
         ),
     );
@@ -816,7 +807,7 @@ async fn secrets_never_show_in_debug_or_error_messages() {
                 Job::resume(
                     OfdAdapter::new(ofd_client),
                     Ticket::new("ofd", "r1", Utc::now()),
-                    policy()
+                    quick_policy()
                 )
                 .unwrap()
             ),
@@ -854,11 +845,11 @@ async fn secrets_never_show_in_debug_or_error_messages() {
         metakocka_request(),
     );
     let (o, d, e, cb, m) = tokio::join!(
-        Job::start(ofd, &requests.0, policy()),
-        Job::start(docspace, &requests.1, policy()),
-        Job::start(evovoice, &requests.2, policy()),
-        Job::start(cloudblue, &requests.3, policy()),
-        Job::start(metakocka, &requests.4, policy()),
+        Job::start(ofd, &requests.0, quick_policy()),
+        Job::start(docspace, &requests.1, quick_policy()),
+        Job::start(evovoice, &requests.2, quick_policy()),
+        Job::start(cloudblue, &requests.3, quick_policy()),
+        Job::start(metakocka, &requests.4, quick_policy()),
     );
     let refusals = [
         ("ofd", o.err()),

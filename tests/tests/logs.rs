@@ -18,7 +18,7 @@ use integration_tests::secrets::{error_text, issued_tokens, sandbox_secrets};
 use integration_tests::vendors::{
     cloudblue_adapter, cloudblue_request, docspace_adapter, docspace_request, evovoice_adapter,
     evovoice_request, lifecycle, metakocka_adapter, metakocka_request, ofd_adapter, ofd_config,
-    ofd_request,
+    ofd_request, quick_policy,
 };
 use report_core::{Error, Job, WaitPolicy};
 use report_ofd::{OfdAdapter, OfdClient};
@@ -97,12 +97,6 @@ fn assert_no_secret_in(logs: &str, secrets: &[String]) {
     }
 }
 
-fn policy() -> WaitPolicy {
-    WaitPolicy::default()
-        .with_backoff(Duration::from_millis(50), Duration::from_millis(500))
-        .with_deadline(Some(Duration::from_secs(60)))
-}
-
 /// A password the sandbox refuses.
 const WRONG_PASSWORD: &str = "pw-logs-wrong-ofd-5d2c";
 
@@ -116,42 +110,42 @@ fn secrets_never_show_in_logs() {
         lifecycle(
             docspace_adapter(&base(Vendor::DocSpace), c::DOCSPACE_API_KEY),
             &docspace_request(),
-            policy(),
+            quick_policy(),
             dir.path(),
         )
         .await;
         lifecycle(
             evovoice_adapter(&base(Vendor::EvoVoice)),
             &evovoice_request(),
-            policy(),
+            quick_policy(),
             dir.path(),
         )
         .await;
         lifecycle(
             cloudblue_adapter(&base(Vendor::CloudBlue)),
             &cloudblue_request("logs"),
-            policy(),
+            quick_policy(),
             dir.path(),
         )
         .await;
         lifecycle(
             metakocka_adapter(&base(Vendor::MetaKocka)),
             &metakocka_request(),
-            policy(),
+            quick_policy(),
             dir.path(),
         )
         .await;
         lifecycle(
             ofd_adapter(&base(Vendor::Ofd)),
             &ofd_request(),
-            policy(),
+            quick_policy(),
             dir.path(),
         )
         .await;
         let refused = OfdAdapter::new(
             OfdClient::new(ofd_config(&base(Vendor::Ofd), WRONG_PASSWORD)).unwrap(),
         );
-        let error = Job::start(refused, &ofd_request(), policy())
+        let error = Job::start(refused, &ofd_request(), quick_policy())
             .await
             .expect_err("a wrong password is refused");
         assert!(matches!(error, Error::Auth { .. }), "{error:?}");
