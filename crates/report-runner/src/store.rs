@@ -3,9 +3,9 @@
 //!
 //! Each job has a step counter (`seq`). A task names the job and the step it is for; a worker
 //! takes a step under a lease (so no two workers work on one job at once), and records the
-//! outcome together with the task of the next step in one transaction: a crash at any point
-//! leaves either the old step (repeated: polls only read, downloads rename at the end) or the
-//! new one queued, never neither. Tasks carry an idempotency key (`job/seq`), so a step's task
+//! outcome together with the task of the next step, atomically (one transaction on SQLite, one
+//! statement on PostgreSQL): a crash at any point leaves either the old step (repeated: polls
+//! only read, downloads rename at the end) or the new one queued, never neither. Tasks carry an idempotency key (`job/seq`), so a step's task
 //! pushed twice is queued once.
 
 use std::str::FromStr;
@@ -241,66 +241,99 @@ CREATE INDEX IF NOT EXISTS report_rate_at ON report_rate (vendor, connection, be
 const COUNT_UNFINISHED: &str =
     "SELECT COUNT(*) FROM report_jobs WHERE state IN ('queued', 'running', 'downloading')";
 
-/// Writes the record if `owner` still holds its step (and, with `exclusive`, no other job of
-/// its vendor and connection is under way); `false` if not. A macro so that one text serves
-/// both databases' transaction types.
-macro_rules! write_record {
-    ($kind:expr, $tx:expr, $r:expr, $owner:expr, $next_step:expr, $exclusive:expr) => {{
+/// The update that saves a record as the outcome of its step: only if `owner` still holds the
+/// step (and, with `exclusive`, no other job of its vendor and connection is under way). A
+/// macro, so that statements built around it are text known at compile time.
+macro_rules! record_update {
+    () => {
+        "UPDATE report_jobs SET state = ?, progress = ?, message = ?, polls = ?, retries = ?,
+             started_at = ?, finished_at = ?, bytes = ?, sha256 = ?, error = ?, ticket = ?,
+             wait_state = ?, artifact = ?, start_intent_at = ?, next_poll_at = ?,
+             first_eta_at = ?, seq = seq + ?,
+             lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END,
+             lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
+         WHERE id = ? AND seq = ? AND lease_owner = ?
+             AND (NOT ? OR NOT EXISTS (
+                 SELECT 1 FROM report_jobs other
+                 WHERE other.vendor = ? AND other.connection = ? AND other.id != ?
+                     AND other.state IN ('running', 'downloading')))"
+    };
+}
+
+/// Binds [`record_update!`]'s parameters to `$query`, a statement that begins with it (a
+/// macro so that one text serves both databases).
+macro_rules! bind_record {
+    ($query:expr, $r:expr, $owner:expr, $next_step:expr, $exclusive:expr) => {{
         let (r, next_step): (&JobRecord, bool) = ($r, $next_step);
-        sqlx::query(sql(
-            $kind,
-            "UPDATE report_jobs SET state = ?, progress = ?, message = ?, polls = ?, retries = ?,
-                 started_at = ?, finished_at = ?, bytes = ?, sha256 = ?, error = ?, ticket = ?,
-                 wait_state = ?, artifact = ?, start_intent_at = ?, next_poll_at = ?,
-                 first_eta_at = ?, seq = seq + ?,
-                 lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END,
-                 lease_until = CASE WHEN ? THEN NULL ELSE lease_until END
-             WHERE id = ? AND seq = ? AND lease_owner = ?
-                 AND (NOT ? OR NOT EXISTS (
-                     SELECT 1 FROM report_jobs other
-                     WHERE other.vendor = ? AND other.connection = ? AND other.id != ?
-                         AND other.state IN ('running', 'downloading')))",
-        ))
-        .bind(r.state.as_str())
-        .bind(r.progress)
-        .bind(&r.message)
-        .bind(i64::from(r.polls))
-        .bind(i64::from(r.retries))
-        .bind(r.started_at.map(|t| t.to_rfc3339()))
-        .bind(r.finished_at.map(|t| t.to_rfc3339()))
-        .bind(r.bytes.map(|b| b as i64))
-        .bind(&r.sha256)
-        .bind(&r.error)
-        .bind(r.ticket.as_ref().map(|t| t.to_json()))
-        .bind(
-            r.wait
-                .as_ref()
-                .map(|w| serde_json::to_string(w).expect("wait states serialize")),
+        $query
+            .bind(r.state.as_str())
+            .bind(r.progress)
+            .bind(&r.message)
+            .bind(i64::from(r.polls))
+            .bind(i64::from(r.retries))
+            .bind(r.started_at.map(|t| t.to_rfc3339()))
+            .bind(r.finished_at.map(|t| t.to_rfc3339()))
+            .bind(r.bytes.map(|b| b as i64))
+            .bind(&r.sha256)
+            .bind(&r.error)
+            .bind(r.ticket.as_ref().map(|t| t.to_json()))
+            .bind(
+                r.wait
+                    .as_ref()
+                    .map(|w| serde_json::to_string(w).expect("wait states serialize")),
+            )
+            .bind(
+                r.artifact
+                    .as_ref()
+                    .map(|a| serde_json::to_string(a).expect("artifacts serialize")),
+            )
+            .bind(r.start_intent_at.map(|t| t.to_rfc3339()))
+            .bind(r.next_poll_at.map(|t| t.to_rfc3339()))
+            .bind(r.first_eta_at.map(|t| t.to_rfc3339()))
+            .bind(i64::from(next_step))
+            .bind(next_step)
+            .bind(next_step)
+            .bind(&r.id)
+            .bind(r.seq)
+            .bind($owner)
+            .bind($exclusive)
+            .bind(&r.vendor)
+            .bind(&r.connection)
+            .bind(&r.id)
+    }};
+}
+
+/// Writes the record if `owner` still holds its step (see [`record_update!`]); `false` if
+/// not. A macro so that one text serves both databases' connection and transaction types.
+macro_rules! write_record {
+    ($kind:expr, $tx:expr, $r:expr, $owner:expr, $next_step:expr, $exclusive:expr) => {
+        bind_record!(
+            sqlx::query(sql($kind, record_update!())),
+            $r,
+            $owner,
+            $next_step,
+            $exclusive
         )
-        .bind(
-            r.artifact
-                .as_ref()
-                .map(|a| serde_json::to_string(a).expect("artifacts serialize")),
-        )
-        .bind(r.start_intent_at.map(|t| t.to_rfc3339()))
-        .bind(r.next_poll_at.map(|t| t.to_rfc3339()))
-        .bind(r.first_eta_at.map(|t| t.to_rfc3339()))
-        .bind(i64::from(next_step))
-        .bind(next_step)
-        .bind(next_step)
-        .bind(&r.id)
-        .bind(r.seq)
-        .bind($owner)
-        .bind($exclusive)
-        .bind(&r.vendor)
-        .bind(&r.connection)
-        .bind(&r.id)
         .execute(&mut *$tx)
         .await?
         .rows_affected()
             == 1
-    }};
+    };
 }
+
+/// On PostgreSQL, a step's outcome and the engine task of the next step in one statement: one
+/// round trip where a transaction takes four (`BEGIN`, the update, the engine's insert,
+/// `COMMIT`). The insert is the engine's own (`apalis-postgres`'s `push_tasks`, one task), and
+/// happens only if the update did, so the two stay atomic as in a transaction.
+#[cfg(feature = "postgres")]
+const ADVANCE_AND_QUEUE: &str = concat!(
+    "WITH saved AS (",
+    record_update!(),
+    " RETURNING 1)
+     INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at,
+         priority, metadata, idempotency_key)
+     SELECT ?, ?, ?, 'Pending', 0, ?, to_timestamp(?), ?, ?::hstore, ? FROM saved"
+);
 
 /// A pool of up to `connections` connections to a SQLite job database.
 async fn sqlite_pool(options: SqliteConnectOptions, connections: u32) -> Result<SqlitePool> {
@@ -735,25 +768,62 @@ impl Store {
     }
 
     /// Saves the record as the outcome of its step and moves to the next step: its task is
-    /// queued for `next_at` (now if `None`) unless the job is finished. One transaction.
+    /// queued for `next_at` (now if `None`) unless the job is finished. Atomic: both or
+    /// neither.
     pub async fn advance(
         &self,
         record: &mut JobRecord,
         owner: &str,
         next_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        with_db!(&self.db, pool, kind => {
-            let mut tx = crate::transaction::begin(pool).await?;
-            if !write_record!(kind, tx, record, owner, true, false) {
-                return Err(Error::LeaseLost(record.id.clone()));
+        let next = Priority::of(record);
+        let saved = if record.state.is_terminal() {
+            // Nothing to queue: one statement, atomic on its own.
+            with_db!(&self.db, pool, kind => {
+                let mut conn = pool.acquire().await?;
+                write_record!(kind, conn, record, owner, true, false)
+            })
+        } else {
+            match &self.db {
+                Db::Sqlite(pool) => {
+                    let mut tx = crate::transaction::begin(pool).await?;
+                    let saved = write_record!(Kind::Sqlite, tx, record, owner, true, false);
+                    if saved {
+                        tx.push_step(&record.id, record.seq + 1, next_at, next)
+                            .await?;
+                        tx.commit().await?;
+                    }
+                    saved
+                }
+                #[cfg(feature = "postgres")]
+                Db::Postgres(pool) => {
+                    let mut conn = pool.acquire().await?;
+                    bind_record!(
+                        sqlx::query(sql(Kind::Postgres, ADVANCE_AND_QUEUE)),
+                        record,
+                        owner,
+                        true,
+                        false
+                    )
+                    .bind(ulid::Ulid::generate().to_string())
+                    .bind(QUEUE)
+                    .bind(step_payload(&record.id, record.seq + 1))
+                    .bind(MAX_ATTEMPTS)
+                    .bind(run_at_secs(next_at).unwrap_or_else(|| Utc::now().timestamp()))
+                    .bind(next as i32)
+                    .bind(sqlx::postgres::types::PgHstore::default())
+                    .bind(step_key(&record.id, record.seq + 1))
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+                        == 1
+                }
             }
-            record.seq += 1;
-            if !record.state.is_terminal() {
-                tx.push_step(&record.id, record.seq, next_at, Priority::of(record))
-                    .await?;
-            }
-            tx.commit().await?;
-        });
+        };
+        if !saved {
+            return Err(Error::LeaseLost(record.id.clone()));
+        }
+        record.seq += 1;
         Ok(())
     }
 
@@ -957,6 +1027,26 @@ impl Priority {
     }
 }
 
+/// How often the engine runs a task whose handler fails (a step not recorded) before it gives
+/// up on it.
+const MAX_ATTEMPTS: i32 = 25;
+
+/// An engine task's payload: take step `seq` of `job`.
+fn step_payload(job: &str, seq: i64) -> Vec<u8> {
+    serde_json::to_vec(&StepTask {
+        job: job.to_string(),
+        seq,
+    })
+    .expect("a step task serializes")
+}
+
+/// The engine's moment for a task due at `at`, in whole seconds (`None`: now). Rounded down,
+/// the task is taken up to a second early and its step waits for the moment
+/// (`worker::EARLY`); rounded up, a poll would be up to a second late.
+fn run_at_secs(at: Option<DateTime<Utc>>) -> Option<i64> {
+    at.map(|at| at.timestamp().max(0))
+}
+
 /// An engine task of step `seq` of `job` under idempotency key `key`.
 fn task_of(
     job: &str,
@@ -965,21 +1055,12 @@ fn task_of(
     key: String,
     priority: Priority,
 ) -> Task<Vec<u8>> {
-    let payload = serde_json::to_vec(&StepTask {
-        job: job.to_string(),
-        seq,
-    })
-    .expect("a step task serializes");
-    let mut task = TaskBuilder::new(payload)
+    let mut task = TaskBuilder::new(step_payload(job, seq))
         .idempotency_key(key)
         .priority(priority as usize)
-        .max_attempts(25);
-    if let Some(at) = at {
-        // The engine schedules in whole seconds: rounded down, the task is taken up to a
-        // second early and its step waits for the moment (`worker::EARLY`); rounded up, a
-        // poll would be up to a second late.
-        let secs = at.timestamp();
-        task = task.run_at_timestamp(secs.max(0) as u64);
+        .max_attempts(MAX_ATTEMPTS as usize);
+    if let Some(secs) = run_at_secs(at) {
+        task = task.run_at_timestamp(secs as u64);
     }
     task.build()
 }
@@ -1127,10 +1208,9 @@ mod tests {
     async fn the_unfinished_count_reads_unfinished_jobs_only() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("jobs.db").display());
-        let store = Store::open(&url).await.unwrap();
-        let Db::Sqlite(pool) = &store.db else {
-            unreachable!("a SQLite URL")
-        };
+        // The schema as the store sets it up, read on a connection of the test's own.
+        Store::open(&url).await.unwrap();
+        let pool = &SqlitePool::connect(&url).await.unwrap();
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "EXPLAIN QUERY PLAN {COUNT_UNFINISHED}"
         )))

@@ -14,7 +14,8 @@ use bytes::Bytes;
 use chrono::Utc;
 use report_core::{Artifact, Download, Progress, ReportAdapter, Result, Started, Status, Ticket};
 use report_runner::{
-    JobState, Limits, NewJob, Registry, Store, TaskRetention, Worker, WorkerOptions, idle,
+    Claim, JobState, Limits, NewJob, Registry, StepTask, Store, TaskRetention, Worker,
+    WorkerOptions, idle,
 };
 
 /// Reports ready at their second poll; each start and poll lasts 150 ms and is counted.
@@ -435,4 +436,121 @@ async fn finished_engine_tasks_are_unlocked_on_postgres() {
     drain("u3").await;
     assert!(count(DONE).await >= 9);
     assert_eq!(count(LOCKED_DONE).await, 0, "and as they finish again");
+}
+
+/// An engine task's columns, as `apalis.jobs` holds them.
+#[derive(Debug, sqlx::FromRow)]
+struct EngineTask {
+    job_type: String,
+    job: Vec<u8>,
+    status: String,
+    attempts: i32,
+    max_attempts: i32,
+    run_at: i64,
+    priority: i32,
+    metadata: String,
+    lock_by: Option<String>,
+}
+
+/// On PostgreSQL a step's outcome and its next engine task are saved in one statement: the
+/// task it queues has the shape of the engine's own (the task `submit` queued through
+/// apalis), is due at the planned second, and is taken by the engine; a step whose lease was
+/// lost saves and queues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steps_outcome_and_its_next_task_are_one_statement_on_postgres() {
+    let Some((cluster, dir, store)) = cluster_with_store().await else {
+        return;
+    };
+    let side = sqlx::PgPool::connect(&cluster.url).await.unwrap();
+    let id = submit(&store, dir.path(), "one").await;
+    let first = StepTask {
+        job: id.clone(),
+        seq: 0,
+    };
+    let Claim::Claimed { mut record, .. } = store
+        .claim(&first, "w1", Duration::from_secs(60))
+        .await
+        .unwrap()
+    else {
+        panic!("step 0 is free")
+    };
+    record.state = JobState::Running;
+    record.ticket = Some(Ticket::new("fake", "t-1", Utc::now()));
+    record.message = Some("started".into());
+    let at = Utc::now() + chrono::Duration::seconds(90);
+    record.next_poll_at = Some(at);
+
+    // Not the lease's holder: nothing saved, nothing queued.
+    let mut lost = record.clone();
+    assert!(matches!(
+        store.advance(&mut lost, "w2", Some(at)).await,
+        Err(report_runner::Error::LeaseLost(job)) if job == id
+    ));
+    assert_eq!(lost.seq, 0);
+    let stored = store.get(&id).await.unwrap().unwrap();
+    assert_eq!((stored.seq, stored.state), (0, JobState::Queued));
+    let tasks = |key: String| {
+        let side = side.clone();
+        async move {
+            sqlx::query_as::<_, EngineTask>(
+                "SELECT job_type, job, status, attempts, max_attempts,
+                        EXTRACT(EPOCH FROM run_at)::bigint AS run_at, priority,
+                        metadata::text AS metadata, lock_by
+                 FROM apalis.jobs WHERE idempotency_key = $1",
+            )
+            .bind(key)
+            .fetch_all(&side)
+            .await
+            .unwrap()
+        }
+    };
+    assert!(tasks(format!("{id}/1")).await.is_empty());
+
+    store.advance(&mut record, "w1", Some(at)).await.unwrap();
+    assert_eq!(record.seq, 1);
+    let stored = store.get(&id).await.unwrap().unwrap();
+    assert_eq!((stored.seq, stored.state), (1, JobState::Running));
+    assert_eq!(stored.message.as_deref(), Some("started"));
+    let engines = tasks(format!("{id}/0")).await;
+    let ours = tasks(format!("{id}/1")).await;
+    assert_eq!((engines.len(), ours.len()), (1, 1));
+    let (engines, ours) = (&engines[0], &ours[0]);
+    let payload: StepTask = serde_json::from_slice(&ours.job).unwrap();
+    assert_eq!((payload.job.as_str(), payload.seq), (id.as_str(), 1));
+    // The engine's columns as its own insert sets them.
+    assert_eq!(ours.job_type, report_runner::QUEUE);
+    assert_eq!(ours.job_type, engines.job_type);
+    assert_eq!(
+        (&ours.status, ours.attempts),
+        (&engines.status, engines.attempts)
+    );
+    assert_eq!(ours.max_attempts, engines.max_attempts);
+    assert_eq!(
+        (&ours.metadata, &ours.lock_by),
+        (&engines.metadata, &engines.lock_by)
+    );
+    // Due at the planned moment's second, rounded down; a poll goes before a start.
+    assert_eq!(ours.run_at, at.timestamp());
+    assert!(
+        ours.priority > engines.priority,
+        "poll {} > start {}",
+        ours.priority,
+        engines.priority
+    );
+
+    // A finished job saves its outcome alone: no task after the last step.
+    let Claim::Claimed { mut record, .. } = store
+        .claim(&payload, "w1", Duration::from_secs(60))
+        .await
+        .unwrap()
+    else {
+        panic!("step 1 is ours")
+    };
+    record.state = JobState::Failed;
+    record.error = Some("given up".into());
+    record.finished_at = Some(Utc::now());
+    store.advance(&mut record, "w1", None).await.unwrap();
+    assert!(tasks(format!("{id}/2")).await.is_empty());
+    let stored = store.get(&id).await.unwrap().unwrap();
+    assert_eq!((stored.seq, stored.state), (2, JobState::Failed));
 }
