@@ -17,12 +17,15 @@ use apalis::prelude::{
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::fast_vendor::Calls;
+use crate::fast_vendor::{Calls, PollCounters};
 use crate::proc::self_cpu;
 use crate::runner_child::{ChildReport, report};
 
 /// The engine's queue for the chains (the runner's own is `report_runner::QUEUE`).
 const QUEUE: &str = "engine-floor";
+
+/// Workers started in this process, to name each apart.
+static WORKERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// The engine tasks `report_runner::Worker` keeps taken per step it runs at once.
 const TASKS_PER_SLOT: usize = 8;
@@ -52,6 +55,15 @@ pub struct FloorArgs {
     /// driver spends, whatever its engine.
     #[arg(long)]
     pub writes_only: bool,
+    /// Several worker processes share the chains: this one queues none (another did), and
+    /// each counts the chains it finishes in this shared counters file (one counter), all
+    /// stopping once the count reaches `--jobs`.
+    #[arg(long)]
+    pub no_queue: bool,
+    /// The counters file shared by the worker processes (see `--no-queue`); without it, this
+    /// process alone drains the queue.
+    #[arg(long)]
+    pub done_counter: Option<std::path::PathBuf>,
 }
 
 /// One task of a chain: step 0 is the start, 1..=polls the polls, polls + 1 the download.
@@ -70,6 +82,8 @@ struct Chains {
     calls: Calls,
     /// Chains finished.
     done: tokio::sync::watch::Sender<u64>,
+    /// Chains finished by every worker process, when there are several.
+    shared_done: Option<Arc<PollCounters>>,
 }
 
 #[derive(Clone)]
@@ -84,9 +98,17 @@ pub async fn run(args: &FloorArgs) -> anyhow::Result<ChildReport> {
     if args.writes_only {
         return writes_only(args, &pool, began).await;
     }
-    for job in 0..args.jobs {
-        push(&pool, &Link { job, step: 0 }, None).await?;
+    if !args.no_queue {
+        for job in 0..args.jobs {
+            push(&pool, &Link { job, step: 0 }, None).await?;
+        }
     }
+    let shared_done = args
+        .done_counter
+        .as_deref()
+        .map(PollCounters::open)
+        .transpose()?
+        .map(Arc::new);
     let (done, mut done_rx) = tokio::sync::watch::channel(0u64);
     let chains = Arc::new(Chains {
         pool: pool.clone(),
@@ -94,10 +116,21 @@ pub async fn run(args: &FloorArgs) -> anyhow::Result<ChildReport> {
         interval: Duration::from_millis(args.interval_ms),
         calls: Calls::default(),
         done,
+        shared_done: shared_done.clone(),
     });
     let jobs = args.jobs;
     let stop = async move {
-        let _ = done_rx.wait_for(|done| *done >= jobs).await;
+        match shared_done {
+            // Other processes finish chains too: the shared count says when all are done.
+            Some(counter) => {
+                while u64::from(counter.get(0)) < jobs {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            None => {
+                let _ = done_rx.wait_for(|done| *done >= jobs).await;
+            }
+        }
         Ok::<(), std::io::Error>(())
     };
     let fetch = Duration::from_millis(args.fetch_ms.max(10));
@@ -107,13 +140,18 @@ pub async fn run(args: &FloorArgs) -> anyhow::Result<ChildReport> {
     // The same worker on either database's engine storage.
     macro_rules! run {
         ($backend:expr) => {
-            WorkerBuilder::new("engine-floor")
-                .backend($backend.poll_with_interval(fetch))
-                .concurrency(concurrency)
-                .data(chains.clone())
-                .build(step)
-                .run_until(stop)
-                .await?
+            // A name per worker: the engine refuses a second live worker of one name.
+            WorkerBuilder::new(format!(
+                "engine-floor-{}-{}",
+                std::process::id(),
+                WORKERS.fetch_add(1, Relaxed)
+            ))
+            .backend($backend.poll_with_interval(fetch))
+            .concurrency(concurrency)
+            .data(chains.clone())
+            .build(step)
+            .run_until(stop)
+            .await?
         };
     }
     match &pool {
@@ -156,6 +194,9 @@ async fn step(link: Link, chains: Data<Arc<Chains>>) -> Result<(), BoxDynError> 
         _ => {
             calls.note(&calls.opens);
             chains.done.send_modify(|done| *done += 1);
+            if let Some(counter) = &chains.shared_done {
+                counter.bump(0);
+            }
             return Ok(());
         }
     };
@@ -287,7 +328,45 @@ mod tests {
             concurrency: 2,
             fetch_ms: 10,
             writes_only,
+            no_queue: false,
+            done_counter: None,
         }
+    }
+
+    /// Two workers share the chains one of them queued, each step run once between them, and
+    /// both stop once every chain is done.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_workers_share_the_chains_and_stop_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("floor.sqlite").display().to_string();
+        drop(report_runner::Store::open(&db).await.unwrap());
+        let counter = dir.path().join("done");
+        PollCounters::create(&counter, 1).unwrap();
+        let first = FloorArgs {
+            done_counter: Some(counter.clone()),
+            ..args(&db, false)
+        };
+        let second = FloorArgs {
+            no_queue: true,
+            done_counter: Some(counter.clone()),
+            ..args(&db, false)
+        };
+        let (a, b) = tokio::time::timeout(
+            Duration::from_secs(60),
+            futures::future::join(run(&first), run(&second)),
+        )
+        .await
+        .expect("both stop");
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(
+            (
+                a.starts + b.starts,
+                a.polls + b.polls,
+                a.downloads + b.downloads
+            ),
+            (6, 12, 6)
+        );
+        assert_eq!(PollCounters::open(&counter).unwrap().get(0), 6);
     }
 
     /// Each chain runs its start, its polls and its download once, then the worker stops.

@@ -85,6 +85,15 @@ impl PollCounters {
         let counter = unsafe { &*self.ptr.add(n) };
         Some(counter.fetch_add(1, Ordering::SeqCst) + 1)
     }
+
+    /// Counter `n` as it stands (0 if out of range).
+    pub fn get(&self, n: usize) -> u32 {
+        if n >= self.len {
+            return 0;
+        }
+        // SAFETY: as in `bump`.
+        unsafe { &*self.ptr.add(n) }.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for PollCounters {

@@ -169,9 +169,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !args.skip_sqlite {
         eprintln!("runner: the job engine alone, SQLite…");
         let floor_db = dir.path().join("floor.sqlite").display().to_string();
-        floors.push(floor_run(args, &rt, FLOOR_SQLITE, &floor_db, None)?);
+        floors.push(floor_run(
+            args,
+            &rt,
+            FLOOR_SQLITE,
+            &floor_db,
+            None,
+            1,
+            dir.path(),
+        )?);
         let writes_db = dir.path().join("writes.sqlite").display().to_string();
-        floors.push(floor_run(args, &rt, WRITES_SQLITE, &writes_db, None)?);
+        floors.push(floor_run(
+            args,
+            &rt,
+            WRITES_SQLITE,
+            &writes_db,
+            None,
+            1,
+            dir.path(),
+        )?);
     }
     let mut pg_note = None;
     let cluster = if args.skip_postgres {
@@ -212,9 +228,36 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         eprintln!("runner: the job engine alone, PostgreSQL…");
         let url = crate::pg::create_database(cluster, "engine_floor")?;
-        floors.push(floor_run(args, &rt, FLOOR_POSTGRES, &url, Some(cluster))?);
+        floors.push(floor_run(
+            args,
+            &rt,
+            FLOOR_POSTGRES,
+            &url,
+            Some(cluster),
+            1,
+            dir.path(),
+        )?);
+        eprintln!("runner: the job engine alone, PostgreSQL, 2 workers…");
+        let url = crate::pg::create_database(cluster, "engine_floor_two")?;
+        floors.push(floor_run(
+            args,
+            &rt,
+            FLOOR_POSTGRES_TWO,
+            &url,
+            Some(cluster),
+            2,
+            dir.path(),
+        )?);
         let url = crate::pg::create_database(cluster, "writes_only")?;
-        floors.push(floor_run(args, &rt, WRITES_POSTGRES, &url, Some(cluster))?);
+        floors.push(floor_run(
+            args,
+            &rt,
+            WRITES_POSTGRES,
+            &url,
+            Some(cluster),
+            1,
+            dir.path(),
+        )?);
     }
     eprintln!("runner: in-process baseline 3/3…");
     baselines.push(in_process(args, dir.path(), 3)?);
@@ -343,6 +386,7 @@ fn queue_run(
 
 const FLOOR_SQLITE: &str = "apalis alone, SQLite, empty steps";
 const FLOOR_POSTGRES: &str = "apalis alone, PostgreSQL, empty steps";
+const FLOOR_POSTGRES_TWO: &str = "apalis alone, PostgreSQL, 2 workers, empty steps";
 const WRITES_SQLITE: &str = "no engine: 1 write per step, SQLite";
 const WRITES_POSTGRES: &str = "no engine: 1 write per step, PostgreSQL";
 
@@ -352,34 +396,71 @@ fn writes_only(label: &str) -> bool {
 }
 
 /// The job engine alone on a database set up by `Store::open`: the same number of tasks as
-/// the runner's steps, each doing nothing but queue the next; or, for the `WRITES_…` labels,
-/// no engine and one database write per step (`engine_floor`).
+/// the runner's steps, each doing nothing but queue the next, drained by `workers` processes
+/// (sharing a counter of finished chains in `dir`); or, for the `WRITES_…` labels, no engine
+/// and one database write per step (`engine_floor`).
 fn floor_run(
     args: &Args,
     rt: &tokio::runtime::Runtime,
     label: &str,
     url: &str,
     cluster: Option<&Cluster>,
+    workers: usize,
+    dir: &Path,
 ) -> anyhow::Result<Run> {
     drop(rt.block_on(Store::open(url))?);
-    let mut child = Command::new(std::env::current_exe()?);
-    child
-        .args(["runner-child", "engine-floor", "--db", url])
-        .args(["--jobs", &args.jobs.to_string()])
-        .args(["--polls", &args.polls.to_string()])
-        .args(["--interval-ms", &args.interval_ms.to_string()])
-        .args(["--concurrency", &args.concurrency.to_string()])
-        .args(["--fetch-ms", &args.fetch_ms.to_string()])
-        .args(writes_only(label).then_some("--writes-only"));
-    let (measured, server_cpu) =
-        crate::pg::server_cpu_during(cluster, || run_measured(&mut child))?;
-    let child = parse_child(&measured)?;
-    let done = child.downloads;
+    let done_counter = dir.join(format!(
+        "{}-done",
+        url.rsplit('/').next().unwrap_or("floor")
+    ));
+    if workers > 1 {
+        PollCounters::create(&done_counter, 1)?;
+    }
+    let command = |worker: usize| -> anyhow::Result<Command> {
+        let mut child = Command::new(std::env::current_exe()?);
+        child
+            .args(["runner-child", "engine-floor", "--db", url])
+            .args(["--jobs", &args.jobs.to_string()])
+            .args(["--polls", &args.polls.to_string()])
+            .args(["--interval-ms", &args.interval_ms.to_string()])
+            .args(["--concurrency", &args.concurrency.to_string()])
+            .args(["--fetch-ms", &args.fetch_ms.to_string()])
+            .args(writes_only(label).then_some("--writes-only"));
+        if workers > 1 {
+            // The first queues the chains; every one counts those it finishes.
+            child.arg("--done-counter").arg(&done_counter);
+            if worker > 0 {
+                child.arg("--no-queue");
+            }
+        }
+        Ok(child)
+    };
+    let (measured, server_cpu) = crate::pg::server_cpu_during(cluster, || {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let mut child = command(worker)?;
+                Ok(std::thread::spawn(move || run_measured(&mut child)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut measured = Vec::new();
+        for h in handles {
+            measured.push(
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??,
+            );
+        }
+        Ok(measured)
+    })?;
+    let children = measured
+        .iter()
+        .map(parse_child)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let done = children.iter().map(|c| c.downloads).sum();
     Ok(Run {
         label: label.to_string(),
-        workers: 1,
-        children: vec![child],
-        measured: vec![measured],
+        workers,
+        children,
+        measured,
         submit_secs: f64::NAN,
         done,
         not_done: Vec::new(),
@@ -613,6 +694,16 @@ fn print_report(
                 fmt_ratio(ratio(ceiling, one.polls_per_sec())),
             );
         }
+    }
+    // Whether the engine itself lets a second worker add throughput.
+    let floor = |label| floors.iter().find(|r| r.label == label);
+    if let (Some(one), Some(two)) = (floor(FLOOR_POSTGRES), floor(FLOOR_POSTGRES_TWO)) {
+        println!(
+            "- the engine alone on PostgreSQL (empty steps), two workers against one: {} ({:.0} vs {:.0} polls/s): a runner on apalis scales at most as far as its engine does",
+            fmt_ratio(ratio(two.polls_per_sec(), one.polls_per_sec())),
+            two.polls_per_sec(),
+            one.polls_per_sec()
+        );
     }
     // The floors: one write per step (under any durable runner on this database) and the
     // engine alone (under any runner built on apalis).
