@@ -5,8 +5,8 @@
 //! takes a step under a lease (so no two workers work on one job at once), and records the
 //! outcome together with the task of the next step, atomically (one transaction on SQLite, one
 //! statement on PostgreSQL): a crash at any point leaves either the old step (repeated: polls
-//! only read, downloads rename at the end) or the new one queued, never neither. Tasks carry an idempotency key (`job/seq`), so a step's task
-//! pushed twice is queued once.
+//! only read, downloads rename at the end) or the new one queued, never neither. Tasks carry
+//! an idempotency key (`job/seq`), so a step's task pushed twice is queued once.
 
 use std::str::FromStr;
 use std::time::Duration;
