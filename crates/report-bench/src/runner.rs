@@ -340,20 +340,11 @@ fn queue_run(
         crate::pg::reset_statements(cluster, url)?;
     }
     let (measured, server_cpu) = crate::pg::server_cpu_during(cluster, || {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let mut cmd = spec.command()?;
-                Ok(std::thread::spawn(move || run_measured(&mut cmd)))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let mut measured = Vec::new();
-        for h in handles {
-            measured.push(
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??,
-            );
-        }
-        Ok(measured)
+        run_together(
+            (0..workers)
+                .map(|_| spec.command())
+                .collect::<anyhow::Result<_>>()?,
+        )
     })?;
     let statements = counted
         .map(|cluster| crate::pg::top_statements(cluster, url, 12))
@@ -436,20 +427,7 @@ fn floor_run(
         Ok(child)
     };
     let (measured, server_cpu) = crate::pg::server_cpu_during(cluster, || {
-        let handles: Vec<_> = (0..workers)
-            .map(|worker| {
-                let mut child = command(worker)?;
-                Ok(std::thread::spawn(move || run_measured(&mut child)))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let mut measured = Vec::new();
-        for h in handles {
-            measured.push(
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??,
-            );
-        }
-        Ok(measured)
+        run_together((0..workers).map(command).collect::<anyhow::Result<_>>()?)
     })?;
     let children = measured
         .iter()
@@ -467,6 +445,22 @@ fn floor_run(
         server_cpu,
         statements: None,
     })
+}
+
+/// Runs the worker processes `commands` at once, each measured; their figures in order.
+fn run_together(commands: Vec<Command>) -> anyhow::Result<Vec<Measured>> {
+    let handles: Vec<_> = commands
+        .into_iter()
+        .map(|mut cmd| std::thread::spawn(move || run_measured(&mut cmd)))
+        .collect();
+    let mut measured = Vec::new();
+    for h in handles {
+        measured.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??,
+        );
+    }
+    Ok(measured)
 }
 
 fn write_lag_csv(path: &Path, runs: &[Run]) -> anyhow::Result<()> {
