@@ -48,6 +48,10 @@ pub struct Args {
     /// (`pg_stat_statements`, loaded into the benchmark's cluster).
     #[arg(long)]
     pub pg_statements: bool,
+    /// A server setting for the benchmark's PostgreSQL cluster, `name=value` (repeatable; for
+    /// instance `synchronous_commit=off` to see what waiting for the disk at each commit costs).
+    #[arg(long = "pg-setting", value_name = "NAME=VALUE")]
+    pub pg_settings: Vec<String>,
     /// Also write every lag sample to this CSV file (`setup,worker,seconds since the worker
     /// began,lag seconds`), to see when polls ran late.
     #[arg(long)]
@@ -194,12 +198,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         pg_note = Some("PostgreSQL: skipped (--skip-postgres).".to_string());
         None
     } else {
-        let settings: &[&str] = if args.pg_statements {
-            &[crate::pg::COUNT_STATEMENTS]
-        } else {
-            &[]
-        };
-        let cluster = Cluster::start_with(settings);
+        let mut settings: Vec<&str> = args.pg_settings.iter().map(String::as_str).collect();
+        if args.pg_statements {
+            settings.push(crate::pg::COUNT_STATEMENTS);
+        }
+        let cluster = Cluster::start_with(&settings);
         if cluster.is_none() {
             pg_note = Some(
                 "PostgreSQL: skipped: initdb/pg_ctl not found (apt-get install postgresql)."
