@@ -32,9 +32,6 @@ use report_ofd::{OfdAdapter, OfdClient};
 use report_sandbox::{RecordedRequest, Sandbox, SandboxConfig, Vendor, credentials as c};
 
 // ---------------------------------------------------------------------------------------------
-// Vendors.
-
-// ---------------------------------------------------------------------------------------------
 // What a credential looks like on the wire.
 
 /// Headers that carry credentials.

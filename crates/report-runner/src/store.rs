@@ -776,7 +776,7 @@ impl Store {
         owner: &str,
         next_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        let next = Priority::of(record);
+        let (next_seq, priority) = (record.seq + 1, Priority::of(record));
         let saved = if record.state.is_terminal() {
             // Nothing to queue: one statement, atomic on its own.
             with_db!(&self.db, pool, kind => {
@@ -789,7 +789,7 @@ impl Store {
                     let mut tx = crate::transaction::begin(pool).await?;
                     let saved = write_record!(Kind::Sqlite, tx, record, owner, true, false);
                     if saved {
-                        tx.push_step(&record.id, record.seq + 1, next_at, next)
+                        tx.push_step(&record.id, next_seq, next_at, priority)
                             .await?;
                         tx.commit().await?;
                     }
@@ -807,12 +807,12 @@ impl Store {
                     )
                     .bind(ulid::Ulid::generate().to_string())
                     .bind(QUEUE)
-                    .bind(step_payload(&record.id, record.seq + 1))
+                    .bind(step_payload(&record.id, next_seq))
                     .bind(MAX_ATTEMPTS)
                     .bind(run_at_secs(next_at).unwrap_or_else(|| Utc::now().timestamp()))
-                    .bind(next as i32)
+                    .bind(priority as i32)
                     .bind(sqlx::postgres::types::PgHstore::default())
-                    .bind(step_key(&record.id, record.seq + 1))
+                    .bind(step_key(&record.id, next_seq))
                     .execute(&mut *conn)
                     .await?
                     .rows_affected()
@@ -823,7 +823,7 @@ impl Store {
         if !saved {
             return Err(Error::LeaseLost(record.id.clone()));
         }
-        record.seq += 1;
+        record.seq = next_seq;
         Ok(())
     }
 
